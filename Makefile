@@ -1,0 +1,38 @@
+# Two commands for a new user: `make demo` and `make test`. Both create .venv when it is missing.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+export PYTHONPATH := $(CURDIR)/include
+# OpenMP busy-waits when cores are shared (pytest + Airflow workers): one thread per process.
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: venv demo test lint airflow bench clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -r requirements-dev.txt
+	@touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(PY) scripts/demo.py
+
+test: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -q
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+airflow: venv
+	$(PY) scripts/airflow_embedded.py serve
+
+bench: venv
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf .airflow var demo-summary.json test-output .pytest_cache .ruff_cache

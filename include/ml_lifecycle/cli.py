@@ -1,0 +1,195 @@
+"""Command line: ``python -m ml_lifecycle <command>``.
+
+Commands: ``train``, ``models list|show|promote|rollback``, ``simulate``, ``check-drift``,
+``backtest``. Exit codes (see README): 0 ok / no action; 2 invalid input, config or failed
+quality gate; 3 gate rejected the candidate (champion unchanged); 4 drift check recommends a
+retrain; 5 a stored artifact failed its integrity check; 1 an unexpected internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from .errors import EXIT_INVALID_INPUT, EXIT_OK, MLLifecycleError
+
+EXIT_INTERNAL = 1
+
+
+def _add_config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="YAML config file")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a config value (repeatable; YAML)")
+
+
+def _print_json(obj: Any) -> None:
+    from .io import dumps_json
+
+    sys.stdout.write(dumps_json(obj) + "\n")
+
+
+def _fmt_metric(m: dict[str, float]) -> str:
+    value, low, high = m.get("value"), m.get("low"), m.get("high")
+    if value is None:
+        return "n/a"
+    if low is None or high is None or low != low or high != high:
+        return f"{value:.4f}"
+    return f"{value:.4f} [{low:.4f}, {high:.4f}]"
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .train import run_training
+
+    cfg = load_config(args.config, args.overrides)
+    result = run_training(cfg, reason=args.reason, promote=not args.no_promote, actor="cli")
+    if args.json:
+        _print_json(result)
+        return int(result["exit_code"])
+    gate = result["gate"]
+    lines = [
+        f"model {cfg.name} ({cfg.task}, {cfg.model.family}) -> version v{result['version']}",
+        f"rows per split: {result['rows_per_split']}",
+        f"early stopping / iterations: {result['stopping_iteration']}",
+    ]
+    if cfg.task == "classification":
+        lines.append(f"decision threshold (chosen on validation): {result['threshold']:.4f}")
+    lines.append("test metrics (95% bootstrap interval):")
+    for name, m in result["metrics"].items():
+        base = result["baseline_metrics"].get(name)
+        base_txt = f"   baseline {base:.4f}" if isinstance(base, float) and base == base else ""
+        lines.append(f"  {name:>18}: {_fmt_metric(m)}{base_txt}")
+    top = list(result["importances"].items())[:5]
+    lines.append("top permutation importances (validation): "
+                 + ", ".join(f"{k}={v:.4f}" for k, v in top))
+    if result["leak_suspects"]:
+        lines.append(f"WARNING target-leak suspects: {result['leak_suspects']}")
+    lines.append(f"gate: {'PASSED' if gate['passed'] else 'REJECTED'}")
+    for rule in gate["rules"]:
+        lines.append(f"  [{'ok' if rule['passed'] else 'FAIL'}] {rule['detail']}")
+    if result["promoted"]:
+        lines.append(f"promoted v{result['version']} to champion "
+                     f"(was {result['champion_before']})")
+    else:
+        lines.append(f"champion unchanged: v{result['champion_after']}")
+    print("\n".join(lines))
+    return int(result["exit_code"])
+
+
+def _registry_from_args(args: argparse.Namespace) -> Any:
+    from .config import load_config, resolve_path
+    from .registry import Registry
+
+    if args.registry:
+        return Registry(resolve_path(args.registry))
+    if not args.config:
+        raise MLLifecycleError("models: give --config F or --registry ROOT")
+    return Registry(load_config(args.config, args.overrides).registry.root)
+
+
+def _models(args: argparse.Namespace) -> int:
+    registry = _registry_from_args(args)
+    if args.action == "list":
+        versions = registry.list_versions()
+        rows = [{
+            "version": c.get("version"), "created_at": c.get("created_at"),
+            "champion": c.get("is_champion", False),
+            "reason": (c.get("trigger") or {}).get("reason"),
+            "gate": (c.get("gate") or {}).get("passed"),
+            "primary_metric": c.get("primary_metric"),
+            "value": ((c.get("metrics") or {}).get(c.get("primary_metric") or "", {}) or {}).get(
+                "value"),
+        } for c in versions]
+        if args.json:
+            _print_json({"versions": rows, "champion": registry.champion(),
+                         "history": registry.history()})
+            return EXIT_OK
+        if not rows:
+            print("no model trained yet")
+        for r in rows:
+            mark = "*" if r["champion"] else " "
+            val = f"{r['value']:.4f}" if isinstance(r["value"], float) else "n/a"
+            print(f"{mark} v{r['version']:<4} {r['created_at']}  {r['primary_metric']}={val}  "
+                  f"gate={'pass' if r['gate'] else 'reject'}  reason={r['reason']}")
+        return EXIT_OK
+    if args.action == "show":
+        version = args.version if args.version is not None else registry.champion()
+        if version is None:
+            raise MLLifecycleError("models show: no champion yet; give a version")
+        _print_json(registry.get_card(version))
+        return EXIT_OK
+    if args.action == "promote":
+        if args.version is None:
+            raise MLLifecycleError("models promote: give the version to promote")
+        event = registry.promote(args.version, reason=args.reason or "manual promote",
+                                 actor="cli")
+    else:
+        event = registry.rollback(args.version, reason=args.reason or "manual rollback",
+                                  actor="cli")
+    if args.json:
+        _print_json(event)
+    else:
+        print(f"{event['event']}: champion is now v{event['version']} "
+              f"(was {event.get('previous')})")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ml_lifecycle",
+                                     description="train -> monitor -> retrain lifecycle")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train", help="quality -> split -> train -> evaluate -> gate -> register")
+    _add_config_args(p)
+    p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    p.add_argument("--reason", default="manual", help="why this run happens (model card)")
+    p.add_argument("--no-promote", action="store_true", help="register without promoting")
+    p.set_defaults(func=_train)
+    m = sub.add_parser("models", help="list, show, promote or roll back model versions")
+    m.add_argument("action", choices=["list", "show", "promote", "rollback"])
+    m.add_argument("version", nargs="?", type=int)
+    m.add_argument("--config")
+    m.add_argument("--set", dest="overrides", action="append", default=[])
+    m.add_argument("--registry", help="registry root (instead of --config)")
+    m.add_argument("--reason", default="")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=_models)
+    for name in ("simulate", "check-drift", "backtest"):
+        sub.add_parser(name, help=f"see: python -m ml_lifecycle {name} --help", add_help=False)
+    return parser
+
+
+def _delegate(command: str, argv: list[str]) -> int:
+    if command == "simulate":
+        from .simulate import cli_main
+    elif command == "check-drift":
+        from .drift.check import cli_main
+    else:
+        from .backtest import cli_main
+    return int(cli_main(argv))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in ("simulate", "check-drift", "backtest"):
+            return _delegate(argv[0], argv[1:])
+        args = build_parser().parse_args(argv)
+        return int(args.func(args))
+    except MLLifecycleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except SystemExit as exc:  # argparse
+        code = exc.code if isinstance(exc.code, int) else EXIT_INVALID_INPUT
+        return EXIT_INVALID_INPUT if code not in (0,) else 0
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        print(f"internal error: {type(exc).__name__}: {exc}\n(please report this with the "
+              "command you ran)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

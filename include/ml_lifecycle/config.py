@@ -1,0 +1,391 @@
+"""Configuration: one YAML file -> one validated pydantic model.
+
+Every threshold, path and seed of the lifecycle lives here. ``load_config(path, overrides)``
+reads the YAML, applies ``--set dotted.key=value`` overrides (values parsed as YAML, so lists and
+numbers work), validates, and raises :class:`ConfigError` naming the key, the value found and what
+was expected. Unknown keys are refused (a typo must not silently fall back to a default).
+
+Relative paths (``data.path``, ``registry.root``, ...) are resolved against ``base_dir``: the
+``ML_LIFECYCLE_BASE_DIR`` environment variable when set, otherwise the current working directory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .drift.settings import DriftConfig, PolicyConfig
+from .errors import ConfigError
+
+BASE_DIR_ENV = "ML_LIFECYCLE_BASE_DIR"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class FeaturesConfig(_Strict):
+    numeric: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _some_features(self) -> FeaturesConfig:
+        if not self.numeric and not self.categorical:
+            raise ValueError("at least one feature is required in numeric or categorical")
+        both = set(self.numeric) & set(self.categorical)
+        if both:
+            raise ValueError(f"columns declared both numeric and categorical: {sorted(both)}")
+        for name, cols in (("numeric", self.numeric), ("categorical", self.categorical)):
+            if len(set(cols)) != len(cols):
+                raise ValueError(f"duplicated column names in {name}: {cols}")
+        return self
+
+    @property
+    def all(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+
+class DataConfig(_Strict):
+    path: str = Field(description="CSV/Parquet file, a folder of batch files, or a glob")
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    columns: list[str] | None = Field(
+        default=None, description="column names for a headerless file (like UCI Adult)"
+    )
+    target: str
+    positive_label: str | int | None = Field(
+        default=None, description="classification: the positive class (default: the minority class)"
+    )
+    label_map: dict[str, str] = Field(
+        default_factory=dict, description="rewrite raw target values, e.g. {'>50K.': '>50K'}"
+    )
+    id_column: str | None = None
+    time_column: str | None = None
+    derived_time_features: list[Literal["hour", "day_of_week", "month", "day_of_year"]] = Field(
+        default_factory=list,
+        description="numeric features computed from time_column (list them in features.numeric)",
+    )
+    features: FeaturesConfig
+    na_values: list[str] = Field(default_factory=lambda: ["", "NA", "NaN", "nan", "null"])
+    keep_default_na: bool = Field(
+        default=True,
+        description="also treat pandas' default NA strings ('None', 'N/A', ...) as missing",
+    )
+    sentinels: dict[str, list[float | int | str]] = Field(
+        default_factory=dict, description="per column, values that mean 'missing'"
+    )
+    skip_rows: int = Field(default=0, ge=0, description="lines to skip at the top of each file")
+    comment: str | None = Field(
+        default=None, description="a line starting with this character is ignored"
+    )
+    encoding: str = "utf-8"
+    data_roots: list[str] = Field(
+        default_factory=list,
+        description="folders that paths from trigger forms/DAG conf must resolve inside",
+    )
+
+    @model_validator(mode="after")
+    def _check_columns(self) -> DataConfig:
+        features = set(self.features.all)
+        if self.derived_time_features and not self.time_column:
+            raise ValueError("derived_time_features need data.time_column")
+        if self.target in features:
+            raise ValueError(f"target '{self.target}' is also listed as a feature")
+        for key in ("id_column", "time_column"):
+            col = getattr(self, key)
+            if col is not None and col == self.target:
+                raise ValueError(f"{key} '{col}' is the target column")
+        if self.columns is not None:
+            if len(set(self.columns)) != len(self.columns):
+                raise ValueError("data.columns contains duplicated names")
+            needed = (features - set(self.derived_time_features)) | {self.target}
+            missing = sorted(needed - set(self.columns))
+            if missing:
+                raise ValueError(f"features/target not in data.columns: {missing}")
+        return self
+
+
+class QualityConfig(_Strict):
+    min_rows: int = Field(default=50, ge=1)
+    max_missing_rate: float = Field(default=0.5, ge=0.0, le=1.0)
+    warn_missing_rate: float = Field(default=0.05, ge=0.0, le=1.0)
+    spike_ratio: float = Field(
+        default=10.0, gt=1.0, description="a value holding this many times its neighbours' mass"
+    )
+    spike_min_share: float = Field(default=0.02, ge=0.0, le=1.0)
+    max_duplicate_rate: float = Field(default=0.2, ge=0.0, le=1.0)
+    min_class_rate: float = Field(default=0.005, ge=0.0, le=0.5)
+    fail_on_constant: bool = False
+
+
+class LeakScreenConfig(_Strict):
+    threshold: float = Field(
+        default=0.98, gt=0.5, le=1.0,
+        description="single-feature ROC-AUC (or R^2) that flags a leak",
+    )
+    fail: bool = False
+
+
+class SplitConfig(_Strict):
+    strategy: Literal["stratified", "time", "group", "random"]
+    train: float = Field(default=0.6, gt=0.0, lt=1.0)
+    validation: float = Field(default=0.2, gt=0.0, lt=1.0)
+    test: float = Field(default=0.2, gt=0.0, lt=1.0)
+    seed: int = 42
+    group_column: str | None = None
+    leak_screen: LeakScreenConfig = Field(default_factory=LeakScreenConfig)
+
+    @model_validator(mode="after")
+    def _fractions(self) -> SplitConfig:
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(
+                f"split fractions train+validation+test must sum to 1, found {total:.4f}"
+            )
+        if self.strategy == "group" and not self.group_column:
+            raise ValueError("split.strategy 'group' needs split.group_column")
+        return self
+
+
+class PreprocessConfig(_Strict):
+    numeric_imputer: Literal["median", "mean"] = "median"
+    add_missing_indicator: bool = True
+    scale: bool = True
+    categorical_imputer: Literal["most_frequent", "constant"] = "constant"
+    min_frequency: float | int = Field(
+        default=0.005, description="categories rarer than this are grouped as 'infrequent'"
+    )
+    max_categories: int | None = Field(default=30, ge=2)
+
+
+class SearchConfig(_Strict):
+    method: Literal["none", "grid", "random"] = "none"
+    space: dict[str, list[Any]] = Field(default_factory=dict)
+    n_iter: int = Field(default=8, ge=1)
+
+
+class ThresholdConfig(_Strict):
+    strategy: Literal["max_f1", "cost", "fixed"] = "max_f1"
+    cost_false_negative: float = Field(default=1.0, gt=0)
+    cost_false_positive: float = Field(default=1.0, gt=0)
+    fixed: float = Field(default=0.5, gt=0.0, lt=1.0)
+
+
+ModelFamily = Literal[
+    "hist_gradient_boosting", "logistic_regression", "ridge", "lasso", "sgd"
+]
+
+
+class ModelConfig(_Strict):
+    family: ModelFamily = "hist_gradient_boosting"
+    params: dict[str, Any] = Field(default_factory=dict)
+    class_weight: Literal["balanced"] | None = "balanced"
+    max_iter: int = Field(default=500, ge=1)
+    patience: int = Field(default=20, ge=1, description="early-stopping patience on validation")
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    threshold: ThresholdConfig = Field(default_factory=ThresholdConfig)
+    seed: int = 42
+
+
+class EvaluationConfig(_Strict):
+    primary_metric: str | None = Field(
+        default=None, description="default: pr_auc (classification) or rmse (regression)"
+    )
+    bootstrap: int = Field(default=200, ge=0, le=10000)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    slices: list[str] = Field(default_factory=list)
+    importance_repeats: int = Field(default=5, ge=1)
+    importance_max_rows: int = Field(default=5000, ge=100)
+    seed: int = 42
+
+
+class GateConfig(_Strict):
+    floors: dict[str, float] = Field(
+        default_factory=dict, description="minimum (or maximum for error metrics) per metric"
+    )
+    baseline_margin: float = Field(default=0.02, ge=0.0)
+    champion_tolerance: float = Field(default=0.01, ge=0.0)
+    bootstrap: int = Field(default=500, ge=50, le=20000)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    seed: int = 42
+
+
+class RegistryConfig(_Strict):
+    root: str
+    keep_split_assignment: bool = True
+
+
+class Config(_Strict):
+    task: Literal["classification", "regression"]
+    name: str = "model"
+    seed: int = 42
+    data: DataConfig
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    split: SplitConfig
+    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
+    registry: RegistryConfig
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Config:
+        family = self.model.family
+        if self.task == "regression":
+            if family == "logistic_regression":
+                raise ValueError("model.family 'logistic_regression' needs task 'classification'")
+            if self.split.strategy == "stratified":
+                raise ValueError("split.strategy 'stratified' needs task 'classification'")
+        if self.task == "classification" and family in ("ridge", "lasso"):
+            raise ValueError(f"model.family '{family}' needs task 'regression'")
+        if self.split.strategy == "time" and not self.data.time_column:
+            raise ValueError("split.strategy 'time' needs data.time_column")
+        return self
+
+    @property
+    def primary_metric(self) -> str:
+        if self.evaluation.primary_metric:
+            return self.evaluation.primary_metric
+        return "pr_auc" if self.task == "classification" else "rmse"
+
+    def resolved(self) -> dict[str, Any]:
+        """The full config as plain JSON-able data (stored in every model card)."""
+        return self.model_dump(mode="json")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def base_dir() -> Path:
+    return Path(os.environ.get(BASE_DIR_ENV) or os.getcwd())
+
+
+def resolve_path(path: str, base: Path | None = None) -> str:
+    """Resolve a config path against ``base`` (or ``base_dir()``); URLs (``s3://``) pass through."""
+    if "://" in path:
+        return path
+    p = Path(os.path.expanduser(path))
+    if not p.is_absolute():
+        p = (base or base_dir()) / p
+    return str(p)
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """Parse ``dotted.key=value``; the value is YAML (``[a, b]`` is a list, ``3`` an int)."""
+    if "=" not in item:
+        raise ConfigError(f"--set '{item}': expected dotted.key=value")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    parts = key.split(".")
+    if not key or any(not part for part in parts):
+        raise ConfigError(f"--set '{item}': the key '{key}' is not a dotted key like data.path")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key}: value '{raw}' is not valid YAML ({exc})") from None
+    return parts, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+    """Return a copy of ``raw`` with each ``dotted.key=value`` override applied."""
+    import copy
+
+    result = copy.deepcopy(raw)
+    for item in overrides or []:
+        parts, value = parse_override(item)
+        node = result
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = {}
+                node[part] = child
+            elif not isinstance(child, dict):
+                prefix = ".".join(parts[: depth + 1])
+                raise ConfigError(
+                    f"--set {'.'.join(parts)}: '{prefix}' is a value ({child!r}), not a section"
+                )
+            node = child
+        node[parts[-1]] = value
+    return result
+
+
+def _format_validation_error(exc: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration in {source}:"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "(top level)"
+        found = err.get("input")
+        msg = err.get("msg", "invalid")
+        if err.get("type") == "missing":
+            lines.append(f"  - {loc}: required key is missing")
+        elif err.get("type") == "extra_forbidden":
+            lines.append(f"  - {loc}: unknown key (found value {found!r}); check the spelling")
+        else:
+            shown = repr(found)
+            if len(shown) > 80:
+                shown = shown[:77] + "..."
+            lines.append(f"  - {loc}: found {shown}; expected: {msg}")
+    return "\n".join(lines)
+
+
+def config_from_dict(raw: Any, source: str = "<dict>", base: Path | None = None) -> Config:
+    """Validate a plain dict into a :class:`Config` and resolve its relative paths."""
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{source}: expected a YAML mapping at the top level, found {type(raw).__name__}"
+        )
+    try:
+        cfg = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, source)) from None
+    root = base or base_dir()
+    cfg.data.path = resolve_path(cfg.data.path, root)
+    cfg.registry.root = resolve_path(cfg.registry.root, root)
+    cfg.data.data_roots = [resolve_path(p, root) for p in cfg.data.data_roots]
+    return cfg
+
+
+def load_raw(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a YAML config file into a dict, with clear errors for missing/malformed files."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file '{p}' does not exist")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file '{p}' is not UTF-8 text ({exc.reason})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file '{p}' is not valid YAML: {exc}") from None
+    if raw is None:
+        raise ConfigError(f"config file '{p}' is empty")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file '{p}': expected a mapping at the top level")
+    return raw
+
+
+def load_config(
+    path: str | os.PathLike[str],
+    overrides: list[str] | None = None,
+    base: Path | None = None,
+) -> Config:
+    """Load, override and validate a config file.
+
+    Args:
+        path: YAML file.
+        overrides: ``dotted.key=value`` strings, applied in order.
+        base: folder that relative paths resolve against (default: ``base_dir()``).
+
+    Returns:
+        The validated :class:`Config` with absolute paths.
+
+    Raises:
+        ConfigError: naming the key, the value found and what was expected.
+    """
+    raw = apply_overrides(load_raw(path), overrides)
+    return config_from_dict(raw, source=str(path), base=base)

@@ -1,0 +1,1 @@
+"""Drift monitoring core (no Airflow)."""

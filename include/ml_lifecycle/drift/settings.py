@@ -1,0 +1,209 @@
+"""Drift-monitoring and retrain-policy settings (the ``drift`` and ``policy`` config sections).
+
+Every threshold the drift check and the retrain policy use lives here, with a default that is
+sensible for daily batches of a few thousand rows and still right on batches of a million rows
+(significance AND effect size, see ``docs/monitoring.md``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Severity = Literal["none", "low", "medium", "high", "critical"]
+SEVERITIES: tuple[str, ...] = ("none", "low", "medium", "high", "critical")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DriftConfig(_Strict):
+    """Settings of the data, prediction and concept drift checks and of batch quality."""
+
+    # -- when a batch can be judged at all
+    min_rows: int = Field(
+        default=100, ge=1,
+        description="batches (or a feature's non-missing values) below this give "
+                    "'insufficient_data', never 'drift'",
+    )
+    # -- the decision rule: significant after Benjamini-Hochberg AND a large enough effect
+    fdr_q: float = Field(
+        default=0.05, gt=0.0, lt=1.0,
+        description="Benjamini-Hochberg false discovery rate across the features of a batch",
+    )
+    numeric_tests: list[str] = Field(
+        default_factory=lambda: ["ks", "psi", "wasserstein", "jensen_shannon"],
+        description="tests run on numeric features (names from the stat-test registry)",
+    )
+    categorical_tests: list[str] = Field(
+        default_factory=lambda: ["chi2", "psi", "jensen_shannon"],
+        description="tests run on categorical features",
+    )
+    numeric_significance_test: str = Field(
+        default="ks", description="numeric test whose p-value enters the BH correction"
+    )
+    categorical_significance_test: str = Field(
+        default="chi2", description="categorical test whose p-value enters the BH correction"
+    )
+    numeric_effect_test: str = Field(
+        default="wasserstein",
+        description="numeric test whose effect size must reach its threshold "
+                    "(wasserstein: distance in reference standard deviations)",
+    )
+    categorical_effect_test: str = Field(
+        default="psi", description="categorical test whose effect size must reach its threshold"
+    )
+    thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description="minimum effect size per test name, overriding the registry defaults "
+                    "(ks 0.1, chi2 0.1, psi 0.1, wasserstein 0.1, jensen_shannon 0.1)",
+    )
+    # -- dataset verdict
+    dataset_drift_share: float = Field(
+        default=0.5, gt=0.0, le=1.0,
+        description="the batch is drifted when this share of its tested features drifted ...",
+    )
+    importance_drift_share: float = Field(
+        default=0.2, gt=0.0, le=1.0,
+        description="... or when drifted features carry this share of the model's importance",
+    )
+    # -- reference profile (built at training time)
+    reference_sample_size: int = Field(
+        default=100_000, ge=1000,
+        description="numeric values kept (sorted) per feature in the reference profile",
+    )
+    psi_bins: int = Field(default=10, ge=2, le=100, description="reference-quantile bins of PSI")
+    hist_bins: int = Field(
+        default=20, ge=2, le=200,
+        description="reference-quantile bins of the Jensen-Shannon test and the report plots",
+    )
+    wasserstein_quantiles: int = Field(
+        default=1000, ge=50, le=100_000,
+        description="quantiles per side on which the Wasserstein distance is integrated",
+    )
+    rare_min_expected: float = Field(
+        default=5.0, ge=0.0,
+        description="chi-squared: categories with an expected count below this are pooled",
+    )
+    max_profile_categories: int = Field(
+        default=5000, ge=10,
+        description="categories kept per feature in the profile (the rest are pooled)",
+    )
+    seed: int = 42
+    n_jobs: int = Field(
+        default=1, ge=1, le=64, description="threads used to test features in parallel"
+    )
+    # -- prediction drift (the model's scores on the batch vs on validation)
+    prediction_drift: bool = True
+    # -- concept drift (delayed labels of past batches)
+    performance_metric: str | None = Field(
+        default=None,
+        description="metric watched on labelled batches (default roc_auc / rmse); must be in "
+                    "the model card's test metrics",
+    )
+    performance_tolerance: float = Field(
+        default=0.05, ge=0.0,
+        description="allowed drop of the metric vs the model's test value before it is flagged",
+    )
+    performance_tolerance_mode: Literal["relative", "absolute"] = Field(
+        default="relative",
+        description="relative: a share of the test value; absolute: in metric units",
+    )
+    performance_min_labelled: int = Field(
+        default=200, ge=10, description="labelled rows needed in the window to judge"
+    )
+    performance_window_days: int | None = Field(
+        default=30, ge=1,
+        description="trailing window (days before the checked day) of labelled rows; "
+                    "None keeps every labelled row given",
+    )
+    performance_max_rows: int = Field(
+        default=50_000, ge=100, description="most recent labelled rows kept in the window"
+    )
+    performance_bootstrap: int = Field(default=300, ge=50, le=10_000)
+    performance_confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    score_column: str = Field(
+        default="score", description="column of the model's score in predictions files"
+    )
+    # -- batch data quality (compared with the reference profile)
+    max_missing_increase: float = Field(
+        default=0.1, ge=0.0, le=1.0,
+        description="flag a feature whose missing rate rose by more than this (absolute)",
+    )
+    critical_missing_rate: float = Field(
+        default=0.95, gt=0.0, le=1.0,
+        description="a feature at least this missing (and not so in the reference) is critical",
+    )
+    max_unseen_share: float = Field(
+        default=0.05, ge=0.0, le=1.0, description="flag this share of never-seen categories"
+    )
+    max_out_of_range_share: float = Field(
+        default=0.05, ge=0.0, le=1.0,
+        description="flag this share of numeric values outside the reference [min, max]",
+    )
+    spike_min_share: float = Field(
+        default=0.05, ge=0.0, le=1.0,
+        description="a single numeric value holding this share of the batch ...",
+    )
+    spike_ratio: float = Field(
+        default=5.0, gt=1.0,
+        description="... and this many times its reference share is a sentinel spike",
+    )
+    # -- reports
+    report_top_categories: int = Field(default=15, ge=3, le=100)
+
+    @model_validator(mode="after")
+    def _check(self) -> DriftConfig:
+        if not self.numeric_tests or not self.categorical_tests:
+            raise ValueError("drift.numeric_tests and drift.categorical_tests must not be empty")
+        for key, tests in (
+            ("numeric_significance_test", self.numeric_tests),
+            ("numeric_effect_test", self.numeric_tests),
+            ("categorical_significance_test", self.categorical_tests),
+            ("categorical_effect_test", self.categorical_tests),
+        ):
+            name = getattr(self, key)
+            if name not in tests:
+                kind = key.split("_", 1)[0]
+                raise ValueError(f"drift.{key} '{name}' is not in drift.{kind}_tests {tests}")
+        return self
+
+
+class PolicyConfig(_Strict):
+    """Settings of the retrain policy (drift/performance/quality -> retrain or not)."""
+
+    min_severity: Literal["low", "medium", "high", "critical"] = Field(
+        default="medium", description="retrain when the batch's severity reaches this"
+    )
+    cooldown_days: float = Field(
+        default=3, ge=0, description="no retrain within this many days of the last one ..."
+    )
+    critical_overrides_cooldown: bool = Field(
+        default=True, description="... unless the severity is critical"
+    )
+    budget_max_retrains: int = Field(
+        default=4, ge=0, description="at most this many retrains triggered per budget period"
+    )
+    budget_period_days: float = Field(default=30, gt=0)
+    critical_overrides_budget: bool = False
+    pending_timeout_hours: float = Field(
+        default=48, gt=0,
+        description="a triggered retrain not finished after this long no longer blocks",
+    )
+    high_weighted_drift: float = Field(
+        default=0.5, gt=0.0, le=1.0,
+        description="importance-weighted drift from which data drift alone is 'high'",
+    )
+    critical_drop_factor: float = Field(
+        default=2.0, ge=1.0,
+        description="a performance drop this many times the tolerance is 'critical'",
+    )
+    block_on_critical_quality: bool = Field(
+        default=True,
+        description="never retrain on a batch whose data quality is critical (fix data first)",
+    )
+    retrain_on_prediction_drift: bool = Field(
+        default=True, description="prediction drift alone counts as 'medium'"
+    )

@@ -1,0 +1,272 @@
+"""Model families, validation-set early stopping, search on validation, threshold choice.
+
+Pitfall avoided: tuning or early-stopping on the test set. Every choice made during training
+(the stopping iteration, hyper-parameters, the decision threshold) is made on the *validation*
+split; the test split is not passed to anything in this module.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import ConfigError
+from .evaluate import compute_metric, higher_is_better
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+    from .config import Config
+
+
+@dataclass
+class FitResult:
+    """What training produced: the fitted pipeline and how it was chosen."""
+
+    pipeline: Pipeline
+    params: dict[str, Any]
+    validation_metric: str
+    validation_score: float
+    validation_curve: dict[str, Any]
+    stopping_iteration: int | None
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    threshold: float = 0.5
+    threshold_info: dict[str, Any] = field(default_factory=dict)
+    validation_scores: np.ndarray | None = None
+
+
+def _scores(model: Any, x: Any, task: str) -> np.ndarray:
+    if task == "classification":
+        return np.asarray(model.predict_proba(x)[:, 1], dtype=float)
+    return np.asarray(model.predict(x), dtype=float)
+
+
+def _sample_weight(y: np.ndarray, class_weight: str | None) -> np.ndarray | None:
+    if class_weight != "balanced":
+        return None
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    return compute_sample_weight("balanced", y)
+
+
+def _fit_hgb(cfg: Config, params: dict[str, Any], xt: np.ndarray, yt: np.ndarray,
+             xv: np.ndarray, yv: np.ndarray) -> tuple[Any, dict[str, Any], int]:
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    common = dict(
+        max_iter=cfg.model.max_iter,
+        early_stopping=True,
+        n_iter_no_change=cfg.model.patience,
+        scoring="loss",
+        random_state=cfg.model.seed,
+    )
+    common.update(params)
+    if cfg.task == "classification":
+        est = HistGradientBoostingClassifier(class_weight=cfg.model.class_weight, **common)
+    else:
+        est = HistGradientBoostingRegressor(**common)
+    # scikit-learn >= 1.8: early stopping on an explicit validation set (not a random slice of
+    # the training rows).
+    est.fit(xt, yt, X_val=xv, y_val=yv)
+    val_loss = (-np.asarray(est.validation_score_)).tolist()  # scoring="loss" stores -loss
+    best = int(np.argmin(val_loss))
+    curve = {
+        "x_label": "iteration",
+        "metric": "validation loss",
+        "x": list(range(len(val_loss))),
+        "values": val_loss,
+        "train_values": (-np.asarray(est.train_score_)).tolist(),
+        "best_iteration": best,
+    }
+    return est, curve, int(est.n_iter_)
+
+
+def _fit_sgd(cfg: Config, params: dict[str, Any], xt: np.ndarray, yt: np.ndarray,
+             xv: np.ndarray, yv: np.ndarray) -> tuple[Any, dict[str, Any], int]:
+    from sklearn.linear_model import SGDClassifier, SGDRegressor
+    from sklearn.metrics import log_loss
+
+    seed = cfg.model.seed
+    if cfg.task == "classification":
+        est: Any = SGDClassifier(loss="log_loss", random_state=seed,
+                                 **{"alpha": 1e-4, **params})
+    else:
+        est = SGDRegressor(random_state=seed, **{"alpha": 1e-4, **params})
+    weights = _sample_weight(yt, cfg.model.class_weight) if cfg.task == "classification" else None
+    rng = np.random.default_rng(seed)
+    classes = np.unique(yt)
+    best_loss, best_est, best_epoch, bad = np.inf, None, 0, 0
+    losses: list[float] = []
+    for epoch in range(cfg.model.max_iter):
+        order = rng.permutation(len(yt))
+        kwargs: dict[str, Any] = {"sample_weight": None if weights is None else weights[order]}
+        if cfg.task == "classification":
+            kwargs["classes"] = classes
+        est.partial_fit(xt[order], yt[order], **kwargs)
+        if cfg.task == "classification":
+            loss = float(log_loss(yv, np.clip(est.predict_proba(xv)[:, 1], 1e-12, 1 - 1e-12),
+                                  labels=[0, 1]))
+        else:
+            loss = float(np.mean((est.predict(xv) - yv) ** 2))
+        losses.append(loss)
+        if loss < best_loss - 1e-6:
+            best_loss, best_est, best_epoch, bad = loss, copy.deepcopy(est), epoch, 0
+        else:
+            bad += 1
+            if bad >= cfg.model.patience:
+                break
+    curve = {
+        "x_label": "epoch",
+        "metric": "validation log loss" if cfg.task == "classification" else "validation MSE",
+        "x": list(range(len(losses))),
+        "values": losses,
+        "best_iteration": best_epoch,
+    }
+    return best_est, curve, best_epoch + 1
+
+
+def _fit_linear(cfg: Config, params: dict[str, Any], xt: np.ndarray, yt: np.ndarray,
+                xv: np.ndarray, yv: np.ndarray) -> tuple[Any, dict[str, Any], int | None]:
+    from sklearn.linear_model import Lasso, LogisticRegression, Ridge
+
+    family = cfg.model.family
+    if family == "logistic_regression":
+        p = {"C": 1.0, "l1_ratio": 0.0, **params}
+        solver = "lbfgs" if p["l1_ratio"] == 0 else "saga"
+        est: Any = LogisticRegression(
+            solver=solver, max_iter=cfg.model.max_iter, class_weight=cfg.model.class_weight,
+            random_state=cfg.model.seed, **p,
+        )
+    elif family == "ridge":
+        est = Ridge(random_state=cfg.model.seed, **{"alpha": 1.0, **params})
+    else:
+        est = Lasso(random_state=cfg.model.seed, max_iter=cfg.model.max_iter,
+                    **{"alpha": 0.1, **params})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)
+        est.fit(xt, yt)
+    n_iter = getattr(est, "n_iter_", None)
+    if n_iter is not None:
+        n_iter = int(np.max(n_iter))
+    return est, {}, n_iter
+
+
+_FITTERS = {
+    "hist_gradient_boosting": _fit_hgb,
+    "sgd": _fit_sgd,
+    "logistic_regression": _fit_linear,
+    "ridge": _fit_linear,
+    "lasso": _fit_linear,
+}
+
+
+def candidate_params(cfg: Config) -> list[dict[str, Any]]:
+    """The hyper-parameter candidates: the base params, or a grid/random search over a space."""
+    base = dict(cfg.model.params)
+    search = cfg.model.search
+    if search.method == "none" or not search.space:
+        return [base]
+    keys = sorted(search.space)
+    grid = [dict(zip(keys, combo, strict=True))
+            for combo in itertools.product(*(search.space[k] for k in keys))]
+    if search.method == "random" and len(grid) > search.n_iter:
+        rng = np.random.default_rng(cfg.model.seed)
+        grid = [grid[i] for i in sorted(rng.choice(len(grid), search.n_iter, replace=False))]
+    return [{**base, **g} for g in grid]
+
+
+def choose_threshold(y_val: np.ndarray, scores: np.ndarray, cfg: Config) -> tuple[float, dict]:
+    """Pick the decision threshold on validation: max F1, minimum cost, or a fixed value."""
+    tcfg = cfg.model.threshold
+    if tcfg.strategy == "fixed":
+        return float(tcfg.fixed), {"strategy": "fixed"}
+    candidates = np.unique(np.quantile(scores, np.linspace(0.0, 1.0, 401)))
+    y = np.asarray(y_val) == 1
+    best_t, best_v = 0.5, -np.inf
+    for t in candidates:
+        pred = scores >= t
+        tp = np.sum(pred & y)
+        fp = np.sum(pred & ~y)
+        fn = np.sum(~pred & y)
+        if tcfg.strategy == "max_f1":
+            denom = 2 * tp + fp + fn
+            value = 2 * tp / denom if denom else 0.0
+        else:
+            value = -(tcfg.cost_false_negative * fn + tcfg.cost_false_positive * fp)
+        if value > best_v:
+            best_t, best_v = float(t), float(value)
+    name = "validation F1" if tcfg.strategy == "max_f1" else "validation cost (negated)"
+    return best_t, {"strategy": tcfg.strategy, "objective": name, "value": best_v}
+
+
+def train_model(cfg: Config, x_train: pd.DataFrame, y_train: np.ndarray,
+                x_val: pd.DataFrame, y_val: np.ndarray) -> FitResult:
+    """Fit the preprocessor on train, then each candidate with validation early stopping.
+
+    Args:
+        cfg: the config.
+        x_train, y_train: the training split (the only rows anything is fitted on).
+        x_val, y_val: the validation split (early stopping, search and threshold only).
+
+    Returns:
+        A :class:`FitResult` with the best candidate as a fitted ``Pipeline(prep, model)``.
+    """
+    from sklearn.pipeline import Pipeline
+
+    from .preprocess import build_preprocessor
+
+    family = cfg.model.family
+    if family not in _FITTERS:  # pragma: no cover - the schema guards it
+        raise ConfigError(f"model.family: unknown family '{family}'")
+    prep = build_preprocessor(cfg)
+    xt = prep.fit_transform(x_train)  # fitted on the training split only
+    xv = prep.transform(x_val)
+    metric = cfg.primary_metric
+    sign = 1.0 if higher_is_better(metric) else -1.0
+    trials: list[dict[str, Any]] = []
+    best: tuple[float, Any, dict, dict, int | None, dict] | None = None
+    for params in candidate_params(cfg):
+        try:
+            est, curve, n_iter = _FITTERS[family](cfg, params, xt, y_train, xv, y_val)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"model.params/search for family '{family}': {params} rejected ({exc})"
+            ) from None
+        scores = _scores(est, xv, cfg.task)
+        value = compute_metric(cfg.task, metric, y_val, scores, 0.5)
+        trials.append({"params": params, f"validation_{metric}": value, "iterations": n_iter})
+        if best is None or sign * value > sign * best[0]:
+            best = (value, est, params, curve, n_iter, {"scores": scores})
+    assert best is not None
+    value, est, params, curve, n_iter, extra = best
+    if not curve and len(trials) > 1:
+        curve = {
+            "x_label": "candidate",
+            "metric": f"validation {metric}",
+            "x": list(range(len(trials))),
+            "values": [t[f"validation_{metric}"] for t in trials],
+            "best_iteration": trials.index(next(t for t in trials if t["params"] == params)),
+        }
+    pipeline = Pipeline([("prep", prep), ("model", est)])
+    val_scores = extra["scores"]
+    threshold, info = (0.5, {})
+    if cfg.task == "classification":
+        threshold, info = choose_threshold(y_val, val_scores, cfg)
+    return FitResult(
+        pipeline=pipeline,
+        params=params,
+        validation_metric=metric,
+        validation_score=float(value),
+        validation_curve=curve,
+        stopping_iteration=n_iter,
+        trials=trials,
+        threshold=threshold,
+        threshold_info=info,
+        validation_scores=val_scores,
+    )

@@ -1,0 +1,262 @@
+"""Split first: train / validation / test before any preprocessing, plus a leakage audit.
+
+Pitfall avoided: fitting an imputer, scaler or encoder on the whole table before splitting lets
+statistics of the validation and test rows leak into training. Here the split happens on the raw
+table; every transformer is fitted later, inside the pipeline, on the training rows only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError
+
+if TYPE_CHECKING:
+    from .config import Config
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass
+class SplitResult:
+    """Positional row indices of each split (into the frame given to :func:`split_frame`)."""
+
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+    strategy: str
+    seed: int
+    notes: list[str] = field(default_factory=list)
+
+    def indices(self, name: str) -> np.ndarray:
+        return getattr(self, name)
+
+    def sizes(self) -> dict[str, int]:
+        return {name: len(self.indices(name)) for name in SPLITS}
+
+    def assignment(self, frame: pd.DataFrame, id_column: str | None) -> pd.DataFrame:
+        """Row id -> split name (stored with the model version)."""
+        n = len(frame)
+        labels = np.empty(n, dtype=object)
+        for name in SPLITS:
+            labels[self.indices(name)] = name
+        row_id = frame[id_column].astype(str).to_numpy() if id_column else np.arange(n).astype(str)
+        return pd.DataFrame({"row_id": row_id, "position": np.arange(n), "split": labels})
+
+
+def _fraction_counts(n: int, cfg: Config) -> tuple[int, int]:
+    n_val = round(n * cfg.split.validation)
+    n_test = round(n * cfg.split.test)
+    if min(n_val, n_test, n - n_val - n_test) < 1:
+        raise DataError(
+            f"split: {n} rows are too few for fractions train={cfg.split.train} "
+            f"validation={cfg.split.validation} test={cfg.split.test} (a split would be empty)"
+        )
+    return n_val, n_test
+
+
+def split_frame(frame: pd.DataFrame, y: np.ndarray, cfg: Config) -> SplitResult:
+    """Split rows by ``cfg.split.strategy`` (stratified, time, group, random).
+
+    Args:
+        frame: the training table (rows with a valid target only).
+        y: the encoded target (used for stratification).
+        cfg: the config.
+
+    Returns:
+        A :class:`SplitResult` with disjoint, non-empty index arrays.
+    """
+    from sklearn.model_selection import GroupShuffleSplit, train_test_split
+
+    n = len(frame)
+    strategy = cfg.split.strategy
+    seed = cfg.split.seed
+    n_val, n_test = _fraction_counts(n, cfg)
+    positions = np.arange(n)
+    notes: list[str] = []
+    if strategy in ("stratified", "random"):
+        stratify = y if strategy == "stratified" else None
+        if stratify is not None:
+            _, counts = np.unique(stratify, return_counts=True)
+            if counts.min() < 3:
+                raise DataError(
+                    "split.strategy 'stratified': a class has fewer than 3 rows; "
+                    "each split needs at least one"
+                )
+        rest, test = train_test_split(
+            positions, test_size=n_test, random_state=seed, stratify=stratify
+        )
+        train, val = train_test_split(
+            rest,
+            test_size=n_val,
+            random_state=seed + 1,
+            stratify=None if stratify is None else stratify[rest],
+        )
+    elif strategy == "time":
+        time_col = cfg.data.time_column
+        assert time_col is not None
+        times = pd.to_datetime(frame[time_col]).to_numpy()
+        if pd.isna(times).any():
+            raise DataError(f"split.strategy 'time': column '{time_col}' has missing times")
+        order = np.argsort(times, kind="stable")
+        sorted_times = times[order]
+        cut1 = _next_distinct(sorted_times, n - n_val - n_test)
+        cut2 = _next_distinct(sorted_times, max(cut1 + 1, n - n_test))
+        train, val, test = order[:cut1], order[cut1:cut2], order[cut2:]
+        if min(len(train), len(val), len(test)) == 0:
+            raise DataError(
+                f"split.strategy 'time': column '{time_col}' has too few distinct times "
+                "for three non-empty splits"
+            )
+        notes.append("time split: rows with equal timestamps are kept in the same split")
+    elif strategy == "group":
+        group_col = cfg.split.group_column
+        assert group_col is not None
+        if group_col not in frame.columns:
+            raise DataError(f"split.group_column '{group_col}' is not a column of the data")
+        groups = frame[group_col].astype(str).to_numpy()
+        if len(np.unique(groups)) < 3:
+            raise DataError(f"split.strategy 'group': column '{group_col}' has < 3 groups")
+        gss = GroupShuffleSplit(n_splits=1, test_size=cfg.split.test, random_state=seed)
+        rest, test = next(gss.split(positions, groups=groups))
+        val_share = cfg.split.validation / (cfg.split.train + cfg.split.validation)
+        gss2 = GroupShuffleSplit(n_splits=1, test_size=val_share, random_state=seed + 1)
+        tr, va = next(gss2.split(rest, groups=groups[rest]))
+        train, val = rest[tr], rest[va]
+    else:  # pragma: no cover - guarded by the config schema
+        raise DataError(f"unknown split.strategy '{strategy}'")
+    return SplitResult(
+        train=np.sort(np.asarray(train)),
+        validation=np.sort(np.asarray(val)),
+        test=np.sort(np.asarray(test)),
+        strategy=strategy,
+        seed=seed,
+        notes=notes,
+    )
+
+
+def _next_distinct(sorted_times: np.ndarray, cut: int) -> int:
+    """Move a cut forward so that equal timestamps never straddle two splits."""
+    n = len(sorted_times)
+    cut = min(max(cut, 1), n)
+    while 0 < cut < n and sorted_times[cut] == sorted_times[cut - 1]:
+        cut += 1
+    return cut
+
+
+# --------------------------------------------------------------------------- leakage audit
+
+
+def _row_hashes(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    return pd.util.hash_pandas_object(frame[columns], index=False).to_numpy()
+
+
+def leakage_audit(
+    frame: pd.DataFrame, y: np.ndarray, split: SplitResult, cfg: Config
+) -> dict[str, Any]:
+    """Check the split for leakage; returns the audit stored in the model card.
+
+    Checks: no row in two splits (by position and, when configured, by id); exact-duplicate feature
+    rows shared across splits (counted); time order (time splits); group disjointness (group
+    splits); a single-feature target-leak screen fitted on train and scored on validation.
+    """
+    features = cfg.data.features.all
+    sets = {name: set(split.indices(name).tolist()) for name in SPLITS}
+    overlap_positions = sum(
+        len(sets[a] & sets[b]) for a, b in (("train", "validation"), ("train", "test"),
+                                            ("validation", "test"))
+    )
+    audit: dict[str, Any] = {"rows_in_two_splits": overlap_positions, "checks": []}
+    id_col = cfg.data.id_column
+    if id_col:
+        ids = {name: set(frame[id_col].astype(str).to_numpy()[split.indices(name)])
+               for name in SPLITS}
+        audit["ids_in_two_splits"] = len(ids["train"] & ids["validation"]) + len(
+            ids["train"] & ids["test"]) + len(ids["validation"] & ids["test"])
+    hashes = _row_hashes(frame, features)
+    hsets = {name: set(hashes[split.indices(name)].tolist()) for name in SPLITS}
+    audit["duplicate_feature_rows_across_splits"] = {
+        "train_validation": len(hsets["train"] & hsets["validation"]),
+        "train_test": len(hsets["train"] & hsets["test"]),
+        "validation_test": len(hsets["validation"] & hsets["test"]),
+    }
+    if split.strategy == "time" and cfg.data.time_column:
+        times = pd.to_datetime(frame[cfg.data.time_column])
+        t = {name: times.iloc[split.indices(name)] for name in SPLITS}
+        ordered = bool(t["train"].max() < t["validation"].min()
+                       and t["validation"].max() < t["test"].min())
+        audit["time_order_ok"] = ordered
+        audit["time_ranges"] = {
+            name: [t[name].min().isoformat(), t[name].max().isoformat()] for name in SPLITS
+        }
+        if not ordered:
+            raise DataError(
+                "leakage audit: the time split is not ordered train < validation < test"
+            )
+    if split.strategy == "group" and cfg.split.group_column:
+        g = frame[cfg.split.group_column].astype(str).to_numpy()
+        gs = {name: set(g[split.indices(name)]) for name in SPLITS}
+        shared = len(gs["train"] & gs["validation"]) + len(gs["train"] & gs["test"]) + len(
+            gs["validation"] & gs["test"])
+        audit["groups_in_two_splits"] = shared
+    if overlap_positions:
+        raise DataError(f"leakage audit: {overlap_positions} rows are in two splits")
+    audit["target_leak_screen"] = target_leak_screen(frame, y, split, cfg)
+    return audit
+
+
+def target_leak_screen(
+    frame: pd.DataFrame, y: np.ndarray, split: SplitResult, cfg: Config
+) -> dict[str, Any]:
+    """Score each feature alone: bin/category target means learned on train, scored on validation.
+
+    A feature that alone predicts the target almost perfectly (validation ROC-AUC, or R^2 for
+    regression, at or above ``split.leak_screen.threshold``) is usually a leak: an ID that encodes
+    the outcome, a post-event timestamp, a copy of the target.
+    """
+    from sklearn.metrics import r2_score, roc_auc_score
+
+    tr, va = split.train, split.validation
+    y_tr, y_va = y[tr].astype(float), y[va].astype(float)
+    prior = float(np.mean(y_tr))
+    scores: dict[str, float] = {}
+    for column in cfg.data.features.all:
+        col = frame[column]
+        if column in cfg.data.features.numeric:
+            values = col.to_numpy(dtype="float64")
+            finite = values[tr][~np.isnan(values[tr])]
+            if finite.size == 0:
+                continue
+            edges = np.unique(np.quantile(finite, np.linspace(0, 1, 21)))
+            keys_tr = np.where(np.isnan(values[tr]), -1, np.searchsorted(edges, values[tr]))
+            keys_va = np.where(np.isnan(values[va]), -1, np.searchsorted(edges, values[va]))
+        else:
+            text = col.astype(str).to_numpy()
+            keys_tr, keys_va = text[tr], text[va]
+        means = pd.Series(y_tr).groupby(pd.Series(keys_tr)).mean()
+        pred = pd.Series(keys_va).map(means).fillna(prior).to_numpy(dtype="float64")
+        if cfg.task == "classification":
+            if len(np.unique(y_va)) < 2:
+                continue
+            auc = float(roc_auc_score(y_va, pred))
+            scores[column] = max(auc, 1.0 - auc)
+        else:
+            scores[column] = float(r2_score(y_va, pred))
+    threshold = cfg.split.leak_screen.threshold
+    suspects = sorted(c for c, s in scores.items() if s >= threshold)
+    result = {
+        "metric": "roc_auc" if cfg.task == "classification" else "r2",
+        "threshold": threshold,
+        "scores": scores,
+        "suspects": suspects,
+    }
+    if suspects and cfg.split.leak_screen.fail:
+        raise DataError(
+            f"target-leak screen: feature(s) {suspects} alone predict the target on validation "
+            f"({result['metric']} >= {threshold}); remove them or set split.leak_screen.fail: false"
+        )
+    return result

@@ -1,0 +1,382 @@
+"""The training pipeline: quality -> split -> preprocess+train -> evaluate -> gate -> register.
+
+``run_training`` is what the CLI ``train`` command and the training DAG run. The order is the
+point: the quality gate runs before anything is fitted, the split happens on the raw table, all
+fitting sees the training rows only, validation drives every choice, the test split is scored
+once, and the registry is written only at the end (staged, then renamed into place) so a failure
+anywhere leaves the registry and the champion exactly as they were.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import shutil
+import subprocess
+import time
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import EXIT_GATE_REJECTED, EXIT_OK, DataError, RegistryError
+from .io import atomic_write_json
+
+if TYPE_CHECKING:
+    from .config import Config
+
+log = logging.getLogger(__name__)
+
+LIBRARIES = ("scikit-learn", "pandas", "numpy", "scipy", "joblib", "pyarrow", "pydantic")
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for lib in LIBRARIES:
+        try:
+            versions[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            versions[lib] = "not installed"
+    return versions
+
+
+def git_commit() -> str | None:
+    """The project's git commit when known (None outside a checkout)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+            capture_output=True, text=True, timeout=5, check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _label_text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def encode_target(frame: pd.DataFrame, cfg: Config) -> tuple[np.ndarray, dict[str, Any]]:
+    """Encode the target: 0/1 with the configured (or minority) positive class, or floats."""
+    target = frame[cfg.data.target]
+    if cfg.task == "regression":
+        y = pd.to_numeric(target, errors="coerce").to_numpy(dtype="float64")
+        if not np.isfinite(y).all():
+            raise DataError(f"target '{cfg.data.target}' has non-numeric or non-finite values")
+        return y, {"mean": float(y.mean()), "std": float(y.std())}
+    labels = target.map(_label_text).to_numpy()
+    classes, counts = np.unique(labels, return_counts=True)
+    if len(classes) != 2:
+        raise DataError(
+            f"target '{cfg.data.target}': binary classification needs 2 classes, found "
+            f"{len(classes)}: {classes.tolist()[:10]}"
+        )
+    if cfg.data.positive_label is not None:
+        positive = _label_text(cfg.data.positive_label)
+        if positive not in classes:
+            raise DataError(
+                f"data.positive_label {cfg.data.positive_label!r} is not a value of target "
+                f"'{cfg.data.target}' (found {classes.tolist()})"
+            )
+    else:
+        positive = str(classes[int(np.argmin(counts))])
+    y = (labels == positive).astype(int)
+    return y, {"classes": classes.tolist(), "positive_label": positive,
+               "positive_rate": float(y.mean())}
+
+
+def labelled_batches(cfg: Config, pairs: list[tuple[str, str]]) -> pd.DataFrame:
+    """Join each (batch file, labels file) pair by the id column into one labelled frame."""
+    from .data import attach_labels, load_table, read_file
+
+    if not cfg.data.id_column:
+        raise DataError("training on labelled batches needs data.id_column to join labels")
+    frames = []
+    for batch_path, labels_path in pairs:
+        batch = load_table(cfg.data, batch_path, require_target=False)
+        labels = read_file(Path(labels_path), cfg.data)
+        joined = attach_labels(batch, labels, id_column=cfg.data.id_column,
+                               target=cfg.data.target, source=f"labels file '{labels_path}'")
+        if cfg.data.label_map:
+            joined[cfg.data.target] = joined[cfg.data.target].map(
+                lambda v: cfg.data.label_map.get(str(v), v))
+        frames.append(joined)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def load_training_data(cfg: Config, window: dict[str, Any] | None = None) -> pd.DataFrame:
+    """The training table: the configured data, plus labelled batches from a training window.
+
+    ``window`` = {"include_original": bool, "pairs": [[batch_path, labels_path], ...]}.
+    """
+    from .data import load_table, sum_counts
+
+    frames = []
+    files: list[str] = []
+    window = window or {}
+    if window.get("include_original", True):
+        base = load_table(cfg.data)
+        frames.append(base)
+        files += base.attrs.get("files", [])
+    pairs = [tuple(p) for p in window.get("pairs", [])]
+    if pairs:
+        extra = labelled_batches(cfg, pairs)  # type: ignore[arg-type]
+        if not extra.empty:
+            frames.append(extra)
+        files += [p for pair in pairs for p in pair]
+    if not frames:
+        raise DataError("the training window selects no data (no original data, no batches)")
+    attrs = [dict(f.attrs) for f in frames]
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    frame.attrs["files"] = files
+    frame.attrs["sentinel_counts"] = sum_counts(a.get("sentinel_counts", {}) for a in attrs)
+    return frame
+
+
+def run_training(
+    cfg: Config,
+    *,
+    reason: str = "manual",
+    trigger: dict[str, Any] | None = None,
+    window: dict[str, Any] | None = None,
+    promote: bool = True,
+    actor: str = "cli",
+    frame: pd.DataFrame | None = None,
+) -> dict[str, Any]:
+    """Train, evaluate, gate and register one candidate; promote it when the gate passes.
+
+    Args:
+        cfg: validated config.
+        reason: why this run happens (stored in the model card and the promotion history).
+        trigger: extra context (DAG run id, drift report path, ...), stored in the card.
+        window: training window (see :func:`load_training_data`).
+        promote: False registers the candidate without promoting it even if it passes.
+        actor: who promotes (``cli``, ``airflow:<dag_id>``...).
+        frame: an already loaded training table (tests, backtest); skips loading.
+
+    Returns:
+        A JSON-able summary with ``version``, ``promoted``, ``gate``, ``metrics``, ``exit_code``.
+
+    Raises:
+        QualityGateError, DataError, ConfigError, IntegrityError: nothing is registered.
+    """
+    from .data import file_hashes
+    from .evaluate import (
+        baseline_scores,
+        bootstrap_metrics,
+        compute_metrics,
+        confusion,
+        slice_metrics,
+    )
+    from .explain import linear_coefficients, permutation_importances
+    from .gate import decide
+    from .models import train_model
+    from .quality import enforce_quality
+    from .registry import Registry
+    from .scoring import predict_scores
+    from .split import leakage_audit, split_frame
+
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def lap(stage: str, t0: float) -> float:
+        now = time.perf_counter()
+        timings[stage] = round(now - t0, 4)
+        return now
+
+    t = time.perf_counter()
+    registry = Registry(cfg.registry.root)
+    registry.cleanup_staging()
+    if frame is None:
+        frame = load_training_data(cfg, window)
+    files = list(frame.attrs.get("files", []))
+    t = lap("load", t)
+
+    quality = enforce_quality(frame, cfg, sentinel_counts=frame.attrs.get("sentinel_counts"))
+    t = lap("quality", t)
+
+    n_loaded = len(frame)
+    frame = frame[frame[cfg.data.target].notna()].reset_index(drop=True)
+    y, target_info = encode_target(frame, cfg)
+    split = split_frame(frame, y, cfg)
+    audit = leakage_audit(frame, y, split, cfg)
+    t = lap("split", t)
+
+    features = cfg.data.features.all
+    x = frame[features]
+    tr, va, te = split.train, split.validation, split.test
+    fit = train_model(cfg, x.iloc[tr], y[tr], x.iloc[va], y[va])
+    t = lap("train", t)
+
+    # The test split is used here, once, after every choice has been made on validation.
+    x_test, y_test = x.iloc[te], y[te]
+    test_scores = predict_scores(fit.pipeline, x_test, cfg.task)
+    ev = cfg.evaluation
+    metrics = bootstrap_metrics(cfg.task, y_test, test_scores, fit.threshold, ev.bootstrap,
+                                ev.confidence, ev.seed)
+    base_scores = baseline_scores(cfg.task, y[tr], len(te))
+    baseline = compute_metrics(cfg.task, y_test, base_scores, fit.threshold)
+    slices = slice_metrics(cfg.task, frame.iloc[te], y_test, test_scores, fit.threshold,
+                           [c for c in ev.slices if c in frame.columns])
+    extra: dict[str, Any] = {}
+    if cfg.task == "classification":
+        extra["confusion_matrix"] = confusion(y_test, test_scores, fit.threshold)
+    else:
+        resid = y_test - test_scores
+        extra["residuals"] = {
+            "quantiles": {str(q): float(np.quantile(resid, q))
+                          for q in (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)},
+            "histogram": np.histogram(resid, bins=30)[0].tolist(),
+            "bin_edges": np.histogram(resid, bins=30)[1].tolist(),
+        }
+    t = lap("evaluate", t)
+
+    champion_version = registry.champion()
+    champion_scores = None
+    champion_threshold = 0.5
+    champion_note = None
+    if champion_version is not None:
+        champion_card = registry.get_card(champion_version)
+        champion_model = registry.load_model(champion_version)  # sha256-verified before loading
+        champion_threshold = float(champion_card.get("threshold") or 0.5)
+        try:
+            champion_scores = predict_scores(champion_model, x_test, cfg.task)
+        except (KeyError, ValueError) as exc:
+            champion_note = f"champion v{champion_version} cannot score these rows: {exc}"
+    gate = decide(
+        cfg, y_test=y_test, candidate_scores=test_scores, candidate_threshold=fit.threshold,
+        candidate_metrics=metrics, baseline_metrics=baseline, champion_scores=champion_scores,
+        champion_threshold=champion_threshold, champion_version=champion_version,
+    )
+    gate_dict = gate.to_dict()
+    if champion_note:
+        gate_dict["passed"] = False
+        gate_dict["rules"].append({"name": "not_worse_than_champion", "metric": cfg.primary_metric,
+                                   "value": None, "threshold": None, "passed": False,
+                                   "detail": champion_note})
+        gate_dict["reasons"].append(champion_note)
+    t = lap("gate", t)
+
+    importances = permutation_importances(cfg, fit.pipeline, x.iloc[va], y[va])
+    coefficients = linear_coefficients(cfg, fit.pipeline)
+    t = lap("explain", t)
+
+    time_range = None
+    if cfg.data.time_column and cfg.data.time_column in frame.columns:
+        times = pd.to_datetime(frame[cfg.data.time_column])
+        time_range = [times.min().isoformat(), times.max().isoformat()]
+    card: dict[str, Any] = {
+        "name": cfg.name,
+        "task": cfg.task,
+        "created_at": datetime.now(UTC).isoformat(),
+        "trigger": {"reason": reason, **(trigger or {})},
+        "data": {
+            "files": file_hashes([f for f in files if Path(f).is_file()]),
+            "rows_loaded": n_loaded,
+            "rows_used": len(frame),
+            "rows_dropped_missing_target": n_loaded - len(frame),
+            "rows_per_split": split.sizes(),
+            "time_range": time_range,
+            "time_max": time_range[1] if time_range else None,
+            "target": {"name": cfg.data.target, **target_info},
+            "features": {"numeric": cfg.data.features.numeric,
+                         "categorical": cfg.data.features.categorical},
+            "window": window,
+        },
+        "split": {"strategy": split.strategy, "seed": split.seed,
+                  "fractions": {"train": cfg.split.train, "validation": cfg.split.validation,
+                                "test": cfg.split.test}, "notes": split.notes},
+        "leakage_audit": audit,
+        "config": cfg.resolved(),
+        "model": {
+            "family": cfg.model.family,
+            "params": fit.params,
+            "stopping_iteration": fit.stopping_iteration,
+            "validation_metric": fit.validation_metric,
+            "validation_score": fit.validation_score,
+            "validation_curve": fit.validation_curve,
+            "search_trials": fit.trials,
+        },
+        "threshold": fit.threshold,
+        "threshold_info": fit.threshold_info,
+        "primary_metric": cfg.primary_metric,
+        "metrics": metrics,
+        "baseline_metrics": baseline,
+        "slices": slices,
+        **extra,
+        "gate": gate_dict,
+        "champion_at_training": champion_version,
+        "importances": {f: v["mean"] for f, v in importances.items()},
+        "importances_std": {f: v["std"] for f, v in importances.items()},
+        "coefficients": coefficients,
+        "quality_summary": {"passed": quality.get("passed"),
+                            "n_warnings": quality.get("n_warnings")},
+        "library_versions": library_versions(),
+        "git_commit": git_commit(),
+        "timings_seconds": timings,
+    }
+
+    staging = registry.stage()
+    try:
+        registry.save_model(staging, fit.pipeline)
+        atomic_write_json(staging / "quality_report.json", quality)
+        if cfg.registry.keep_split_assignment:
+            split.assignment(frame, cfg.data.id_column).to_parquet(
+                staging / "split_assignment.parquet", index=False)
+        _save_reference_profile(cfg, staging, x.iloc[tr], fit.validation_scores, metrics,
+                                card["importances"])
+        version = registry.register(staging, card)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    t = lap("register", t)
+
+    promoted = False
+    promotion_error = None
+    if gate_dict["passed"] and promote:
+        try:
+            registry.promote(version, reason=reason, actor=actor,
+                             expected_champion=champion_version)
+            promoted = True
+        except RegistryError as exc:  # another run promoted in between: keep theirs
+            promotion_error = str(exc)
+    lap("promote", t)
+    timings["total"] = round(time.perf_counter() - started, 4)
+    return {
+        "version": version,
+        "promoted": promoted,
+        "promotion_error": promotion_error,
+        "champion_before": champion_version,
+        "champion_after": registry.champion(),
+        "gate": gate_dict,
+        "primary_metric": cfg.primary_metric,
+        "metrics": metrics,
+        "baseline_metrics": baseline,
+        "threshold": fit.threshold,
+        "stopping_iteration": fit.stopping_iteration,
+        "rows_per_split": split.sizes(),
+        "importances": card["importances"],
+        "leak_suspects": audit["target_leak_screen"]["suspects"],
+        "quality_warnings": quality.get("n_warnings"),
+        "version_dir": str(registry.version_dir(version)),
+        "timings_seconds": timings,
+        "exit_code": EXIT_OK if gate_dict["passed"] else EXIT_GATE_REJECTED,
+    }
+
+
+def _save_reference_profile(cfg: Config, staging: Path, x_train: pd.DataFrame,
+                            validation_scores: np.ndarray | None, metrics: dict[str, Any],
+                            importances: dict[str, float]) -> None:
+    """Store the drift reference profile (training split) with the version."""
+    from .drift.profile import build_reference_profile
+
+    profile = build_reference_profile(
+        x_train, cfg, validation_scores=validation_scores, test_metrics=metrics,
+        importances=importances,
+    )
+    profile.save(staging)

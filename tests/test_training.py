@@ -1,0 +1,261 @@
+"""The whole training pipeline: card contents, determinism, test-once, gating, bad input, CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import PROJECT_ROOT, make_config_dict, make_table
+
+from ml_lifecycle.config import config_from_dict
+from ml_lifecycle.data import load_table
+from ml_lifecycle.errors import (
+    EXIT_GATE_REJECTED,
+    EXIT_INTEGRITY,
+    EXIT_INVALID_INPUT,
+    ConfigError,
+    DataError,
+    IntegrityError,
+    QualityGateError,
+)
+from ml_lifecycle.explain import linear_contributions
+from ml_lifecycle.registry import Registry
+from ml_lifecycle.scoring import predict_scores
+from ml_lifecycle.split import split_frame
+from ml_lifecycle.train import encode_target, run_training
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """sha256 of every file under the registry root (what must stay untouched)."""
+    if not root.exists():
+        return {}
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".lock"}
+
+
+def test_first_training_is_promoted_with_a_complete_card(cfg) -> None:
+    result = run_training(cfg, reason="unit test")
+    assert result["version"] == 1 and result["promoted"] and result["exit_code"] == 0
+    reg = Registry(cfg.registry.root)
+    assert reg.champion() == 1
+    card = reg.get_card(1)
+    assert card["trigger"]["reason"] == "unit test"
+    assert card["split"]["seed"] == 42 and card["split"]["strategy"] == "stratified"
+    (path, digest), = card["data"]["files"].items()
+    assert hashlib.sha256(Path(path).read_bytes()).hexdigest() == digest
+    assert sum(card["data"]["rows_per_split"].values()) == card["data"]["rows_used"]
+    for metric in ("roc_auc", "pr_auc", "f1", "precision", "recall", "balanced_accuracy",
+                   "brier"):
+        m = card["metrics"][metric]
+        assert m["low"] <= m["value"] <= m["high"], metric
+    assert set(card["confusion_matrix"]) == {"tn", "fp", "fn", "tp"}
+    assert card["library_versions"]["scikit-learn"].startswith("1.9")
+    assert card["config"]["split"]["seed"] == 42
+    curve = card["model"]["validation_curve"]
+    assert card["model"]["stopping_iteration"] == len(curve["values"]) - 1
+    assert 0 <= curve["best_iteration"] < len(curve["values"])
+    assert set(card["importances"]) == {"x1", "x2", "cat", "merchant"}
+    assert max(card["importances"], key=card["importances"].get) == "x1"
+    assert [r["name"] for r in card["gate"]["rules"]] == ["floor", "beats_baseline"]
+    vdir = reg.version_dir(1)
+    assign = pd.read_parquet(vdir / "split_assignment.parquet")
+    assert assign["split"].value_counts().to_dict() == card["data"]["rows_per_split"]
+    assert (vdir / "quality_report.json").exists()
+    reg.verify(1)
+
+
+def test_second_training_is_compared_with_the_champion_on_the_same_rows(cfg) -> None:
+    run_training(cfg)
+    second = run_training(cfg)
+    rules = {r["name"]: r for r in second["gate"]["rules"]}
+    assert "not_worse_than_champion" in rules
+    assert rules["not_worse_than_champion"]["value"] == pytest.approx(0.0, abs=1e-12)
+    assert second["champion_before"] == 1
+
+
+def test_same_config_and_seed_give_identical_metrics_and_predictions(tmp_path: Path,
+                                                                     table_csv: Path) -> None:
+    results, preds = [], []
+    for run in ("a", "b"):
+        cfg = config_from_dict(make_config_dict(str(table_csv), str(tmp_path / run)))
+        results.append(run_training(cfg))
+        model = Registry(cfg.registry.root).load_model(1)
+        preds.append(predict_scores(model, load_table(cfg.data), "classification"))
+    assert results[0]["metrics"] == results[1]["metrics"]
+    np.testing.assert_array_equal(preds[0], preds[1])
+
+
+def test_test_split_does_not_influence_training(tmp_path: Path, table_csv: Path) -> None:
+    cfg = config_from_dict(make_config_dict(str(table_csv), str(tmp_path / "a"),
+                                            split__strategy="random"))
+    frame = load_table(cfg.data)
+    y, _ = encode_target(frame, cfg)
+    test_rows = split_frame(frame, y, cfg).test
+    flipped = frame.copy()
+    flipped.loc[flipped.index[test_rows], "label"] = 1 - flipped.loc[flipped.index[test_rows],
+                                                                     "label"]
+    flipped.loc[flipped.index[test_rows], "x1"] += 5.0
+    r1 = run_training(cfg, frame=frame)
+    cfg.registry.root = str(tmp_path / "b")
+    r2 = run_training(cfg, frame=flipped)
+    c1 = Registry(tmp_path / "a").get_card(1)
+    c2 = Registry(tmp_path / "b").get_card(1)
+    assert c1["model"]["validation_curve"] == c2["model"]["validation_curve"]
+    assert c1["threshold"] == c2["threshold"]
+    assert r1["stopping_iteration"] == r2["stopping_iteration"]
+    assert r1["metrics"]["roc_auc"]["value"] != r2["metrics"]["roc_auc"]["value"]
+
+
+def test_gate_rejection_registers_but_keeps_the_champion(cfg) -> None:
+    run_training(cfg)
+    cfg.gate.floors = {"roc_auc": 0.999}
+    result = run_training(cfg)
+    assert result["exit_code"] == EXIT_GATE_REJECTED and not result["promoted"]
+    assert result["version"] == 2
+    reg = Registry(cfg.registry.root)
+    assert reg.champion() == 1
+    assert any("floor 0.999" in r for r in result["gate"]["reasons"])
+
+
+def _bad_inputs(tmp_path: Path, good_csv: Path) -> dict[str, tuple[dict, type]]:
+    table = make_table()
+    no_target = tmp_path / "no_target.csv"
+    table.drop(columns=["label"]).to_csv(no_target, index=False)
+    wrong_dtype = tmp_path / "wrong_dtype.csv"
+    table.astype({"x1": object}).assign(x1=lambda d: d["x1"].where(d.index != 3, "abc")).to_csv(
+        wrong_dtype, index=False)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    all_missing = tmp_path / "all_missing.csv"
+    table.assign(x2=np.nan).to_csv(all_missing, index=False)
+    return {
+        "missing target column": ({"data__path": str(no_target)}, DataError),
+        "wrong dtype": ({"data__path": str(wrong_dtype)}, DataError),
+        "empty file": ({"data__path": str(empty)}, DataError),
+        "all-missing feature": ({"data__path": str(all_missing)}, QualityGateError),
+        "unknown model family": ({"model__family": "xgboost"}, ConfigError),
+        "split fraction of 0": ({"split__validation": 0.0}, ConfigError),
+    }
+
+
+def test_bad_inputs_leave_registry_and_champion_untouched(tmp_path: Path,
+                                                          table_csv: Path) -> None:
+    root = tmp_path / "registry"
+    good = make_config_dict(str(table_csv), str(root))
+    run_training(config_from_dict(good))
+    before = snapshot(root)
+    for name, (overrides, error) in _bad_inputs(tmp_path, table_csv).items():
+        with pytest.raises(error):
+            raw = make_config_dict(str(table_csv), str(root), **overrides)
+            run_training(config_from_dict(raw))
+        assert snapshot(root) == before, name
+        assert Registry(root).champion() == 1
+
+
+def test_tampered_champion_is_never_loaded_and_training_stops(tmp_path: Path, cfg) -> None:
+    run_training(cfg)
+    reg = Registry(cfg.registry.root)
+    model_file = reg.version_dir(1) / "model.joblib"
+    data = bytearray(model_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model_file.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="sha256"):
+        run_training(cfg)
+    assert reg.champion() == 1 and [c["version"] for c in reg.list_versions()] == [1]
+
+
+def test_linear_model_contributions_sum_to_the_decision_function(tmp_path: Path,
+                                                                 table_csv: Path) -> None:
+    cfg = config_from_dict(make_config_dict(
+        str(table_csv), str(tmp_path / "r"), model__family="logistic_regression",
+        model__params={"C": 0.5, "l1_ratio": 0.5}))
+    result = run_training(cfg)
+    card = Registry(cfg.registry.root).get_card(result["version"])
+    assert card["coefficients"]["abs_per_feature"]["x1"] > 0
+    model = Registry(cfg.registry.root).load_model(result["version"])
+    frame = load_table(cfg.data).head(20)
+    contrib = linear_contributions(cfg, model, frame)
+    np.testing.assert_allclose(contrib.sum(axis=1).to_numpy(), model.decision_function(frame),
+                               rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("family,params", [
+    ("sgd", {}),
+    ("logistic_regression", {}),
+])
+def test_other_families_train_and_search_on_validation(tmp_path: Path, table_csv: Path,
+                                                       family: str, params: dict) -> None:
+    cfg = config_from_dict(make_config_dict(
+        str(table_csv), str(tmp_path / "r"), model__family=family, model__params=params,
+        model__search={"method": "grid", "space": {"alpha": [1e-4, 1e-2]} if family == "sgd"
+                       else {"C": [0.01, 1.0]}}))
+    result = run_training(cfg)
+    card = Registry(cfg.registry.root).get_card(result["version"])
+    trials = card["model"]["search_trials"]
+    assert len(trials) == 2
+    best = max(trials, key=lambda t: t["validation_pr_auc"])
+    assert card["model"]["params"] == best["params"]
+    if family == "sgd":
+        curve = card["model"]["validation_curve"]
+        assert curve["best_iteration"] == int(np.argmin(curve["values"]))
+
+
+def test_regression_with_time_split(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    n = 800
+    frame = pd.DataFrame({"t": pd.date_range("2025-01-01", periods=n, freq="h").astype(str),
+                          "a": rng.normal(size=n), "c": rng.choice(["u", "v"], n)})
+    frame["y"] = 3 * frame["a"] + (frame["c"] == "u") * 2 + rng.normal(0, 0.5, n)
+    path = tmp_path / "r.csv"
+    frame.to_csv(path, index=False)
+    raw = {
+        "task": "regression", "data": {"path": str(path), "target": "y", "time_column": "t",
+                                       "features": {"numeric": ["a"], "categorical": ["c"]}},
+        "split": {"strategy": "time"}, "model": {"family": "ridge"},
+        "evaluation": {"bootstrap": 30}, "gate": {"floors": {"r2": 0.8}},
+        "registry": {"root": str(tmp_path / "reg")},
+    }
+    result = run_training(config_from_dict(raw))
+    assert result["promoted"] and result["metrics"]["r2"]["value"] > 0.9
+    assert set(result["metrics"]) == {"mae", "rmse", "r2"}
+
+
+def _cli(*args: str, cwd: Path = PROJECT_ROOT) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "include")}
+    return subprocess.run([sys.executable, "-m", "ml_lifecycle", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_exit_codes_and_models_commands(tmp_path: Path, table_csv: Path) -> None:
+    import yaml
+
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(yaml.safe_dump(make_config_dict(str(table_csv), str(tmp_path / "reg"))))
+    first = _cli("train", "--config", str(cfg_path), "--json")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["promoted"] is True
+    rejected = _cli("train", "--config", str(cfg_path), "--set", "gate.floors.roc_auc=0.9999")
+    assert rejected.returncode == EXIT_GATE_REJECTED and "REJECTED" in rejected.stdout
+    bad = _cli("train", "--config", str(cfg_path), "--set", "split.strategy=sideways")
+    assert bad.returncode == EXIT_INVALID_INPUT and "split.strategy" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    listing = _cli("models", "list", "--config", str(cfg_path), "--json")
+    rows = json.loads(listing.stdout)["versions"]
+    assert [r["version"] for r in rows] == [1, 2] and rows[0]["champion"]
+    promote = _cli("models", "promote", "2", "--config", str(cfg_path))
+    assert promote.returncode == 0 and "champion is now v2" in promote.stdout
+    rollback = _cli("models", "rollback", "--config", str(cfg_path))
+    assert rollback.returncode == 0 and "champion is now v1" in rollback.stdout
+    history = json.loads(_cli("models", "list", "--config", str(cfg_path), "--json").stdout)
+    assert [e["event"] for e in history["history"]] == ["promote", "promote", "rollback"]
+    model = Registry(tmp_path / "reg").version_dir(1) / "model.joblib"
+    model.write_bytes(model.read_bytes()[:-10] + b"0123456789")
+    tampered = _cli("train", "--config", str(cfg_path))
+    assert tampered.returncode == EXIT_INTEGRITY and "sha256" in tampered.stderr
