@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import multiprocessing as mp
 import os
@@ -82,7 +83,7 @@ def _assert_consistent(root: Path) -> list[int]:
         assert champion == events[-1]["version"]
         assert champion in listed
         assert events[0]["previous"] is None
-        for before, after in zip(events, events[1:], strict=False):
+        for before, after in itertools.pairwise(events):
             assert after["previous"] == before["version"]
         features, _ = _tiny_data()
         assert reg.load_model().predict_proba(features).shape == (20, 2)
@@ -139,7 +140,9 @@ def test_register_list_get_verify_and_load(tmp_path: Path, model: LogisticRegres
     assert not staging.exists()
     assert list((tmp_path / "registry" / ".staging").iterdir()) == []
     card = reg.get_card(1)
-    assert card["version"] == 1 and card["threshold"] == 0.4 and card["model_file"] == "model.joblib"
+    assert (
+        card["version"] == 1 and card["threshold"] == 0.4 and card["model_file"] == "model.joblib"
+    )
     created = datetime.fromisoformat(card["created_at"])
     assert created.utcoffset() == timedelta(0)
     assert before - timedelta(seconds=5) <= created <= datetime.now().astimezone()
@@ -151,7 +154,7 @@ def test_register_list_get_verify_and_load(tmp_path: Path, model: LogisticRegres
     }
     assert json.loads((vdir / "card.json").read_text()) == card
     assert reg.artifact_path(1, "quality_report.json") == vdir / "quality_report.json"
-    with pytest.raises(RegistryError, match="no artifact 'nope.txt'"):
+    with pytest.raises(RegistryError, match=r"no artifact 'nope\.txt'"):
         reg.artifact_path(1, "nope.txt")
     with pytest.raises(RegistryError, match="unknown version 2"):
         reg.version_dir(2)
@@ -177,7 +180,7 @@ def test_register_records_nested_files_and_refuses_bad_staging(
 
     staging = reg.stage()
     (staging / "quality_report.json").write_text("{}")
-    with pytest.raises(RegistryError, match="model file 'model.joblib' not found"):
+    with pytest.raises(RegistryError, match=r"model file 'model\.joblib' not found"):
         reg.register(staging, {})
     foreign = tmp_path / "elsewhere"
     foreign.mkdir()
@@ -253,7 +256,7 @@ def test_tampered_model_is_never_unpickled(
         message = str(info.value)
         assert "model.joblib" in message and expected in message and found in message
         assert info.value.exit_code == 5
-    with pytest.raises(IntegrityError, match=f"model.joblib: expected sha256 {expected}"):
+    with pytest.raises(IntegrityError, match=rf"model\.joblib: expected sha256 {expected}"):
         reg.verify(1)
     with pytest.raises(IntegrityError):
         reg.promote(1)
@@ -269,7 +272,9 @@ def test_missing_artifact_and_rewritten_card_are_detected(
     reg.promote(2)
 
     (reg.version_dir(1) / "quality_report.json").unlink()
-    with pytest.raises(IntegrityError, match="quality_report.json: expected sha256 .*file missing"):
+    with pytest.raises(
+        IntegrityError, match=r"quality_report\.json: expected sha256 \w+, found: file missing"
+    ):
         reg.verify(1)
 
     # tampering model AND card together: caught by the card hash recorded at promotion
@@ -278,9 +283,9 @@ def test_missing_artifact_and_rewritten_card_are_detected(
     card = json.loads((vdir / "card.json").read_text())
     card["artifacts"]["model.joblib"] = _sha(vdir / "model.joblib")
     (vdir / "card.json").write_text(json.dumps(card))
-    with pytest.raises(IntegrityError, match="card.json was modified"):
+    with pytest.raises(IntegrityError, match=r"card\.json was modified"):
         reg.load_model()
-    with pytest.raises(IntegrityError, match="card.json: expected sha256"):
+    with pytest.raises(IntegrityError, match=r"card\.json: expected sha256"):
         reg.verify(2)
 
 
@@ -447,10 +452,10 @@ def test_concurrent_register_and_promote(
     ]
     for process in processes:
         process.start()
-    versions = [queue.get(timeout=60) for _ in range(workers)]
-    for process in processes:
+    for process in processes:  # results are tiny: joining before reading cannot deadlock
         process.join(timeout=60)
-        assert process.exitcode == 0
+    assert [process.exitcode for process in processes] == [0] * workers
+    versions = [queue.get(timeout=5) for _ in range(workers)]
 
     assert sorted(versions) == list(range(1, workers + 1))
     reg = Registry(root)

@@ -218,6 +218,36 @@ class RegistryConfig(_Strict):
     keep_split_assignment: bool = True
 
 
+class LifecycleConfig(_Strict):
+    """Where the running lifecycle keeps its daily files (used by the DAGs and the backtest).
+
+    Batch files are ``<batches>/<YYYY-MM-DD>.<ext>``, their delayed labels
+    ``<labels>/<YYYY-MM-DD>.<ext>``; scoring writes ``<predictions>/<YYYY-MM-DD>.csv``.
+    """
+
+    batches: str = "var/lifecycle/batches"
+    labels: str = "var/lifecycle/labels"
+    predictions: str = "var/lifecycle/predictions"
+    reports: str = "var/lifecycle/reports"
+    alerts: str = "var/lifecycle/alerts"
+    file_suffix: Literal[".csv", ".parquet"] = ".csv"
+    label_delay_days: int = Field(
+        default=3, ge=0, description="labels of day D may be used from day D + delay on"
+    )
+    training_window_days: int = Field(
+        default=14, ge=0, description="retraining uses the labelled batches of the last N days"
+    )
+    include_original: bool = Field(
+        default=True, description="retraining also uses the original training table"
+    )
+    min_new_labels: int = Field(
+        default=1000, ge=0, description="sensor: labelled rows needed since the champion's cut-off"
+    )
+    training_schedule: str | None = Field(
+        default=None, description="cron/preset for scheduled retraining; None = off"
+    )
+
+
 class Config(_Strict):
     task: Literal["classification", "regression"]
     name: str = "model"
@@ -232,6 +262,7 @@ class Config(_Strict):
     registry: RegistryConfig
     drift: DriftConfig = Field(default_factory=DriftConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
@@ -346,6 +377,8 @@ def config_from_dict(raw: Any, source: str = "<dict>", base: Path | None = None)
     cfg.data.path = resolve_path(cfg.data.path, root)
     cfg.registry.root = resolve_path(cfg.registry.root, root)
     cfg.data.data_roots = [resolve_path(p, root) for p in cfg.data.data_roots]
+    for key in ("batches", "labels", "predictions", "reports", "alerts"):
+        setattr(cfg.lifecycle, key, resolve_path(getattr(cfg.lifecycle, key), root))
     return cfg
 
 

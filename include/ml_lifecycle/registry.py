@@ -653,7 +653,7 @@ class Registry:
         *,
         reason: str = "",
         actor: str = "cli",
-        expected_champion: int | None | object = _UNSET,
+        expected_champion: int | object | None = _UNSET,
     ) -> dict:
         """Make ``version`` the champion; return the recorded event.
 
@@ -678,7 +678,7 @@ class Registry:
         *,
         reason: str = "",
         actor: str = "cli",
-        expected_champion: int | None | object = _UNSET,
+        expected_champion: int | object | None = _UNSET,
     ) -> dict:
         """Make an earlier version the champion again; return the ``rollback`` event.
 
