@@ -482,6 +482,8 @@ _PRIMITIVES = (
     "_remove_file",
     "_remove_tree",
     "_open_lock_fd",
+    "_is_file",
+    "_dump_model",
 )
 
 

@@ -196,6 +196,24 @@ class Registry:
         finally:
             os.close(fd)
 
+    def _is_file(self, path: Path) -> bool:
+        return path.is_file() and not path.is_symlink()
+
+    def _dump_model(self, target: Path, model: Any) -> None:
+        """``joblib.dump`` to a temp name beside ``target``, fsync, then atomic rename."""
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                joblib.dump(model, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp_name, target)
+        except BaseException:
+            if os.path.exists(tmp_name):
+                os.unlink(tmp_name)
+            raise
+        self._sync_dir(target.parent)
+
     def _rename_dir(self, source: Path, target: Path) -> None:
         if target.exists():  # os.rename would silently replace an empty directory
             raise RegistryError(f"registry {self.root}: refusing to overwrite existing {target}")
@@ -313,13 +331,14 @@ class Registry:
         as in use so ``cleanup_staging`` never removes it.
         """
         staging_root = self._path(STAGING_DIR)
-        self._make_dir(staging_root)
         staging_id = uuid.uuid4().hex
-        fd = self._open_lock_fd(staging_root / f"{staging_id}.lock")
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # new file: cannot be contended
-        self._staging_fds[staging_id] = fd
-        path = staging_root / staging_id
-        path.mkdir()
+        # Under the registry lock so cleanup_staging never sees the lock file before its flock.
+        with self.lock():
+            fd = self._open_lock_fd(staging_root / f"{staging_id}.lock")
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # new file: cannot be contended
+            self._staging_fds[staging_id] = fd
+            path = staging_root / staging_id
+            self._make_dir(path)
         return path
 
     def save_model(self, staging: Path, model: Any, name: str = "model.joblib") -> str:
@@ -328,18 +347,7 @@ class Registry:
         if not _safe_relative_name(name) or "/" in name or name == CARD_FILE:
             raise RegistryError(f"invalid model file name {name!r} (expected a plain file name)")
         target = staging / name
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=staging)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                joblib.dump(model, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp_name, target)
-        except BaseException:
-            if os.path.exists(tmp_name):
-                os.unlink(tmp_name)
-            raise
-        self._sync_dir(staging)
+        self._dump_model(target, model)
         return self._hash_file(target)
 
     def discard(self, staging: Path) -> None:
@@ -360,7 +368,7 @@ class Registry:
         if not isinstance(card, dict):
             raise RegistryError(f"card must be a dict, got {type(card).__name__}")
         model_path = staging / model_file
-        if not _safe_relative_name(model_file) or not model_path.is_file():
+        if not _safe_relative_name(model_file) or not self._is_file(model_path):
             raise RegistryError(
                 f"registry {self.root}: model file {model_file!r} not found in staging dir "
                 f"{staging}; expected save_model() to have written it"
