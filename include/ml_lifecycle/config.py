@@ -209,7 +209,11 @@ class GateConfig(_Strict):
     baseline_margin: float = Field(default=0.02, ge=0.0)
     champion_tolerance: float = Field(default=0.01, ge=0.0)
     bootstrap: int = Field(default=500, ge=50, le=20000)
-    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    confidence: float = Field(
+        default=0.8, gt=0.5, lt=1.0,
+        description="one-sided level of the champion comparison: the candidate is rejected "
+                    "unless P(candidate worse than champion by > tolerance) < 1 - confidence",
+    )
     seed: int = 42
 
 
@@ -248,6 +252,40 @@ class LifecycleConfig(_Strict):
     )
 
 
+class BacktestConfig(_Strict):
+    """Replaying past batches to compare retraining strategies (``python -m ml_lifecycle backtest``).
+
+    Batches come either from dated files (``lifecycle.batches``/``lifecycle.labels``) or, with
+    ``period`` set, from cutting the training table ``data.path`` by ``data.time_column``.
+    """
+
+    period: Literal["day", "week", "month"] | None = Field(
+        default=None, description="cut data.path into batches by this period (None: batch files)"
+    )
+    initial_periods: int = Field(
+        default=1, ge=1, description="with period: the first N periods train the initial model"
+    )
+    label_delay_periods: int = Field(
+        default=1, ge=0, description="with period: labels of a period arrive N periods later"
+    )
+    every_k: list[int] = Field(
+        default_factory=lambda: [1, 7], description="periodic strategies: retrain every k batches"
+    )
+    metric: str | None = Field(
+        default=None, description="live metric compared across strategies (default: primary)"
+    )
+    grid: dict[str, list[str | int | float | bool]] = Field(
+        default_factory=dict,
+        description="policy variants: dotted config key -> values (one strategy per combination)",
+    )
+    change_points: list[str] = Field(
+        default_factory=list, description="known change days (YYYY-MM-DD) for detection delay"
+    )
+    max_batches: int | None = Field(
+        default=None, ge=1, description="replay only the first N batches (quick looks, tests)"
+    )
+
+
 class Config(_Strict):
     task: Literal["classification", "regression"]
     name: str = "model"
@@ -263,6 +301,7 @@ class Config(_Strict):
     drift: DriftConfig = Field(default_factory=DriftConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
+    backtest: BacktestConfig = Field(default_factory=BacktestConfig)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:

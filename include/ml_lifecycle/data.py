@@ -171,8 +171,8 @@ def enforce_schema(
         stamps = frame[data_cfg.time_column].dt
         for name in derived:
             frame[name] = {
-                "hour": stamps.hour, "day_of_week": stamps.dayofweek, "month": stamps.month,
-                "day_of_year": stamps.dayofyear,
+                "hour": stamps.hour, "day_of_week": stamps.day_of_week, "month": stamps.month,
+                "day_of_year": stamps.day_of_year,
             }[name].astype("float64")
     sentinel_counts: dict[str, int] = {}
     nonfinite_counts: dict[str, int] = {}

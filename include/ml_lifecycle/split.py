@@ -38,14 +38,26 @@ class SplitResult:
     def sizes(self) -> dict[str, int]:
         return {name: len(self.indices(name)) for name in SPLITS}
 
-    def assignment(self, frame: pd.DataFrame, id_column: str | None) -> pd.DataFrame:
+    def assignment(self, frame: pd.DataFrame, cfg: Config) -> pd.DataFrame:
         """Row id -> split name (stored with the model version)."""
         n = len(frame)
         labels = np.empty(n, dtype=object)
         for name in SPLITS:
             labels[self.indices(name)] = name
-        row_id = frame[id_column].astype(str).to_numpy() if id_column else np.arange(n).astype(str)
-        return pd.DataFrame({"row_id": row_id, "position": np.arange(n), "split": labels})
+        return pd.DataFrame({"row_id": row_ids(frame, cfg), "position": np.arange(n),
+                             "split": labels})
+
+
+def row_ids(frame: pd.DataFrame, cfg: Config) -> np.ndarray:
+    """Stable row identities: the id column, or a hash of the features and target.
+
+    Used to recognise, in a later training, the rows an earlier model was trained on.
+    """
+    if cfg.data.id_column and cfg.data.id_column in frame.columns:
+        return frame[cfg.data.id_column].astype(str).to_numpy()
+    cols = [c for c in [*cfg.data.features.all, cfg.data.target] if c in frame.columns]
+    hashed = pd.util.hash_pandas_object(frame[cols], index=False).to_numpy()
+    return np.char.mod("h%016x", hashed.astype(np.uint64))
 
 
 def _fraction_counts(n: int, cfg: Config) -> tuple[int, int]:

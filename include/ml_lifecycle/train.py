@@ -147,6 +147,7 @@ def run_training(
     promote: bool = True,
     actor: str = "cli",
     frame: pd.DataFrame | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """Train, evaluate, gate and register one candidate; promote it when the gate passes.
 
@@ -158,6 +159,8 @@ def run_training(
         promote: False registers the candidate without promoting it even if it passes.
         actor: who promotes (``cli``, ``airflow:<dag_id>``...).
         frame: an already loaded training table (tests, backtest); skips loading.
+        now: the run's time for ``created_at`` (default: the wall clock). A replay (backtest,
+            demo) passes the simulated day so the retrain policy's cooldown sees that time.
 
     Returns:
         A JSON-able summary with ``version``, ``promoted``, ``gate``, ``metrics``, ``exit_code``.
@@ -179,7 +182,7 @@ def run_training(
     from .quality import enforce_quality
     from .registry import Registry
     from .scoring import predict_scores
-    from .split import leakage_audit, split_frame
+    from .split import leakage_audit, row_ids, split_frame
 
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -240,20 +243,26 @@ def run_training(
     champion_scores = None
     champion_threshold = 0.5
     champion_note = None
+    comparison_rows = np.ones(len(te), dtype=bool)
+    comparison_info: dict[str, Any] = {}
     if champion_version is not None:
         champion_card = registry.get_card(champion_version)
         champion_model = registry.load_model(champion_version)  # sha256-verified before loading
         champion_threshold = float(champion_card.get("threshold") or 0.5)
+        comparison_rows, comparison_info = _unseen_by_champion(
+            registry, champion_version, row_ids(frame.iloc[te], cfg))
         try:
             champion_scores = predict_scores(champion_model, x_test, cfg.task)
         except (KeyError, ValueError) as exc:
             champion_note = f"champion v{champion_version} cannot score these rows: {exc}"
     gate = decide(
-        cfg, y_test=y_test, candidate_scores=test_scores, candidate_threshold=fit.threshold,
-        candidate_metrics=metrics, baseline_metrics=baseline, champion_scores=champion_scores,
+        cfg, y_test=y_test[comparison_rows], candidate_scores=test_scores[comparison_rows],
+        candidate_threshold=fit.threshold, candidate_metrics=metrics, baseline_metrics=baseline,
+        champion_scores=None if champion_scores is None else champion_scores[comparison_rows],
         champion_threshold=champion_threshold, champion_version=champion_version,
     )
     gate_dict = gate.to_dict()
+    gate_dict["champion_comparison_rows"] = comparison_info
     if champion_note:
         gate_dict["passed"] = False
         gate_dict["rules"].append({"name": "not_worse_than_champion", "metric": cfg.primary_metric,
@@ -273,7 +282,7 @@ def run_training(
     card: dict[str, Any] = {
         "name": cfg.name,
         "task": cfg.task,
-        "created_at": datetime.now(UTC).isoformat(),
+        "created_at": (now or datetime.now(UTC)).isoformat(),
         "trigger": {"reason": reason, **(trigger or {})},
         "data": {
             "files": file_hashes([f for f in files if Path(f).is_file()]),
@@ -326,7 +335,7 @@ def run_training(
         registry.save_model(staging, fit.pipeline)
         atomic_write_json(staging / "quality_report.json", quality)
         if cfg.registry.keep_split_assignment:
-            split.assignment(frame, cfg.data.id_column).to_parquet(
+            split.assignment(frame, cfg).to_parquet(
                 staging / "split_assignment.parquet", index=False)
         _save_reference_profile(cfg, staging, x.iloc[tr], fit.validation_scores, metrics,
                                 card["importances"])
@@ -367,6 +376,29 @@ def run_training(
         "timings_seconds": timings,
         "exit_code": EXIT_OK if gate_dict["passed"] else EXIT_GATE_REJECTED,
     }
+
+
+def _unseen_by_champion(registry: Any, version: int,
+                        test_ids: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+    """Test rows the champion was not trained or tuned on (its stored split assignment).
+
+    Scoring the champion on rows it was fitted on would flatter it; the paired comparison uses
+    only rows neither model has seen, unless too few remain (then all rows, and a note).
+    """
+    all_rows = np.ones(len(test_ids), dtype=bool)
+    try:
+        path = registry.artifact_path(version, "split_assignment.parquet")
+    except RegistryError:
+        return all_rows, {"rows": len(test_ids), "note": "champion has no split assignment"}
+    assignment = pd.read_parquet(path)
+    seen = assignment.loc[assignment["split"].isin(["train", "validation"]), "row_id"]
+    unseen = ~np.isin(test_ids, seen.astype(str).to_numpy())
+    minimum = max(50, int(0.1 * len(test_ids)))
+    if unseen.sum() < minimum:
+        return all_rows, {"rows": len(test_ids), "seen_by_champion": int((~unseen).sum()),
+                          "note": f"only {int(unseen.sum())} test rows are unseen by the "
+                                  f"champion (< {minimum}): compared on all test rows"}
+    return unseen, {"rows": int(unseen.sum()), "excluded_seen_by_champion": int((~unseen).sum())}
 
 
 def _save_reference_profile(cfg: Config, staging: Path, x_train: pd.DataFrame,

@@ -1,0 +1,589 @@
+"""Backtest a retraining policy: replay past batches and compare strategies before switching on.
+
+Each strategy replays the same dated batches, in order, through the same code the DAGs run:
+
+1. score the day's batch with the champion in place (``scoring.predict_scores``);
+2. (drift strategies) ``drift.check.run_drift_check`` with the labels that have *arrived* by that
+   day, which applies the retrain policy;
+3. when the strategy says so, ``train.run_training`` on the configured training window, built
+   only from labels that had arrived by that day, through the gate (promotion only if it passes);
+4. once a day's labels exist, its live metric is the metric of the scores the model in place that
+   day produced.
+
+No information from the future: a batch's labels are used (for concept drift, for retraining)
+only from their arrival day on. Strategies: ``never`` (no retraining: no registry writes at all),
+``every_k`` for each k, ``drift`` (the configured policy), and one drift strategy per combination of
+the ``backtest.grid`` settings. Each strategy starts from a copy of the same initial registry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .config import Config, apply_overrides, config_from_dict, load_raw
+from .errors import EXIT_OK, ConfigError, DataError
+from .evaluate import compute_metric, higher_is_better
+from .io import atomic_write_json, atomic_write_text, dumps_json
+
+
+@dataclass
+class Batch:
+    """One dated batch: features (no target) and its labels, usable from ``labels_available``."""
+
+    day: str
+    path: str
+    labels: pd.DataFrame  # id column + target
+    labels_available: str
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _day_of(path: Path) -> str | None:
+    try:
+        return date.fromisoformat(path.stem).isoformat()
+    except ValueError:
+        return None
+
+
+def batches_from_files(cfg: Config, batches: str, labels_dir: str | None) -> list[Batch]:
+    """Dated batch files ``<YYYY-MM-DD>.<ext>`` and their label files of the same name.
+
+    A ``manifest.json`` beside the batches folder (written by ``simulate``) gives each day's
+    ``labels_available_on``; otherwise labels arrive ``lifecycle.label_delay_days`` later.
+    """
+    from .data import list_files, read_file
+
+    files = [f for f in list_files(batches) if _day_of(f)]
+    if not files:
+        raise DataError(f"backtest: no dated batch file (YYYY-MM-DD.csv) in '{batches}'")
+    labels_root = Path(labels_dir or cfg.lifecycle.labels)
+    arrivals: dict[str, str] = {}
+    manifest = Path(files[0]).parent.parent / "manifest.json"
+    if manifest.exists():
+        for item in json.loads(manifest.read_text()).get("files", []):
+            arrivals[item["date"]] = item["labels_available_on"]
+    out = []
+    for f in files:
+        day = _day_of(f)
+        assert day is not None
+        label_file = labels_root / f.name
+        if not label_file.exists():
+            raise DataError(f"backtest: batch '{f}' has no labels file '{label_file}'")
+        labels = read_file(label_file, cfg.data)
+        delay = timedelta(days=cfg.lifecycle.label_delay_days)
+        available = arrivals.get(day) or (date.fromisoformat(day) + delay).isoformat()
+        out.append(Batch(day=day, path=str(f), labels=labels, labels_available=available))
+    return sorted(out, key=lambda b: b.day)
+
+
+def batches_from_table(cfg: Config, work: Path) -> tuple[pd.DataFrame, list[Batch]]:
+    """Cut ``data.path`` by ``data.time_column`` into periods: the first ``initial_periods``
+    train the initial model, each later period is one batch (written as Parquet under ``work``).
+    """
+    from .data import load_table
+
+    bt = cfg.backtest
+    time_col = cfg.data.time_column
+    if not time_col:
+        raise ConfigError("backtest.period needs data.time_column to cut the table into batches")
+    frame = load_table(cfg.data)
+    stamps = pd.to_datetime(frame[time_col])
+    freq = {"day": "D", "week": "W", "month": "M"}[bt.period or "month"]
+    keys = stamps.dt.to_period(freq)
+    periods = sorted(keys.unique())
+    if len(periods) <= bt.initial_periods:
+        raise DataError(f"backtest: {len(periods)} {bt.period} periods in '{cfg.data.path}', "
+                        f"need more than backtest.initial_periods={bt.initial_periods}")
+    initial = frame[keys.isin(periods[: bt.initial_periods])].reset_index(drop=True)
+    initial.attrs["files"] = frame.attrs.get("files", [])
+    id_col = cfg.data.id_column or "__row_id"
+    if id_col not in frame.columns:
+        frame[id_col] = np.arange(len(frame)).astype(str)
+    batch_dir = work / "batches"
+    batch_dir.mkdir(parents=True, exist_ok=True)
+    out = []
+    later = periods[bt.initial_periods:]
+    for i, period in enumerate(later):
+        part = frame[keys == period]
+        day = period.start_time.date().isoformat()
+        path = batch_dir / f"{day}.parquet"
+        part.drop(columns=[cfg.data.target]).to_parquet(path, index=False)
+        arrival_i = i + bt.label_delay_periods
+        available = (later[arrival_i].start_time.date().isoformat() if arrival_i < len(later)
+                     else (period + bt.label_delay_periods).start_time.date().isoformat())
+        out.append(Batch(day=day, path=str(path), labels=part[[id_col, cfg.data.target]],
+                         labels_available=available))
+    return initial, out
+
+
+# --------------------------------------------------------------------------- one strategy
+
+
+def _config_with(raw: dict[str, Any], overrides: list[str], source: str) -> Config:
+    return config_from_dict(apply_overrides(raw, overrides), source=source)
+
+
+def _id_col(cfg: Config) -> str:
+    return cfg.data.id_column or "__row_id"
+
+
+def arrived_labels(batches: list[Batch], today: str) -> list[Batch]:
+    """The batches whose labels have arrived by ``today`` (the no-future-labels rule)."""
+    return [b for b in batches if b.labels_available <= today and b.day < today]
+
+
+def _training_frame(cfg: Config, original: pd.DataFrame, batches: list[Batch],
+                    today: str) -> pd.DataFrame:
+    from .data import attach_labels, load_table
+
+    window_start = (date.fromisoformat(today)
+                    - timedelta(days=cfg.lifecycle.training_window_days)).isoformat()
+    frames = [original] if cfg.lifecycle.include_original else []
+    for b in arrived_labels(batches, today):
+        if b.day < window_start:
+            continue
+        feats = load_table(cfg.data, b.path, require_target=False)
+        frames.append(attach_labels(feats, b.labels, id_column=_id_col(cfg),
+                                    target=cfg.data.target, source=f"backtest batch {b.day}"))
+    if not frames:
+        raise DataError(f"backtest {today}: the training window holds no labelled rows")
+    frame = pd.concat(frames, ignore_index=True)
+    frame.attrs["files"] = original.attrs.get("files", [])
+    return frame
+
+
+def _labelled_scores(cfg: Config, scored: dict[str, pd.DataFrame], batches: list[Batch],
+                     today: str) -> pd.DataFrame | None:
+    """Past scored rows whose labels have arrived: the concept-drift input of the drift check."""
+    parts = []
+    score_col = cfg.drift.score_column
+    for b in arrived_labels(batches, today):
+        if b.day not in scored:
+            continue
+        s = scored[b.day].merge(b.labels.assign(**{_id_col(cfg): b.labels[_id_col(cfg)]
+                                                   .astype(str)}),
+                                on=_id_col(cfg), how="inner")
+        parts.append(s.rename(columns={"score": score_col}))
+    return pd.concat(parts, ignore_index=True) if parts else None
+
+
+def run_strategy(name: str, kind: str, cfg: Config, base_registry: Path, work: Path,
+                 original: pd.DataFrame, batches: list[Batch], every: int | None = None,
+                 log: Any = None) -> dict[str, Any]:
+    """Replay every batch under one strategy; return its daily records and summary."""
+    from .data import load_table
+    from .drift.check import run_drift_check
+    from .drift.policy import mark_retrain_finished
+    from .registry import Registry
+    from .scoring import predict_scores
+    from .train import run_training
+
+    started = time.perf_counter()
+    root = work / name / "registry"
+    if root.exists():
+        shutil.rmtree(root)
+    shutil.copytree(base_registry, root)
+    cfg = cfg.model_copy(deep=True)
+    cfg.registry.root = str(root)
+    registry = Registry(root)
+    scored: dict[str, pd.DataFrame] = {}
+    days: list[dict[str, Any]] = []
+    id_col = _id_col(cfg)
+    for i, b in enumerate(batches):
+        now = datetime.fromisoformat(b.day).replace(tzinfo=UTC) + timedelta(hours=23)
+        champion = registry.champion()
+        model = registry.load_model(champion)
+        card = registry.get_card(champion)
+        batch = load_table(cfg.data, b.path, require_target=False)
+        scores = predict_scores(model, batch, cfg.task)
+        scored[b.day] = pd.DataFrame({id_col: batch[id_col].astype(str), "score": scores})
+        record: dict[str, Any] = {"day": b.day, "champion": champion, "retrain": False,
+                                  "verdict": None, "severity": None, "gate": None,
+                                  "labels_used_through": None,
+                                  "threshold": card.get("threshold")}
+        want = False
+        trigger: dict[str, Any] = {}
+        if kind == "drift":
+            labelled = _labelled_scores(cfg, scored, batches, b.day)
+            result = run_drift_check(cfg, batch_path=b.path, day=b.day, labels=labelled,
+                                     registry=registry, now=now)
+            record.update(verdict=result["verdict"], severity=result["severity"],
+                          reasons=result["reasons"][:3])
+            want = bool(result["retrain"])
+            trigger = {"drift_report": result["report_paths"].get("store_json")}
+        elif kind == "every" and every and (i + 1) % every == 0:
+            want = True
+        if want:
+            frame = _training_frame(cfg, original, batches, b.day)
+            outcome = run_training(cfg, reason=f"backtest {name} {b.day}", trigger=trigger,
+                                   frame=frame, actor=f"backtest:{name}", now=now)
+            record.update(retrain=True, gate="promoted" if outcome["promoted"] else "rejected",
+                          version=outcome["version"],
+                          labels_used_through=max((a.day for a in
+                                                   arrived_labels(batches, b.day)), default=None))
+            if kind == "drift":
+                mark_retrain_finished(root, outcome=record["gate"], version=outcome["version"],
+                                      now=now)
+        days.append(record)
+        if log:
+            log(f"  {name:>16} {b.day}: champion v{champion} verdict={record['verdict']} "
+                f"retrain={record['retrain']} gate={record['gate']}")
+    return {"name": name, "kind": kind, "every": every, "days": days, "scored": scored,
+            "seconds": time.perf_counter() - started}
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def live_metrics(cfg: Config, metric: str, run: dict[str, Any], batches: list[Batch],
+                 horizon: str) -> None:
+    """Fill each day's live metric (labels that arrived by ``horizon`` only)."""
+    id_col = _id_col(cfg)
+    by_day = {b.day: b for b in batches}
+    for record in run["days"]:
+        b = by_day[record["day"]]
+        record["live_metric"] = None
+        if b.labels_available > horizon:
+            continue
+        s = run["scored"][record["day"]].merge(
+            b.labels.assign(**{id_col: b.labels[id_col].astype(str)}), on=id_col)
+        y = _encode(cfg, s[cfg.data.target])
+        value = compute_metric(cfg.task, metric, y, s["score"].to_numpy(dtype=float),
+                               float(record.get("threshold") or 0.5))
+        record["live_metric"] = None if not np.isfinite(value) else float(value)
+
+
+def _encode(cfg: Config, values: pd.Series) -> np.ndarray:
+    if cfg.task == "regression":
+        return pd.to_numeric(values).to_numpy(dtype=float)
+    from .train import _label_text
+
+    text = values.map(lambda v: cfg.data.label_map.get(str(v), v)).map(_label_text)
+    positive = _label_text(cfg.data.positive_label) if cfg.data.positive_label is not None \
+        else None
+    if positive is None:
+        uniq, counts = np.unique(text, return_counts=True)
+        positive = str(uniq[int(np.argmin(counts))])
+    return (text.to_numpy() == positive).astype(float)
+
+
+def summarize(cfg: Config, metric: str, run: dict[str, Any],
+              change_points: list[str]) -> dict[str, Any]:
+    values = [d["live_metric"] for d in run["days"] if d.get("live_metric") is not None]
+    hib = higher_is_better(metric)
+    floor = cfg.gate.floors.get(metric)
+    below = None
+    if floor is not None:
+        below = sum(1 for v in values if (v < floor if hib else v > floor))
+    delays = {}
+    for cp in change_points:
+        alarm = next((d["day"] for d in run["days"] if d["day"] >= cp and d["retrain"]), None)
+        delays[cp] = None if alarm is None else (date.fromisoformat(alarm)
+                                                 - date.fromisoformat(cp)).days
+    return {
+        "strategy": run["name"],
+        "retrains": sum(1 for d in run["days"] if d["retrain"]),
+        "promotions": sum(1 for d in run["days"] if d["gate"] == "promoted"),
+        "mean_live_metric": float(np.mean(values)) if values else None,
+        "worst_live_metric": (float(min(values)) if hib else float(max(values))) if values
+        else None,
+        "days_with_labels": len(values),
+        "days_below_floor": below,
+        "detection_delay_days": delays,
+        "compute_seconds": round(run["seconds"], 2),
+    }
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _svg_chart(runs: list[dict[str, Any]], metric: str, floor: float | None,
+               change_points: list[str]) -> str:
+    width, height, pad = 860, 320, 48
+    days = sorted({d["day"] for r in runs for d in r["days"]})
+    vals = [d["live_metric"] for r in runs for d in r["days"] if d.get("live_metric") is not None]
+    if not days or not vals:
+        return "<p>No day has labels yet: nothing to plot.</p>"
+    lo, hi = min(vals + ([floor] if floor is not None else [])), max(vals)
+    if hi - lo < 1e-9:
+        hi, lo = hi + 0.01, lo - 0.01
+    span = hi - lo
+    lo, hi = lo - 0.05 * span, hi + 0.05 * span
+
+    def x(day: str) -> float:
+        return pad + (width - 2 * pad) * days.index(day) / max(1, len(days) - 1)
+
+    def y(v: float) -> float:
+        return height - pad - (height - 2 * pad) * (v - lo) / (hi - lo)
+
+    colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
+              "#7f7f7f", "#17becf", "#bcbd22"]
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'role="img" aria-label="live {metric} per day and strategy">',
+             f'<rect width="{width}" height="{height}" fill="white"/>']
+    for k in range(5):
+        v = lo + (hi - lo) * k / 4
+        parts.append(f'<line x1="{pad}" x2="{width - pad}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
+                     f'stroke="#eee"/><text x="4" y="{y(v) + 4:.1f}" font-size="10">'
+                     f'{v:.3f}</text>')
+    for cp in change_points:
+        if cp in days:
+            parts.append(f'<line x1="{x(cp):.1f}" x2="{x(cp):.1f}" y1="{pad}" '
+                         f'y2="{height - pad}" stroke="#999" stroke-dasharray="4 3"/>'
+                         f'<text x="{x(cp) + 3:.1f}" y="{pad - 4}" font-size="10">'
+                         f'change {cp}</text>')
+    if floor is not None and lo <= floor <= hi:
+        parts.append(f'<line x1="{pad}" x2="{width - pad}" y1="{y(floor):.1f}" '
+                     f'y2="{y(floor):.1f}" stroke="#d62728" stroke-dasharray="2 2"/>'
+                     f'<text x="{width - pad - 60}" y="{y(floor) - 3:.1f}" font-size="10">'
+                     f'gate floor</text>')
+    for idx, run in enumerate(runs):
+        color = colors[idx % len(colors)]
+        pts = [(x(d["day"]), y(d["live_metric"])) for d in run["days"]
+               if d.get("live_metric") is not None]
+        if pts:
+            path = " ".join(f"{px:.1f},{py:.1f}" for px, py in pts)
+            parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.8" '
+                         f'points="{path}"/>')
+        for d in run["days"]:
+            if d["retrain"]:
+                yy = y(d["live_metric"]) if d.get("live_metric") is not None else height - pad
+                shape = "circle" if d["gate"] == "promoted" else "rect"
+                if shape == "circle":
+                    parts.append(f'<circle cx="{x(d["day"]):.1f}" cy="{yy:.1f}" r="4" '
+                                 f'fill="{color}"/>')
+                else:
+                    parts.append(f'<rect x="{x(d["day"]) - 3:.1f}" y="{yy - 3:.1f}" width="6" '
+                                 f'height="6" fill="none" stroke="{color}"/>')
+        parts.append(f'<text x="{pad + 150 * (idx % 5)}" y="{height - 12 - 14 * (idx // 5)}" '
+                     f'font-size="11" fill="{color}">■ {_esc(run["name"])}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _esc(text: Any) -> str:
+    import html
+
+    return html.escape(str(text))
+
+
+def render_html(result: dict[str, Any], runs: list[dict[str, Any]], floor: float | None) -> str:
+    metric = result["metric"]
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{_esc(_fmt(s.get(k)))}</td>" for k in (
+            "strategy", "retrains", "promotions", "mean_live_metric", "worst_live_metric",
+            "days_below_floor", "detection_delay_days", "compute_seconds")) + "</tr>"
+        for s in result["strategies"])
+    chart = _svg_chart(runs, metric, floor, result["change_points"])
+    return f"""<!doctype html><html><head><meta charset="utf-8">
+<title>Retraining policy backtest</title>
+<style>body{{font-family:sans-serif;margin:24px;color:#222}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}th{{background:#f4f4f4}}</style>
+</head><body><h1>Retraining policy backtest</h1>
+<p>{_esc(result['batches'])} batches from {_esc(result['first_day'])} to
+{_esc(result['last_day'])}; live metric: <b>{_esc(metric)}</b> of each day's scores by the model
+in place that day, once its labels had arrived. Filled circles: retrain promoted; open squares:
+retrain rejected by the gate.</p>
+<table><tr><th>strategy</th><th>retrains</th><th>promotions</th><th>mean live</th>
+<th>worst live</th><th>days below floor</th><th>detection delay (days)</th><th>compute s</th></tr>
+{rows}</table><h2>Live {_esc(metric)} per day</h2>{chart}
+<p>Reproduce: <code>{_esc(result['command'])}</code></p></body></html>"""
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {v}" for k, v in value.items()) or "-"
+    return "-" if value is None else str(value)
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def run_backtest(config_path: str, *, overrides: list[str] | None = None,
+                 batches: str | None = None, labels: str | None = None,
+                 every: list[int] | None = None, grid: dict[str, list[Any]] | None = None,
+                 strategies: list[str] | None = None, work_dir: str | None = None,
+                 report_dir: str | None = None, log: Any = None,
+                 command: str = "") -> dict[str, Any]:
+    """Run every strategy and return the JSON-able comparison (and write reports)."""
+    from .train import run_training
+
+    raw = apply_overrides(load_raw(config_path), overrides or [])
+    cfg = config_from_dict(raw, source=config_path)
+    bt = cfg.backtest
+    metric = bt.metric or cfg.primary_metric
+    own_work = work_dir is None
+    work = Path(work_dir or tempfile.mkdtemp(prefix="ml-backtest-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        if bt.period:
+            original, batch_list = batches_from_table(cfg, work)
+        else:
+            from .data import load_table
+
+            original = load_table(cfg.data)
+            batch_list = batches_from_files(cfg, batches or cfg.lifecycle.batches, labels)
+        if bt.max_batches:
+            batch_list = batch_list[: bt.max_batches]
+        change_points = list(bt.change_points)
+        truth = Path(batch_list[0].path).parent.parent / "ground_truth.json"
+        if not change_points and truth.exists() and not bt.period:
+            gt = json.loads(truth.read_text())
+            change_points = [d for d in (gt.get("covariate_shift_day"),
+                                         gt.get("concept_change_day")) if d]
+        first = datetime.fromisoformat(batch_list[0].day).replace(tzinfo=UTC)
+        base_cfg = cfg.model_copy(deep=True)
+        base_cfg.registry.root = str(work / "initial" / "registry")
+        if Path(base_cfg.registry.root).exists():
+            shutil.rmtree(base_cfg.registry.root)
+        initial = run_training(base_cfg, reason="backtest initial model", frame=original,
+                               actor="backtest", now=first - timedelta(days=1))
+        if not initial["promoted"]:
+            raise DataError(f"backtest: the initial model was not promoted "
+                            f"({initial['gate']['reasons']}); nothing to replay")
+        plan: list[tuple[str, str, Config, int | None]] = [("never", "never", cfg, None)]
+        for k in (every if every is not None else bt.every_k):
+            plan.append((f"every_{k}", "every", cfg, k))
+        plan.append(("drift", "drift", cfg, None))
+        grid = grid if grid is not None else bt.grid
+        if grid:
+            keys = sorted(grid)
+            for combo in itertools.product(*(grid[k] for k in keys)):
+                sets = [f"{k}={v}" for k, v in zip(keys, combo, strict=True)]
+                name = "drift[" + ",".join(f"{k.split('.')[-1]}={v}" for k, v in
+                                           zip(keys, combo, strict=True)) + "]"
+                plan.append((name, "drift", _config_with(raw, sets, config_path), None))
+        if strategies:
+            plan = [p for p in plan if p[0] in strategies or p[1] in strategies]
+        runs = []
+        for name, kind, strategy_cfg, k in plan:
+            if log:
+                log(f"strategy {name}")
+            runs.append(run_strategy(name, kind, strategy_cfg, Path(base_cfg.registry.root),
+                                     work, original, batch_list, every=k, log=log))
+        horizon = batch_list[-1].day
+        for run in runs:
+            live_metrics(cfg, metric, run, batch_list, horizon)
+        summaries = [summarize(cfg, metric, r, change_points) for r in runs]
+        result: dict[str, Any] = {
+            "metric": metric,
+            "higher_is_better": higher_is_better(metric),
+            "batches": len(batch_list),
+            "first_day": batch_list[0].day,
+            "last_day": batch_list[-1].day,
+            "change_points": change_points,
+            "initial_model": {"version": initial["version"],
+                              "metrics": {metric: initial["metrics"][metric]}},
+            "strategies": summaries,
+            "days": {r["name"]: r["days"] for r in runs},
+            "comparison": compare(summaries, metric),
+            "command": command,
+        }
+        if report_dir:
+            out = Path(report_dir)
+            atomic_write_json(out / "backtest.json", result)
+            atomic_write_text(out / "backtest.html",
+                              render_html(result, runs, cfg.gate.floors.get(metric)))
+            result["report_paths"] = {"json": str(out / "backtest.json"),
+                                      "html": str(out / "backtest.html")}
+        return result
+    finally:
+        if own_work:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def compare(summaries: list[dict[str, Any]], metric: str) -> dict[str, Any]:
+    """The drift policy relative to retraining every batch: metric ratio and retrain share."""
+    by = {s["strategy"]: s for s in summaries}
+    daily, drift = by.get("every_1"), by.get("drift")
+    if not daily or not drift or not daily["mean_live_metric"] or drift["mean_live_metric"] is None:
+        return {}
+    if higher_is_better(metric):
+        ratio = drift["mean_live_metric"] / daily["mean_live_metric"]
+    else:
+        ratio = daily["mean_live_metric"] / drift["mean_live_metric"]
+    share = drift["retrains"] / daily["retrains"] if daily["retrains"] else None
+    return {"drift_vs_every_1_metric_ratio": ratio, "drift_vs_every_1_retrain_share": share}
+
+
+def _parse_grid(items: list[str]) -> dict[str, list[Any]]:
+    import yaml
+
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--grid '{item}': expected dotted.key=v1,v2")
+        key, values = item.split("=", 1)
+        grid[key.strip()] = [yaml.safe_load(v) for v in values.split(",") if v.strip()]
+    return grid
+
+
+def format_table(result: dict[str, Any]) -> str:
+    metric = result["metric"]
+    head = (f"{'strategy':<28} {'retrains':>8} {'promoted':>8} {'mean ' + metric:>14} "
+            f"{'worst':>8} {'<floor':>6} {'delay (days)':>16} {'seconds':>8}")
+    lines = [head, "-" * len(head)]
+    for s in result["strategies"]:
+        mean = "n/a" if s["mean_live_metric"] is None else f"{s['mean_live_metric']:.4f}"
+        worst = "n/a" if s["worst_live_metric"] is None else f"{s['worst_live_metric']:.4f}"
+        delay = ",".join("-" if v is None else str(v) for v in s["detection_delay_days"].values())
+        lines.append(f"{s['strategy']:<28} {s['retrains']:>8} {s['promotions']:>8} {mean:>14} "
+                     f"{worst:>8} {_fmt(s['days_below_floor']):>6} {delay or '-':>16} "
+                     f"{s['compute_seconds']:>8.1f}")
+    comp = result.get("comparison") or {}
+    if comp:
+        share = comp["drift_vs_every_1_retrain_share"]
+        lines.append(f"drift policy vs retraining every batch: {comp['drift_vs_every_1_metric_ratio']:.1%}"
+                     f" of its mean live {metric}, "
+                     f"{'n/a' if share is None else f'{share:.0%}'} of its retrains")
+    return "\n".join(lines)
+
+
+def cli_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ml_lifecycle backtest",
+                                     description="replay past batches under retrain strategies")
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--batches", help="folder or glob of YYYY-MM-DD batch files "
+                        "(default lifecycle.batches; ignored when backtest.period is set)")
+    parser.add_argument("--labels", help="folder of the labels files (default lifecycle.labels)")
+    parser.add_argument("--every", type=int, action="append",
+                        help="retrain every k batches (repeatable; default backtest.every_k)")
+    parser.add_argument("--grid", action="append", default=[],
+                        help="policy variant grid: dotted.key=v1,v2 (repeatable)")
+    parser.add_argument("--strategies", help="comma-separated subset (e.g. never,every_1,drift)")
+    parser.add_argument("--work-dir", help="keep the strategies' registries here")
+    parser.add_argument("--report-dir", help="write backtest.json and backtest.html here")
+    parser.add_argument("--json", action="store_true", help="print the JSON result on stdout")
+    args = parser.parse_args(argv)
+    result = run_backtest(
+        args.config, overrides=args.overrides, batches=args.batches, labels=args.labels,
+        every=args.every, grid=_parse_grid(args.grid) if args.grid else None,
+        strategies=args.strategies.split(",") if args.strategies else None,
+        work_dir=args.work_dir, report_dir=args.report_dir,
+        log=None if args.json else (lambda m: print(m, file=sys.stderr)),
+        command="python -m ml_lifecycle backtest " + " ".join(argv),
+    )
+    if args.json:
+        sys.stdout.write(dumps_json(result) + "\n")
+    else:
+        print(format_table(result))
+        if result.get("report_paths"):
+            print(f"report: {result['report_paths']['html']}")
+    return EXIT_OK

@@ -1,0 +1,119 @@
+"""Backtest of retraining strategies: no future labels, determinism, no writes when never."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import ml_lifecycle.drift.check as drift_check
+import ml_lifecycle.train as train_module
+from ml_lifecycle.backtest import run_backtest
+from ml_lifecycle.simulate import simulate
+
+from conftest import PROJECT_ROOT, SHARED_DATA
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("bt")
+    simulate(root / "data", days=6, seed=3, initial_rows=2500, rows_per_day=600,
+             label_delay_days=2, shift_day=2, concept_day=4)
+    raw = yaml.safe_load((PROJECT_ROOT / "configs" / "demo.yaml").read_text())
+    raw["data"]["path"] = str(root / "data" / "train.csv")
+    raw["lifecycle"].update(batches=str(root / "data" / "batches"),
+                            labels=str(root / "data" / "labels"), label_delay_days=2)
+    raw["evaluation"]["bootstrap"] = 20
+    raw["evaluation"]["importance_repeats"] = 1
+    raw["gate"]["bootstrap"] = 100
+    raw["quality"]["min_rows"] = 100
+    raw["policy"] = {"cooldown_days": 0}
+    raw["registry"]["root"] = str(root / "unused-registry")
+    path = root / "demo.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    manifest = json.loads((root / "data" / "manifest.json").read_text())
+    arrival = {f["date"]: f["labels_available_on"] for f in manifest["files"]}
+    return {"root": root, "config": str(path), "arrival": arrival}
+
+
+def _day_of_id(root: Path) -> dict[str, str]:
+    out = {}
+    for f in sorted((root / "data" / "labels").glob("*.csv")):
+        for line in f.read_text().splitlines()[1:]:
+            out[line.split(",")[0]] = f.stem
+    return out
+
+
+def test_no_label_is_used_before_it_arrives(demo: dict[str, Any], monkeypatch) -> None:  # noqa: ANN001
+    seen: list[tuple[str, str, list[str]]] = []
+    real_train, real_check = train_module.run_training, drift_check.run_drift_check
+
+    def spy_train(cfg, **kw):  # noqa: ANN001, ANN003, ANN202
+        today = kw["now"].date().isoformat()
+        seen.append(("train", today, kw["frame"]["order_id"].astype(str).tolist()))
+        return real_train(cfg, **kw)
+
+    def spy_check(cfg, **kw):  # noqa: ANN001, ANN003, ANN202
+        labels = kw.get("labels")
+        ids = [] if labels is None else labels["order_id"].astype(str).tolist()
+        seen.append(("check", kw["day"], ids))
+        return real_check(cfg, **kw)
+
+    monkeypatch.setattr(train_module, "run_training", spy_train)
+    monkeypatch.setattr(drift_check, "run_drift_check", spy_check)
+    result = run_backtest(demo["config"], every=[1], strategies=["every_1", "drift"])
+    day_of = _day_of_id(demo["root"])
+    used_batch_labels = 0
+    for kind, today, ids in seen:
+        for row_id in ids:
+            if row_id in day_of:  # a row of a daily batch (not of the original table)
+                used_batch_labels += 1
+                assert demo["arrival"][day_of[row_id]] <= today, (kind, today, row_id)
+                assert day_of[row_id] < today
+    assert used_batch_labels > 0  # the check is not vacuous: batch labels were used
+    assert result["strategies"][0]["retrains"] == 6
+
+
+def test_two_runs_with_the_same_seed_are_identical(demo: dict[str, Any]) -> None:
+    a = run_backtest(demo["config"], every=[3], strategies=["every_3", "drift"])
+    b = run_backtest(demo["config"], every=[3], strategies=["every_3", "drift"])
+    for s in a["strategies"] + b["strategies"]:
+        s.pop("compute_seconds")
+    assert a["strategies"] == b["strategies"]
+    strip = {"reasons"}
+    for name in a["days"]:
+        assert [{k: v for k, v in d.items() if k not in strip} for d in a["days"][name]] == \
+            [{k: v for k, v in d.items() if k not in strip} for d in b["days"][name]]
+
+
+def _tree(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".lock"}
+
+
+def test_never_retrain_makes_no_registry_writes(demo: dict[str, Any], tmp_path: Path) -> None:
+    result = run_backtest(demo["config"], strategies=["never"], work_dir=str(tmp_path),
+                          report_dir=str(tmp_path / "report"))
+    assert _tree(tmp_path / "never" / "registry") == _tree(tmp_path / "initial" / "registry")
+    never = result["strategies"][0]
+    assert never["retrains"] == 0 and never["days_with_labels"] > 0
+    html = (tmp_path / "report" / "backtest.html").read_text()
+    assert "<svg" in html and "never" in html and "http://" not in html.replace(
+        'xmlns="http://www.w3.org/2000/svg"', "")
+
+
+@pytest.mark.skipif(not SHARED_DATA.exists(), reason="../shared/data is not present")
+def test_traffic_monthly_batches_through_config(tmp_path: Path) -> None:
+    result = run_backtest(str(PROJECT_ROOT / "configs" / "traffic.yaml"), overrides=[
+        f"registry.root={tmp_path / 'r'}", "backtest.max_batches=3", "evaluation.bootstrap=20",
+    ], strategies=["never", "drift"])
+    assert result["batches"] == 3 and result["first_day"] == "2014-01-01"
+    assert result["metric"] == "rmse" and result["higher_is_better"] is False
+    never = result["strategies"][0]
+    assert never["days_with_labels"] == 2  # the third month's labels arrive after the horizon
