@@ -9,13 +9,12 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import PROJECT_ROOT, SHARED_DATA
 
 import ml_lifecycle.drift.check as drift_check
 import ml_lifecycle.train as train_module
 from ml_lifecycle.backtest import run_backtest
 from ml_lifecycle.simulate import simulate
-
-from conftest import PROJECT_ROOT, SHARED_DATA
 
 pytestmark = pytest.mark.slow
 
@@ -50,16 +49,16 @@ def _day_of_id(root: Path) -> dict[str, str]:
     return out
 
 
-def test_no_label_is_used_before_it_arrives(demo: dict[str, Any], monkeypatch) -> None:  # noqa: ANN001
+def test_no_label_is_used_before_it_arrives(demo: dict[str, Any], monkeypatch) -> None:
     seen: list[tuple[str, str, list[str]]] = []
     real_train, real_check = train_module.run_training, drift_check.run_drift_check
 
-    def spy_train(cfg, **kw):  # noqa: ANN001, ANN003, ANN202
+    def spy_train(cfg, **kw):
         today = kw["now"].date().isoformat()
         seen.append(("train", today, kw["frame"]["order_id"].astype(str).tolist()))
         return real_train(cfg, **kw)
 
-    def spy_check(cfg, **kw):  # noqa: ANN001, ANN003, ANN202
+    def spy_check(cfg, **kw):
         labels = kw.get("labels")
         ids = [] if labels is None else labels["order_id"].astype(str).tolist()
         seen.append(("check", kw["day"], ids))

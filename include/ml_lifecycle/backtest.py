@@ -549,7 +549,8 @@ def format_table(result: dict[str, Any]) -> str:
     comp = result.get("comparison") or {}
     if comp:
         share = comp["drift_vs_every_1_retrain_share"]
-        lines.append(f"drift policy vs retraining every batch: {comp['drift_vs_every_1_metric_ratio']:.1%}"
+        ratio = comp["drift_vs_every_1_metric_ratio"]
+        lines.append(f"drift policy vs retraining every batch: {ratio:.1%}"
                      f" of its mean live {metric}, "
                      f"{'n/a' if share is None else f'{share:.0%}'} of its retrains")
     return "\n".join(lines)

@@ -253,7 +253,7 @@ class LifecycleConfig(_Strict):
 
 
 class BacktestConfig(_Strict):
-    """Replaying past batches to compare retraining strategies (``python -m ml_lifecycle backtest``).
+    """Replaying past batches to compare retraining strategies (``ml_lifecycle backtest``).
 
     Batches come either from dated files (``lifecycle.batches``/``lifecycle.labels``) or, with
     ``period`` set, from cutting the training table ``data.path`` by ``data.time_column``.

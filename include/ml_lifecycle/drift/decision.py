@@ -77,18 +77,24 @@ def prepare_batch(
     Returns:
         Feature name -> prepared column.
     """
-
-    def prepare(name: str) -> Current:
-        if name in profile.numeric:
-            return prepare_numeric(frame[name], name)
-        return prepare_categorical(frame[name], profile.categorical[name],
-                                   rare_min_expected=cfg.rare_min_expected, name=name)
-
     names = profile.features
-    return dict(zip(names, _map(prepare, names, cfg.n_jobs), strict=True))
+    prepared = map_features(lambda name: prepare_feature(profile, frame, name, cfg), names,
+                            cfg.n_jobs)
+    return dict(zip(names, prepared, strict=True))
 
 
-def _map(func: Any, items: list[str], n_jobs: int) -> list[Any]:
+def prepare_feature(
+    profile: ReferenceProfile, frame: pd.DataFrame, name: str, cfg: DriftConfig
+) -> Current:
+    """Prepare one feature column of a batch (numeric: sorted finite values; categorical:
+    counts aligned with the reference)."""
+    if name in profile.numeric:
+        return prepare_numeric(frame[name], name)
+    return prepare_categorical(frame[name], profile.categorical[name],
+                               rare_min_expected=cfg.rare_min_expected, name=name)
+
+
+def map_features(func: Any, items: list[str], n_jobs: int) -> list[Any]:
     """``[func(x) for x in items]``, on ``n_jobs`` threads when > 1 (order kept).
 
     numpy's sort and searchsorted release the GIL, so the threads do run in parallel.
@@ -212,15 +218,40 @@ def data_drift(
         ``drifted_share``, ``weighted_drift``, ``drifted_features``, ``reasons`` and
         ``features`` (one dict per feature, profile order).
     """
-    importances = {f: float(profile.importances.get(f, 0.0)) for f in profile.features}
-    weights = {f: max(v, 0.0) for f, v in importances.items()}
-    total_weight = sum(weights.values())
 
     def evaluate(name: str) -> dict[str, Any]:
         return evaluate_feature(profile.reference(name), currents[name], cfg,
-                                importance=importances[name] if profile.importances else None)
+                                importance=importance_of(profile, name))
 
-    features = _map(evaluate, profile.features, cfg.n_jobs)
+    features = map_features(evaluate, profile.features, cfg.n_jobs)
+    return decide_dataset(profile, features, cfg, n_rows=n_rows)
+
+
+def importance_of(profile: ReferenceProfile, name: str) -> float | None:
+    """The model's permutation importance of a feature (None when the profile has none)."""
+    return float(profile.importances.get(name, 0.0)) if profile.importances else None
+
+
+def decide_dataset(
+    profile: ReferenceProfile,
+    features: list[dict[str, Any]],
+    cfg: DriftConfig,
+    *,
+    n_rows: int,
+) -> dict[str, Any]:
+    """BH correction across the features' p-values, per-feature decisions, dataset verdict.
+
+    Args:
+        profile: the reference profile (importances).
+        features: :func:`evaluate_feature` results, profile order (updated in place).
+        cfg: drift settings.
+        n_rows: rows in the batch.
+
+    Returns:
+        The dataset-level dict described in :func:`data_drift`.
+    """
+    weights = {f: max(float(profile.importances.get(f, 0.0)), 0.0) for f in profile.features}
+    total_weight = sum(weights.values())
     for res in features:
         name = res["feature"]
         if total_weight > 0:
@@ -229,7 +260,6 @@ def data_drift(
             res["status"] = INSUFFICIENT
             res["reason"] = f"batch of {n_rows} rows (< drift.min_rows={cfg.min_rows})"
             res["p_value"] = None
-        features.append(res)
     tested = [f for f in features if f["status"] != INSUFFICIENT]
     adjusted = benjamini_hochberg([f["p_value"] for f in tested])
     for f, adj in zip(tested, adjusted.tolist(), strict=True):
@@ -351,7 +381,8 @@ def prediction_drift(
         return out
     for name in dict.fromkeys([cfg.numeric_significance_test, cfg.numeric_effect_test]):
         test = get_test(name, "numeric")
-        out["tests"][name] = test.func(reference, cur, threshold_for(name, cfg.thresholds)).to_dict()
+        res = test.func(reference, cur, threshold_for(name, cfg.thresholds))
+        out["tests"][name] = res.to_dict()
     sig = out["tests"][cfg.numeric_significance_test]
     eff = out["tests"][cfg.numeric_effect_test]
     out["p_value"] = sig["p_value"]
@@ -368,5 +399,7 @@ def prediction_drift(
 
 __all__ = [
     "DRIFT", "INSUFFICIENT", "NO_DRIFT", "RARE", "UNAVAILABLE", "UNSEEN", "benjamini_hochberg",
-    "data_drift", "evaluate_feature", "prediction_drift", "prepare_batch",
+    "data_drift", "decide_dataset", "evaluate_feature", "importance_of", "map_features",
+    "prediction_drift",
+    "prepare_batch", "prepare_feature",
 ]

@@ -175,15 +175,17 @@ def load_profile(directory: str | Path) -> ReferenceProfile:
         )
     with np.load(npz_path, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
-    numeric = {name: _numeric_from_store(name, m, arrays) for name, m in meta["numeric"].items()}
-    categorical = {
-        name: CategoricalReference(
+    # the JSON is written with sorted keys: the feature order comes from the feature lists
+    numeric = {name: _numeric_from_store(name, meta["numeric"][name], arrays)
+               for name in meta["features"]["numeric"]}
+    categorical = {}
+    for name in meta["features"]["categorical"]:
+        m = meta["categorical"][name]
+        categorical[name] = CategoricalReference(
             name=name, categories=[str(c) for c in m["categories"]],
             counts=np.asarray(m["counts"], dtype=np.int64), n_rows=int(m["n_rows"]),
             n_missing=int(m["n_missing"]), n_other=int(m.get("n_other", 0)),
         )
-        for name, m in meta["categorical"].items()
-    }
     scores = None
     if meta.get("scores"):
         scores = _numeric_from_store("__score__", meta["scores"], arrays)

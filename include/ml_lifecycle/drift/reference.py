@@ -69,7 +69,7 @@ def reference_cuts(sorted_values: np.ndarray, bins: int) -> np.ndarray:
 
 
 def quantiles_sorted(sorted_values: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """Quantiles of a sorted array by the inverted-CDF rule (an actual data value, no interpolation).
+    """Quantiles of a sorted array by the inverted-CDF rule (a data value, no interpolation).
 
     Args:
         sorted_values: values sorted ascending (not empty).

@@ -66,7 +66,7 @@ class DriftConfig(_Strict):
         description="the batch is drifted when this share of its tested features drifted ...",
     )
     importance_drift_share: float = Field(
-        default=0.2, gt=0.0, le=1.0,
+        default=0.1, gt=0.0, le=1.0,
         description="... or when drifted features carry this share of the model's importance",
     )
     # -- reference profile (built at training time)

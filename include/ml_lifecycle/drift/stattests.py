@@ -238,7 +238,7 @@ def ks_test(reference: NumericReference, current: NumericCurrent, threshold: flo
         return _numeric_empty("ks", threshold, "no finite values on one side")
     d = ks_statistic(reference, current)
     en = m * n / (m + n)
-    p = float(np.clip(stats.kstwo.sf(d, int(np.round(en))), 0.0, 1.0))
+    p = float(np.clip(stats.kstwo.sf(d, max(1, int(np.round(en)))), 0.0, 1.0))
     return TestResult("ks", d, p, d, threshold, d >= threshold, {"n_reference": m, "n_current": n})
 
 

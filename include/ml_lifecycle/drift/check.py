@@ -1,0 +1,445 @@
+"""The drift check: a batch against the champion's reference profile, end to end.
+
+* :func:`evaluate_batch` - the core on in-memory objects (profile, batch frame, scores, labelled
+  rows): schema and quality, data drift with the BH + effect-size rule and the dataset verdict,
+  prediction drift, concept drift. No registry, no I/O.
+* :func:`run_drift_check` - what the CLI and the monitoring DAG run: loads the champion, its
+  profile and the batch, scores it, evaluates, applies the retrain policy, stores the day's JSON
+  and HTML in the monitoring store and returns the JSON-able result.
+* :func:`cli_main` - ``python -m ml_lifecycle check-drift``; exit codes: 0 no action
+  (``EXIT_OK``), 4 retrain recommended (``EXIT_RETRAIN_RECOMMENDED``), 2 invalid input
+  (``EXIT_INVALID_INPUT``), 5 integrity failure of a stored artifact (``EXIT_INTEGRITY``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import (
+    EXIT_INVALID_INPUT,
+    EXIT_OK,
+    EXIT_RETRAIN_RECOMMENDED,
+    DataError,
+    IntegrityError,
+    MLLifecycleError,
+    RegistryError,
+)
+from ..io import atomic_write_text, sha256_file
+from .batch_quality import check_schema, feature_quality, summarize_quality
+from .concept import DEFAULT_METRIC, concept_drift, load_labelled, trailing_window
+from .decision import (
+    DRIFT,
+    INSUFFICIENT,
+    NO_DRIFT,
+    UNAVAILABLE,
+    decide_dataset,
+    evaluate_feature,
+    importance_of,
+    map_features,
+    prediction_drift,
+    prepare_feature,
+)
+from .policy import (
+    decide_retrain,
+    load_policy_state,
+    monitoring_lock,
+    record_decision,
+    save_policy_state,
+)
+from .profile import PROFILE_JSON, PROFILE_NPZ, ReferenceProfile, load_profile
+from .report import render_html, to_json
+from .settings import DriftConfig, PolicyConfig
+from .store import day_json_path, day_report_path, validate_day, write_day
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+RESULT_SCHEMA_VERSION = 1
+#: Top-level keys of every check result (stable; tests assert them).
+RESULT_KEYS = (
+    "schema_version", "day", "checked_at", "verdict", "retrain", "severity", "reasons",
+    "decision", "model", "batch", "data_drift", "prediction_drift", "concept_drift", "quality",
+    "settings", "report_paths", "timings_seconds",
+)
+
+
+def overall_verdict(data: dict[str, Any], pred: dict[str, Any], perf: dict[str, Any]) -> str:
+    """``drift`` if data, prediction or concept drift; ``insufficient_data`` if nothing could be
+    judged; else ``no_drift``."""
+    if data.get("verdict") == DRIFT or pred.get("drifted") or perf.get("flagged"):
+        return DRIFT
+    judged = [data.get("verdict"), pred.get("status"), perf.get("status")]
+    if all(v in (INSUFFICIENT, UNAVAILABLE, None) for v in judged):
+        return INSUFFICIENT
+    if data.get("verdict") == INSUFFICIENT:
+        return INSUFFICIENT
+    return NO_DRIFT
+
+
+def _unavailable(reason: str) -> dict[str, Any]:
+    return {"status": UNAVAILABLE, "flagged": False, "drifted": False, "reason": reason}
+
+
+def evaluate_batch(
+    profile: ReferenceProfile,
+    batch: pd.DataFrame,
+    cfg: DriftConfig | None = None,
+    *,
+    scorer: Callable[[pd.DataFrame], np.ndarray] | None = None,
+    scores: np.ndarray | None = None,
+    labelled: pd.DataFrame | None = None,
+    threshold: float | None = None,
+    metric: str | None = None,
+    reference_metric: float | None = None,
+    source: str = "batch",
+    known_columns: list[str] | None = None,
+) -> dict[str, Any]:
+    """Evaluate one batch against a reference profile (no registry, no files).
+
+    Args:
+        profile: the champion's reference profile.
+        batch: the batch (feature columns at least; ids/times may be present).
+        cfg: drift settings (default: :class:`DriftConfig` defaults).
+        scorer: called with the checked batch (feature columns, inf -> NaN) to get the scores;
+            used when ``scores`` is None.
+        scores: the model's scores for the batch rows.
+        labelled: past rows with labels, columns ``y`` and ``score`` (the trailing window).
+        threshold: the model's decision threshold (classification).
+        metric: metric watched for concept drift (default roc_auc / rmse).
+        reference_metric: its value on the test split (default: from the profile).
+        source: how to name the batch in messages.
+        known_columns: expected non-feature columns (not reported as extra).
+
+    Returns:
+        JSON-able dict with ``verdict``, ``data_drift``, ``prediction_drift``,
+        ``concept_drift``, ``quality`` and ``timings_seconds``.
+
+    Raises:
+        DataError: the batch is unusable (empty, missing feature columns, text in a numeric
+            feature).
+    """
+    cfg = cfg or DriftConfig()
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    batch, schema = check_schema(batch, profile, source=source, known_columns=known_columns)
+    n_rows = len(batch)
+    sentinel_counts = batch.attrs.get("sentinel_counts") or {}
+    nonfinite_counts = batch.attrs.get("nonfinite_counts") or {}
+
+    def analyse(name: str) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]], int]:
+        # one feature at a time: its sorted copy is freed before the next one is made
+        ref = profile.reference(name)
+        cur = prepare_feature(profile, batch, name, cfg)
+        drift = evaluate_feature(ref, cur, cfg, importance=importance_of(profile, name))
+        info, issues = feature_quality(
+            ref, cur, cfg, n_rows=n_rows, sentinels=int(sentinel_counts.get(name, 0)),
+            nonfinite_converted=int(nonfinite_counts.get(name, 0)))
+        return drift, info, issues, int(getattr(cur, "n_nonfinite", 0))
+
+    analysed = map_features(analyse, profile.features, cfg.n_jobs)
+    data = decide_dataset(profile, [a[0] for a in analysed], cfg, n_rows=n_rows)
+    quality = summarize_quality(
+        {name: a[1] for name, a in zip(profile.features, analysed, strict=True)},
+        [issue for a in analysed for issue in a[2]], cfg, n_rows=n_rows, schema=schema)
+    with_inf = [name for name, a in zip(profile.features, analysed, strict=True) if a[3]]
+    t2 = time.perf_counter()
+    timings["data_drift_and_quality"] = round(t2 - t0, 4)
+    if scores is None and scorer is not None:
+        features = batch[profile.features]
+        if with_inf:
+            features = features.assign(**{c: features[c].replace([np.inf, -np.inf], np.nan)
+                                          for c in with_inf})
+        scores = scorer(features)
+    t3 = time.perf_counter()
+    timings["scoring"] = round(t3 - t2, 4)
+    pred = prediction_drift(profile.scores, scores, cfg, task=profile.task, threshold=threshold)
+    metric = metric or cfg.performance_metric or DEFAULT_METRIC.get(profile.task, "roc_auc")
+    if reference_metric is None:
+        ref_entry = profile.test_metrics.get(metric)
+        reference_metric = ref_entry.get("value") if isinstance(ref_entry, dict) else ref_entry
+    if labelled is not None:
+        perf = concept_drift(
+            labelled["y"].to_numpy(dtype=float), labelled["score"].to_numpy(dtype=float),
+            task=profile.task, metric=metric,
+            reference_value=None if reference_metric is None else float(reference_metric),
+            tolerance=cfg.performance_tolerance, tolerance_mode=cfg.performance_tolerance_mode,
+            min_labelled=cfg.performance_min_labelled, n_boot=cfg.performance_bootstrap,
+            confidence=cfg.performance_confidence, seed=cfg.seed,
+            threshold=0.5 if threshold is None else float(threshold),
+        )
+    else:
+        perf = _unavailable("no labelled past batches given")
+        perf["metric"] = metric
+    timings["prediction_and_concept"] = round(time.perf_counter() - t3, 4)
+    return {
+        "verdict": overall_verdict(data, pred, perf),
+        "batch": {"source": source, "n_rows": n_rows, "n_columns": int(batch.shape[1])},
+        "data_drift": data,
+        "prediction_drift": pred,
+        "concept_drift": perf,
+        "quality": quality,
+        "timings_seconds": timings,
+    }
+
+
+# --------------------------------------------------------------------------- run with registry
+
+
+def _verify_profile_files(card: dict[str, Any], version_dir: Path) -> None:
+    """Check the profile files against the sha256 the model card recorded (when it did)."""
+    artifacts = card.get("artifacts") or {}
+    for name in (PROFILE_JSON, PROFILE_NPZ):
+        expected = artifacts.get(name)
+        path = version_dir / name
+        if expected and path.is_file() and sha256_file(path) != expected:
+            raise IntegrityError(
+                f"reference profile file '{path}' does not match the sha256 recorded in the "
+                f"model card ({expected}); refusing to use it"
+            )
+
+
+def _metric_value(card: dict[str, Any], metric: str) -> float | None:
+    entry = (card.get("metrics") or {}).get(metric)
+    value = entry.get("value") if isinstance(entry, dict) else entry
+    return None if value is None else float(value)
+
+
+def _registry_state(registry: Any, champion: int, card: dict[str, Any]) -> dict[str, Any]:
+    latest_at = card.get("created_at")
+    latest = champion
+    try:
+        for other in registry.list_versions():
+            at = other.get("created_at")
+            if at and (latest_at is None or str(at) > str(latest_at)):
+                latest_at, latest = at, other.get("version")
+    except (MLLifecycleError, OSError):  # listing is best effort; the champion is known
+        pass
+    return {"champion": champion, "champion_created_at": card.get("created_at"),
+            "latest_version": latest, "latest_created_at": latest_at}
+
+
+def run_drift_check(
+    cfg: Config,
+    *,
+    batch_path: str,
+    day: str,
+    labels: pd.DataFrame | list[tuple[str, str]] | None = None,
+    report_dir: str | Path | None = None,
+    registry: Any = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Check one batch against the champion, decide on retraining, store the day's reports.
+
+    Args:
+        cfg: the validated config.
+        batch_path: the batch file, folder or glob (read with ``data.load_table``).
+        day: the day checked, ``YYYY-MM-DD`` (the store keeps one result per day).
+        labels: delayed labels of past batches: ``(labels_path, predictions_path)`` pairs joined
+            by the id column, or a frame of scored and labelled rows (target + score columns).
+        report_dir: also write ``drift_<day>.json`` / ``.html`` there.
+        registry: a :class:`~ml_lifecycle.registry.Registry` (default: ``cfg.registry.root``).
+        now: decision time (default: now, UTC).
+
+    Returns:
+        The JSON-able result (keys :data:`RESULT_KEYS`): ``verdict``, ``retrain``, ``severity``,
+        ``reasons``, ``report_paths`` ...
+
+    Raises:
+        DataError: unusable batch or labels; RegistryError: no champion or no profile;
+        IntegrityError: a stored artifact was modified.
+    """
+    from ..data import load_table
+    from ..scoring import predict_scores
+
+    validate_day(day)
+    now = now or datetime.now(UTC)
+    started = time.perf_counter()
+    if registry is None:
+        from ..registry import Registry
+
+        registry = Registry(cfg.registry.root)
+    root = Path(cfg.registry.root)
+    version = registry.champion()
+    if version is None:
+        raise RegistryError(f"registry {root}: no champion; train and promote a model first")
+    card = registry.get_card(version) if hasattr(registry, "get_card") else \
+        registry.champion_card()
+    vdir = Path(registry.version_dir(version))
+    _verify_profile_files(card, vdir)
+    profile = load_profile(vdir)
+    model = registry.load_model(version)
+    t_load = time.perf_counter()
+    batch = load_table(cfg.data, str(batch_path), require_target=False)
+    task = card.get("task", cfg.task)
+    threshold = card.get("threshold")
+    metric = cfg.drift.performance_metric or DEFAULT_METRIC.get(task, "roc_auc")
+    positive = ((card.get("data") or {}).get("target") or {}).get("positive_label")
+    labelled = None
+    if labels is not None:
+        labelled = trailing_window(
+            load_labelled(cfg, labels, positive_label=positive), day=day,
+            window_days=cfg.drift.performance_window_days, max_rows=cfg.drift.performance_max_rows)
+
+    def scorer(frame: pd.DataFrame) -> np.ndarray:
+        try:
+            return predict_scores(model, frame, task)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DataError(f"batch '{batch_path}': champion v{version} cannot score it: "
+                            f"{exc}") from None
+
+    known = [c for c in (cfg.data.id_column, cfg.data.time_column, cfg.data.target) if c]
+    evaluation = evaluate_batch(
+        profile, batch, cfg.drift, scorer=scorer, labelled=labelled,
+        threshold=None if threshold is None else float(threshold), metric=metric,
+        reference_metric=_metric_value(card, metric), source=str(batch_path),
+        known_columns=known,
+    )
+    evaluation["timings_seconds"]["load"] = round(t_load - started, 4)
+    result: dict[str, Any] = {
+        "schema_version": RESULT_SCHEMA_VERSION,
+        "day": day,
+        "checked_at": now.isoformat(),
+        "verdict": evaluation["verdict"],
+        "model": {"name": card.get("name", cfg.name), "version": version, "task": task,
+                  "threshold": threshold, "created_at": card.get("created_at")},
+        "batch": {**evaluation["batch"], "path": str(batch_path),
+                  "files": batch.attrs.get("files", [])},
+        "data_drift": evaluation["data_drift"],
+        "prediction_drift": evaluation["prediction_drift"],
+        "concept_drift": evaluation["concept_drift"],
+        "quality": evaluation["quality"],
+        "settings": {"drift": cfg.drift.model_dump(mode="json"),
+                     "policy": cfg.policy.model_dump(mode="json")},
+        "timings_seconds": evaluation["timings_seconds"],
+    }
+    with monitoring_lock(root):
+        state = load_policy_state(root)
+        decision = decide_retrain(
+            data_drift=result["data_drift"], prediction_drift=result["prediction_drift"],
+            performance=result["concept_drift"], quality=result["quality"], state=state,
+            registry_state=_registry_state(registry, version, card), now=now, cfg=cfg.policy,
+            day=day,
+        )
+        result.update(decision=decision, retrain=decision["retrain"],
+                      severity=decision["severity"], reasons=decision["reasons"])
+        paths: dict[str, Any] = {"store_json": str(day_json_path(root, day)),
+                                 "store_html": str(day_report_path(root, day)),
+                                 "json": None, "html": None}
+        if report_dir is not None:
+            paths["json"] = str(Path(report_dir) / f"drift_{day}.json")
+            paths["html"] = str(Path(report_dir) / f"drift_{day}.html")
+        result["report_paths"] = paths
+        result["timings_seconds"]["total"] = round(time.perf_counter() - started, 4)
+        html = render_html(result)
+        write_day(root, day, result, html)
+        if report_dir is not None:
+            atomic_write_text(paths["html"], html)
+            atomic_write_text(paths["json"], to_json(result))
+        save_policy_state(root, record_decision(state, decision, day=day, now=now,
+                                                champion=version))
+    return {k: result[k] for k in RESULT_KEYS}
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Arguments of ``check-drift``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m ml_lifecycle check-drift",
+        description="Check a batch against the champion's reference profile, apply the retrain "
+                    "policy and store the day's JSON + HTML report under "
+                    "<registry.root>/monitoring/. Exit codes: 0 no action, 4 retrain "
+                    "recommended, 2 invalid input (config, data, arguments), 5 a stored "
+                    "artifact failed its integrity check.",
+    )
+    parser.add_argument("--config", required=True, help="YAML config file")
+    parser.add_argument("--batch", required=True, help="batch file, folder or glob")
+    parser.add_argument("--labels", action="append", default=[],
+                        help="delayed labels of a past batch (id + target); repeat. Without "
+                             "--predictions the file must also hold the score column")
+    parser.add_argument("--predictions", action="append", default=[],
+                        help="predictions of that past batch (id + score), paired with --labels "
+                             "in order")
+    parser.add_argument("--day", default=None, help="day checked, YYYY-MM-DD (default: today UTC)")
+    parser.add_argument("--json", action="store_true", help="print the JSON result on stdout")
+    parser.add_argument("--report-dir", default=None, help="also write the reports here")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="config override, e.g. drift.fdr_q=0.01")
+    return parser
+
+
+def _labels_argument(args: argparse.Namespace) -> pd.DataFrame | list[tuple[str, str]] | None:
+    if args.predictions and len(args.predictions) != len(args.labels):
+        raise DataError(
+            f"--labels given {len(args.labels)} time(s) but --predictions {len(args.predictions)}"
+            " time(s); pass one --predictions per --labels (same order), or none"
+        )
+    if not args.labels:
+        return None
+    if args.predictions:
+        return list(zip(args.labels, args.predictions, strict=True))
+    from .concept import _read_table
+
+    return pd.concat([_read_table(p) for p in args.labels], ignore_index=True)
+
+
+def _print_summary(result: dict[str, Any]) -> None:
+    data = result["data_drift"]
+    print(f"day {result['day']}: verdict {result['verdict']}, severity {result['severity']}, "
+          f"retrain {'RECOMMENDED' if result['retrain'] else 'not recommended'}")
+    print(f"  model v{result['model']['version']}, batch {result['batch']['n_rows']} rows; "
+          f"{data['n_drifted']} of {data['n_tested']} features drifted"
+          + (f": {', '.join(data['drifted_features'])}" if data["drifted_features"] else ""))
+    for reason in result["reasons"]:
+        print(f"  - {reason}")
+    for key in ("store_html", "html", "json"):
+        if result["report_paths"].get(key):
+            print(f"  report: {result['report_paths'][key]}")
+
+
+def cli_main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m ml_lifecycle check-drift``.
+
+    Args:
+        argv: arguments after ``check-drift``.
+
+    Returns:
+        ``EXIT_OK`` (no action), ``EXIT_RETRAIN_RECOMMENDED`` or the error's exit code
+        (``EXIT_INVALID_INPUT`` for config/data/argument errors).
+    """
+    from ..config import load_config
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return EXIT_OK if exc.code == 0 else EXIT_INVALID_INPUT
+    try:
+        cfg = load_config(args.config, args.overrides)
+        day = validate_day(args.day) if args.day else datetime.now(UTC).date().isoformat()
+        result = run_drift_check(cfg, batch_path=args.batch, day=day,
+                                 labels=_labels_argument(args), report_dir=args.report_dir)
+    except MLLifecycleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    if args.json:
+        sys.stdout.write(to_json(result))
+    else:
+        _print_summary(result)
+    return EXIT_RETRAIN_RECOMMENDED if result["retrain"] else EXIT_OK
+
+
+__all__ = [
+    "RESULT_KEYS", "PolicyConfig", "cli_main", "evaluate_batch", "overall_verdict",
+    "run_drift_check",
+]

@@ -1,0 +1,337 @@
+"""Concept drift from delayed labels: is the model still as good as on its test split?
+
+:func:`concept_drift` is a pure function: given the labels and the model's scores for the rows of
+past batches whose labels have arrived (a trailing window), it computes the model's metric, its
+drop against the test value recorded at training, and a bootstrap interval of that drop. The
+model is flagged when the drop exceeds the tolerance AND the whole interval lies above zero (the
+drop is not sampling noise), with a minimum number of labelled rows.
+
+:func:`load_labelled` assembles the window from ``(labels_path, predictions_path)`` pairs joined
+by the id column, or takes a frame of already scored and labelled rows.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+from ..evaluate import compute_metric, higher_is_better
+from .decision import DRIFT, INSUFFICIENT, NO_DRIFT, UNAVAILABLE
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+SCORE_COLUMNS = ("score", "prediction", "probability", "proba", "y_score")
+DEFAULT_METRIC = {"classification": "roc_auc", "regression": "rmse"}
+
+
+# --------------------------------------------------------------------------- weighted metrics
+
+
+def _groups(sorted_scores: np.ndarray) -> np.ndarray:
+    """Start index of each run of tied values in a sorted array."""
+    return np.flatnonzero(np.concatenate([[True], sorted_scores[1:] != sorted_scores[:-1]]))
+
+
+def weighted_metric(
+    metric: str,
+    y: np.ndarray,
+    scores: np.ndarray,
+    weights: np.ndarray,
+    threshold: float = 0.5,
+) -> np.ndarray:
+    """A metric for many weightings of the same rows at once (bootstrap replicates).
+
+    Args:
+        metric: one of roc_auc, pr_auc, brier, accuracy, precision, recall, f1,
+            balanced_accuracy, rmse, mae, r2.
+        y: labels (0/1) or targets.
+        scores: the model's scores / predictions.
+        weights: (B, n) non-negative weights (bootstrap counts); one row per replicate.
+        threshold: decision threshold for the threshold metrics.
+
+    Returns:
+        B metric values (NaN where undefined, e.g. one class only).
+    """
+    w = np.atleast_2d(np.asarray(weights, dtype=float))
+    y = np.asarray(y, dtype=float)
+    s = np.asarray(scores, dtype=float)
+    total = w.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if metric in ("roc_auc", "pr_auc"):
+            order = np.argsort(s, kind="stable")
+            if metric == "pr_auc":
+                order = order[::-1]
+            ss, ys, ws = s[order], y[order], w[:, order]
+            starts = _groups(ss)
+            pos = np.add.reduceat(ws * ys, starts, axis=1)
+            neg = np.add.reduceat(ws * (1 - ys), starts, axis=1)
+            p_tot, n_tot = pos.sum(axis=1), neg.sum(axis=1)
+            if metric == "roc_auc":
+                neg_below = np.cumsum(neg, axis=1) - neg
+                return np.sum(pos * (neg_below + 0.5 * neg), axis=1) / (p_tot * n_tot)
+            tp, fp = np.cumsum(pos, axis=1), np.cumsum(neg, axis=1)
+            precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+            ap = np.sum(pos / p_tot[:, None] * precision, axis=1)
+            return np.where(p_tot > 0, ap, np.nan)
+        if metric == "brier":
+            return (w @ (s - y) ** 2) / total
+        if metric in ("rmse", "mae", "r2"):
+            if metric == "rmse":
+                return np.sqrt((w @ (y - s) ** 2) / total)
+            if metric == "mae":
+                return (w @ np.abs(y - s)) / total
+            mean = (w @ y) / total
+            sst = (w * (y[None, :] - mean[:, None]) ** 2).sum(axis=1)
+            return np.where(sst > 0, 1 - (w @ (y - s) ** 2) / sst, np.nan)
+        pred = (s >= threshold).astype(float)
+        tp = w @ (pred * y)
+        fp = w @ (pred * (1 - y))
+        fn = w @ ((1 - pred) * y)
+        tn = w @ ((1 - pred) * (1 - y))
+        if metric == "accuracy":
+            return (tp + tn) / total
+        if metric == "precision":
+            return np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        if metric == "recall":
+            return np.where(tp + fn > 0, tp / (tp + fn), np.nan)
+        if metric == "f1":
+            denom = 2 * tp + fp + fn
+            return np.where(denom > 0, 2 * tp / denom, 0.0)
+        if metric == "balanced_accuracy":
+            return (tp / (tp + fn) + tn / (tn + fp)) / 2
+    raise ValueError(f"concept drift: no weighted form of metric '{metric}'")
+
+
+# --------------------------------------------------------------------------- the test
+
+
+def concept_drift(
+    y_true: Any,
+    scores: Any,
+    *,
+    task: str,
+    metric: str,
+    reference_value: float | None,
+    tolerance: float = 0.05,
+    tolerance_mode: str = "relative",
+    min_labelled: int = 200,
+    n_boot: int = 300,
+    confidence: float = 0.95,
+    seed: int = 42,
+    threshold: float = 0.5,
+) -> dict[str, Any]:
+    """Compare the model's metric on labelled recent rows with its test metric.
+
+    Args:
+        y_true: labels (classification: 0/1) or targets of the window's rows.
+        scores: the model's scores (P(positive)) or predictions for the same rows.
+        task: ``classification`` or ``regression``.
+        metric: metric name (see :func:`weighted_metric`).
+        reference_value: the metric on the test split at training time (None: unavailable).
+        tolerance: allowed drop; a share of ``reference_value`` (relative) or metric units.
+        tolerance_mode: ``relative`` or ``absolute``.
+        min_labelled: fewer labelled rows give ``insufficient_data``.
+        n_boot: bootstrap replicates of the window's rows.
+        confidence: level of the interval of the drop.
+        seed: bootstrap seed.
+        threshold: decision threshold for threshold metrics.
+
+    Returns:
+        JSON-able dict: ``status`` (``drift`` / ``no_drift`` / ``insufficient_data`` /
+        ``unavailable``), ``flagged``, ``value``, ``reference_value``, ``drop``, ``drop_low``,
+        ``drop_high``, ``tolerance`` (in metric units), ``n_labelled``, ``reason``.
+    """
+    y = np.asarray(y_true, dtype=float)
+    s = np.asarray(scores, dtype=float)
+    ok = np.isfinite(y) & np.isfinite(s)
+    y, s = y[ok], s[ok]
+    out: dict[str, Any] = {
+        "status": UNAVAILABLE, "flagged": False, "metric": metric,
+        "higher_is_better": higher_is_better(metric), "reference_value": reference_value,
+        "value": None, "drop": None, "drop_low": None, "drop_high": None, "tolerance": None,
+        "tolerance_mode": tolerance_mode, "confidence": confidence, "n_labelled": len(y),
+        "min_labelled": min_labelled, "positive_rate": None, "reason": "",
+    }
+    if reference_value is None or not np.isfinite(reference_value):
+        out["reason"] = f"the model card has no test value of '{metric}'"
+        return out
+    tol = tolerance * abs(reference_value) if tolerance_mode == "relative" else tolerance
+    out["tolerance"] = tol
+    if task == "classification" and len(y):
+        out["positive_rate"] = float(y.mean())
+    if len(y) < min_labelled:
+        out["status"] = INSUFFICIENT
+        out["reason"] = f"{len(y)} labelled rows (< drift.performance_min_labelled={min_labelled})"
+        return out
+    if task == "classification" and len(np.unique(y)) < 2:
+        out["status"] = INSUFFICIENT
+        out["reason"] = "the labelled rows hold one class only"
+        return out
+    sign = 1.0 if higher_is_better(metric) else -1.0
+    value = compute_metric(task, metric, y, s, threshold)
+    drop = sign * (reference_value - value)
+    rng = np.random.default_rng(seed)
+    boot = []
+    chunk = max(1, min(n_boot, 4_000_000 // max(len(y), 1)))
+    done = 0
+    while done < n_boot:
+        b = min(chunk, n_boot - done)
+        idx = rng.integers(0, len(y), size=(b, len(y)))
+        weights = np.stack([np.bincount(row, minlength=len(y)) for row in idx])
+        boot.append(weighted_metric(metric, y, s, weights, threshold))
+        done += b
+    values = np.concatenate(boot)
+    values = values[np.isfinite(values)]
+    alpha = (1 - confidence) / 2
+    drops = sign * (reference_value - values)
+    low, high = (float(np.quantile(drops, alpha)), float(np.quantile(drops, 1 - alpha))) \
+        if len(drops) else (float("nan"), float("nan"))
+    flagged = bool(drop > tol and low > 0)
+    out.update(status=DRIFT if flagged else NO_DRIFT, flagged=flagged, value=float(value),
+               drop=float(drop), drop_low=low, drop_high=high)
+    why = []
+    if drop <= tol:
+        why.append(f"drop <= tolerance {tol:.4g}")
+    if not low > 0:
+        why.append("the interval includes no drop")
+    out["reason"] = (
+        f"{metric} {value:.4g} on {len(y)} labelled rows vs {reference_value:.4g} at test: drop "
+        f"{drop:.4g} ({confidence:.0%} interval {low:.4g} .. {high:.4g}); "
+        + ("flagged: drop > tolerance and the interval excludes no drop" if flagged
+           else "not flagged: " + " and ".join(why))
+    )
+    return out
+
+
+# --------------------------------------------------------------------------- loading labels
+
+
+def _read_table(path: str | Path) -> pd.DataFrame:
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"labels/predictions file '{p}' does not exist")
+    try:
+        if p.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(p)
+        return pd.read_csv(p, low_memory=False)
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise DataError(f"labels/predictions file '{p}' cannot be read: {exc}") from None
+
+
+def score_column(frame: pd.DataFrame, preferred: str, source: str) -> str:
+    """The column holding the model's score (``drift.score_column`` or a usual name)."""
+    for name in (preferred, *SCORE_COLUMNS):
+        if name in frame.columns:
+            return name
+    raise DataError(
+        f"{source}: no score column (looked for '{preferred}' and {list(SCORE_COLUMNS)}); "
+        f"columns are {list(frame.columns)[:20]}"
+    )
+
+
+def _label_text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def encode_labels(values: pd.Series, cfg: Config, positive_label: Any = None) -> np.ndarray:
+    """Targets as floats: 0/1 for classification (positive label from the card or config).
+
+    Rows with a missing target become NaN (and are ignored by :func:`concept_drift`).
+    """
+    mapped = values.map(lambda v: cfg.data.label_map.get(str(v), v)) if cfg.data.label_map \
+        else values
+    if cfg.task == "regression":
+        return pd.to_numeric(mapped, errors="coerce").to_numpy(dtype="float64")
+    positive = positive_label if positive_label is not None else cfg.data.positive_label
+    if positive is None:
+        raise DataError("concept drift: the positive label is unknown (set data.positive_label)")
+    text = mapped.map(lambda v: None if pd.isna(v) else _label_text(v))
+    y = (text == _label_text(positive)).to_numpy(dtype="float64")
+    return np.where(text.isna().to_numpy(), np.nan, y)
+
+
+def load_labelled(
+    cfg: Config,
+    labels: pd.DataFrame | list[tuple[str, str]] | None,
+    *,
+    positive_label: Any = None,
+) -> pd.DataFrame:
+    """Assemble past scored rows whose labels arrived into one frame.
+
+    Args:
+        cfg: the config (id, target and time columns, score column, label map).
+        labels: ``(labels_path, predictions_path)`` pairs joined by ``data.id_column``, or a frame
+            that already holds the target and score columns (and optionally the time column).
+        positive_label: the champion's positive class (from its card).
+
+    Returns:
+        A frame with columns ``y`` (encoded), ``score`` and ``time`` (may be NaT).
+
+    Raises:
+        DataError: unreadable files, missing id/target/score columns.
+    """
+    from ..data import attach_labels
+
+    target, id_col, time_col = cfg.data.target, cfg.data.id_column, cfg.data.time_column
+    if labels is None:
+        return pd.DataFrame({"y": [], "score": [], "time": []})
+    if isinstance(labels, pd.DataFrame):
+        frames = [("labelled frame", labels)]
+    else:
+        frames = []
+        for pair in labels:
+            labels_path, predictions_path = pair
+            lab, pred = _read_table(labels_path), _read_table(predictions_path)
+            if not id_col:
+                raise DataError("delayed labels need data.id_column to join labels to predictions")
+            joined = attach_labels(pred, lab, id_column=id_col, target=target,
+                                   source=f"labels '{labels_path}' + predictions "
+                                          f"'{predictions_path}'")
+            frames.append((f"predictions '{predictions_path}'", joined))
+    parts = []
+    for source, frame in frames:
+        if target not in frame.columns:
+            raise DataError(f"{source}: no target column '{target}'")
+        col = score_column(frame, cfg.drift.score_column, source)
+        times = pd.to_datetime(frame[time_col], errors="coerce") \
+            if time_col and time_col in frame.columns else pd.Series(pd.NaT, index=frame.index)
+        parts.append(pd.DataFrame({
+            "y": encode_labels(frame[target], cfg, positive_label),
+            "score": pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype="float64"),
+            "time": times.to_numpy(),
+        }))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        {"y": [], "score": [], "time": []})
+
+
+def trailing_window(
+    labelled: pd.DataFrame, *, day: str | None, window_days: int | None, max_rows: int
+) -> pd.DataFrame:
+    """Keep the labelled rows of the trailing window before (and on) ``day``, newest last.
+
+    Rows without a time stamp are kept (their batch was chosen by the caller); at most
+    ``max_rows`` of the most recent rows remain.
+    """
+    frame = labelled
+    if len(frame) and day and window_days and "time" in frame.columns:
+        times = pd.to_datetime(frame["time"], errors="coerce")
+        if getattr(times.dt, "tz", None) is not None:
+            times = times.dt.tz_localize(None)
+        end = pd.Timestamp(date.fromisoformat(day) + timedelta(days=1))
+        start = end - pd.Timedelta(days=window_days)
+        keep = times.isna() | ((times >= start) & (times < end))
+        frame = frame[keep.to_numpy()]
+        frame = frame.assign(_t=times[keep.to_numpy()]).sort_values("_t", kind="stable",
+                                                                       na_position="first")
+        frame = frame.drop(columns="_t")
+    if len(frame) > max_rows:
+        frame = frame.iloc[-max_rows:]
+    return frame.reset_index(drop=True)

@@ -1,0 +1,348 @@
+"""The retrain policy: drift, performance, quality and registry state -> retrain or not.
+
+:func:`decide_retrain` is one pure function. It first grades the evidence into a severity
+
+==========  ================================================================================
+none        nothing drifted (or the batch is too small to judge)
+low         drift confined to features the model barely uses; quality warnings
+medium      data drift in features that matter to the model, or prediction drift
+high        both of those, data drift carrying ``policy.high_weighted_drift`` of the
+            importance, or concept drift (a significant drop of the metric on labels)
+critical    a drop of the metric >= ``policy.critical_drop_factor`` x the tolerance
+==========  ================================================================================
+
+and recommends a retrain from ``policy.min_severity`` on, unless blocked by, in this order:
+a critical data-quality finding (retraining would not fix the data), a retrain already pending
+(never two triggers), the cooldown after the last retrain (unless critical), or the retrain budget
+of the period. A re-run of the check for a day that already triggered returns the same trigger
+(``rerun``), so retries neither lose nor double a trigger.
+
+The policy state (pending trigger, trigger history) lives in
+``<registry.root>/monitoring/policy_state.json``; :func:`record_decision` updates it (pure) and
+:func:`mark_retrain_finished` clears the pending trigger when the retrain run ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ..io import atomic_write_json, read_json
+from .settings import SEVERITIES, PolicyConfig
+
+STATE_FILE = "policy_state.json"
+STATE_VERSION = 1
+HISTORY_DAYS = 400  # triggers older than this are dropped from the state file
+
+
+def severity_rank(severity: str) -> int:
+    """Position of a severity in none < low < medium < high < critical."""
+    return SEVERITIES.index(severity)
+
+
+def _max_severity(a: str, b: str) -> str:
+    return a if severity_rank(a) >= severity_rank(b) else b
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        stamp = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+
+
+def empty_state() -> dict[str, Any]:
+    """A fresh policy state."""
+    return {"schema_version": STATE_VERSION, "pending": None, "triggers": [], "finished": []}
+
+
+def assess_severity(
+    data_drift: dict[str, Any] | None,
+    prediction_drift: dict[str, Any] | None,
+    performance: dict[str, Any] | None,
+    quality: dict[str, Any] | None,
+    cfg: PolicyConfig,
+) -> tuple[str, list[str]]:
+    """Grade the evidence of one check.
+
+    Args:
+        data_drift: :func:`~.decision.data_drift` result.
+        prediction_drift: :func:`~.decision.prediction_drift` result.
+        performance: :func:`~.concept.concept_drift` result.
+        quality: :func:`~.batch_quality.batch_quality` result.
+        cfg: policy settings.
+
+    Returns:
+        (severity, reasons), one reason per signal that contributed.
+    """
+    severity, reasons = "none", []
+
+    def signal(level: str, reason: str) -> None:
+        nonlocal severity
+        severity = _max_severity(severity, level)
+        reasons.append(f"[{level}] {reason}")
+
+    data = data_drift or {}
+    important = False
+    if data.get("verdict") == "drift":
+        weighted = data.get("weighted_drift")
+        names = ", ".join(data.get("drifted_features", [])[:8])
+        if data.get("drift_by_importance"):
+            important = True
+            level = "high" if weighted is not None and weighted >= cfg.high_weighted_drift \
+                else "medium"
+            signal(level, f"data drift in features carrying {weighted:.0%} of the model's "
+                          f"importance ({names})")
+        elif weighted is None:
+            important = True
+            signal("medium", f"data drift in {data.get('drifted_share', 0):.0%} of the features "
+                             f"({names}); no importances to weigh them")
+        else:
+            signal("low", f"data drift in {data.get('drifted_share', 0):.0%} of the features "
+                          f"({names}), but they carry only {weighted:.0%} of the importance")
+    elif data.get("verdict") == "insufficient_data":
+        reasons.append("[none] " + "; ".join(data.get("reasons", ["batch too small to judge"])))
+    pred = prediction_drift or {}
+    if pred.get("drifted"):
+        level = "medium" if cfg.retrain_on_prediction_drift else "low"
+        if important:
+            level = "high"
+        signal(level, f"prediction drift: {pred.get('reason', '')}")
+    perf = performance or {}
+    if perf.get("flagged"):
+        tol = perf.get("tolerance") or 0.0
+        drop = perf.get("drop") or 0.0
+        level = "critical" if tol > 0 and drop >= cfg.critical_drop_factor * tol else "high"
+        signal(level, f"concept drift: {perf.get('reason', '')}")
+    q = quality or {}
+    if q.get("severity") == "warning":
+        signal("low", f"data quality: {q.get('n_warnings', 0)} warning(s)")
+    return severity, reasons
+
+
+def _latest_model_time(registry_state: dict[str, Any]) -> datetime | None:
+    """When the newest model version (champion or not) was created."""
+    times = [_parse_time(registry_state.get(k))
+             for k in ("latest_created_at", "champion_created_at")]
+    return max([t for t in times if t is not None], default=None)
+
+
+def _active_pending(state: dict[str, Any], registry_state: dict[str, Any], now: datetime,
+                    cfg: PolicyConfig) -> tuple[dict[str, Any] | None, str | None]:
+    """The pending trigger if it still blocks, else (None, why it no longer blocks)."""
+    pending = state.get("pending")
+    if not pending:
+        return None, None
+    at = _parse_time(pending.get("at"))
+    latest_at = _latest_model_time(registry_state)
+    if at is not None and latest_at is not None and latest_at > at:
+        return None, "resolved: a model version was registered after the trigger"
+    if at is not None and now - at >= timedelta(hours=cfg.pending_timeout_hours):
+        return None, f"expired after {cfg.pending_timeout_hours:g} h"
+    return pending, None
+
+
+def decide_retrain(
+    *,
+    data_drift: dict[str, Any] | None,
+    prediction_drift: dict[str, Any] | None,
+    performance: dict[str, Any] | None,
+    quality: dict[str, Any] | None,
+    state: dict[str, Any] | None,
+    registry_state: dict[str, Any] | None,
+    now: datetime,
+    cfg: PolicyConfig,
+    day: str | None = None,
+) -> dict[str, Any]:
+    """Decide whether to retrain (pure: no I/O, ``now`` is an argument).
+
+    Args:
+        data_drift: data drift result (dataset verdict, weighted drift ...).
+        prediction_drift: prediction drift result.
+        performance: concept drift result.
+        quality: batch quality result.
+        state: the policy state (:func:`load_policy_state`).
+        registry_state: ``{"champion": int | None, "champion_created_at": iso | None,
+            "latest_created_at": iso | None}`` (the newest version, promoted or not: a
+            finished retrain releases the pending trigger and starts the cooldown).
+        now: the decision time (timezone-aware).
+        cfg: policy settings.
+        day: the checked day (``YYYY-MM-DD``); a re-run for a day that already triggered
+            returns that trigger again.
+
+    Returns:
+        ``{"retrain", "severity", "reasons", "blocked_by", "trigger_id", "rerun", ...}``.
+    """
+    now = now if now.tzinfo else now.replace(tzinfo=UTC)
+    state = state or empty_state()
+    registry_state = registry_state or {}
+    severity, reasons = assess_severity(data_drift, prediction_drift, performance, quality, cfg)
+    wants = severity != "none" and severity_rank(severity) >= severity_rank(cfg.min_severity)
+    critical = severity == "critical"
+    blocked: list[str] = []
+    notes: list[str] = []
+    trigger_id = f"drift-{day}" if day else f"drift-{now:%Y%m%dT%H%M%S}"
+
+    pending, pending_note = _active_pending(state, registry_state, now, cfg)
+    if pending_note:
+        notes.append(f"earlier pending retrain {pending_note}")
+    triggers = [t for t in state.get("triggers", []) if _parse_time(t.get("at"))]
+    last_trigger = max((_parse_time(t["at"]) for t in triggers), default=None)
+    model_at = _latest_model_time(registry_state)
+    last_retrain = max([t for t in (last_trigger, model_at) if t is not None], default=None)
+    period_start = now - timedelta(days=cfg.budget_period_days)
+    in_period = [t for t in triggers if period_start < _parse_time(t["at"]) <= now]
+
+    rerun = bool(pending and day and pending.get("day") == day)
+    if rerun:
+        trigger_id = pending.get("trigger_id", trigger_id)
+        reasons.append(f"this day already triggered retrain '{trigger_id}' (re-run of the check)")
+        wants = True
+    elif wants:
+        if quality and quality.get("severity") == "critical" and cfg.block_on_critical_quality:
+            blocked.append("quality")
+            reasons.append("blocked: the batch has critical data-quality issues; fix the data "
+                           "first, retraining on it would not help")
+        if pending:
+            blocked.append("pending")
+            reasons.append(f"blocked: retrain '{pending.get('trigger_id')}' triggered at "
+                           f"{pending.get('at')} is still pending")
+        if last_retrain is not None and now - last_retrain < timedelta(days=cfg.cooldown_days):
+            if critical and cfg.critical_overrides_cooldown:
+                notes.append("cooldown overridden: severity is critical")
+            else:
+                blocked.append("cooldown")
+                reasons.append(f"blocked: cooldown, last retrain at {last_retrain.isoformat()} "
+                               f"is less than {cfg.cooldown_days:g} day(s) ago")
+        if len(in_period) >= cfg.budget_max_retrains:
+            if critical and cfg.critical_overrides_budget:
+                notes.append("budget overridden: severity is critical")
+            else:
+                blocked.append("budget")
+                reasons.append(f"blocked: budget, {len(in_period)} retrain(s) in the last "
+                               f"{cfg.budget_period_days:g} days (max "
+                               f"{cfg.budget_max_retrains})")
+    elif severity != "none":
+        reasons.append(f"severity {severity} is below policy.min_severity={cfg.min_severity}")
+    retrain = bool(wants and not blocked)
+    if not reasons:
+        reasons.append("no drift, no performance drop: no action")
+    return {
+        "retrain": retrain,
+        "severity": severity,
+        "reasons": reasons,
+        "notes": notes,
+        "blocked_by": blocked,
+        "trigger_id": trigger_id if retrain else None,
+        "rerun": rerun,
+        "evaluated_at": now.isoformat(),
+        "last_retrain_at": last_retrain.isoformat() if last_retrain else None,
+        "retrains_in_period": len(in_period),
+        "pending": pending,
+        "min_severity": cfg.min_severity,
+    }
+
+
+def record_decision(
+    state: dict[str, Any] | None,
+    decision: dict[str, Any],
+    *,
+    day: str | None,
+    now: datetime,
+    champion: int | None = None,
+) -> dict[str, Any]:
+    """The policy state after a decision (pure; the caller saves it).
+
+    A new trigger becomes the pending one and enters the history; a pending trigger that no
+    longer blocks (resolved or expired) is moved to ``finished``.
+    """
+    new = empty_state()
+    if state:
+        new.update({k: state.get(k, new[k]) for k in new})
+    new["triggers"] = list(new["triggers"])
+    new["finished"] = list(new["finished"])[-200:]
+    if new["pending"] and decision.get("pending") is None and not decision.get("rerun"):
+        new["finished"].append({**new["pending"], "finished_at": now.isoformat(),
+                                "outcome": "; ".join(decision.get("notes", [])) or "cleared"})
+        new["pending"] = None
+    if decision.get("retrain") and not decision.get("rerun"):
+        trigger = {"trigger_id": decision["trigger_id"], "day": day, "at": now.isoformat(),
+                   "severity": decision["severity"], "reasons": decision["reasons"],
+                   "champion": champion}
+        new["pending"] = trigger
+        new["triggers"].append(trigger)
+    cutoff = now - timedelta(days=HISTORY_DAYS)
+    new["triggers"] = [t for t in new["triggers"]
+                       if (_parse_time(t.get("at")) or now) >= cutoff]
+    return new
+
+
+def state_path(root: str | Path) -> Path:
+    """``<registry.root>/monitoring/policy_state.json``."""
+    return Path(root) / "monitoring" / STATE_FILE
+
+
+def load_policy_state(root: str | Path) -> dict[str, Any]:
+    """Read the policy state (a fresh one when none is stored yet)."""
+    path = state_path(root)
+    if not path.is_file():
+        return empty_state()
+    state = read_json(path)
+    return state if isinstance(state, dict) else empty_state()
+
+
+def save_policy_state(root: str | Path, state: dict[str, Any]) -> Path:
+    """Write the policy state atomically."""
+    return atomic_write_json(state_path(root), state)
+
+
+@contextlib.contextmanager
+def monitoring_lock(root: str | Path) -> Iterator[None]:
+    """Exclusive lock on the monitoring store (two checks never interleave read-decide-write)."""
+    path = Path(root) / "monitoring" / ".lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def mark_retrain_finished(
+    root: str | Path,
+    *,
+    outcome: str,
+    version: int | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Clear the pending trigger when the retrain run ends (called by the retrain DAG).
+
+    Args:
+        root: the registry root.
+        outcome: e.g. ``promoted``, ``rejected``, ``failed``.
+        version: the version the retrain registered, if any.
+        now: the finishing time (default: now, UTC).
+
+    Returns:
+        The new state (saved).
+    """
+    now = now or datetime.now(UTC)
+    with monitoring_lock(root):
+        state = load_policy_state(root)
+        if state.get("pending"):
+            state.setdefault("finished", []).append(
+                {**state["pending"], "finished_at": now.isoformat(), "outcome": outcome,
+                 "version": version})
+            state["pending"] = None
+            save_policy_state(root, state)
+    return state

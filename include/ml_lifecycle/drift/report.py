@@ -1,0 +1,295 @@
+"""Reports of a drift check: stable JSON and a self-contained HTML page.
+
+The HTML opens with no network (inline CSS and inline SVG, no script, no external link), puts the
+verdict and the retrain decision first, then data quality, then per feature a reference-vs-
+current plot with statistic, p-value, adjusted p-value, effect size and importance, then
+prediction drift and performance. It embeds aggregated shares only, never raw rows.
+
+Numeric plots use the reference-quantile bins of the profile, drawn with equal widths: the
+reference is (nearly) flat by construction, so wherever the current bars rise or fall is where
+the mass moved. The outer bins hold the values below / above the reference range.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+from ..io import dumps_json
+
+GREY = "#9aa5b1"
+BLUE = "#1f6feb"
+STATUS_COLOURS = {
+    "drift": "#c62828", "no_drift": "#2e7d32", "insufficient_data": "#8d6e00",
+    "unavailable": "#6b7280", "critical": "#b71c1c", "high": "#c62828", "medium": "#e65100",
+    "low": "#8d6e00", "none": "#2e7d32", "ok": "#2e7d32", "warning": "#e65100", "info": "#6b7280",
+}
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1f2328;
+max-width:1100px}
+h1{font-size:22px;margin:0 0 8px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #ddd}
+.badge{display:inline-block;padding:3px 10px;border-radius:12px;color:#fff;font-weight:600;
+font-size:13px;margin-right:6px}
+table{border-collapse:collapse;font-size:13px;margin:6px 0}
+td,th{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#f6f8fa}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.cards{display:flex;flex-wrap:wrap;gap:12px}
+.card{border:1px solid #ddd;border-radius:6px;padding:8px;width:520px}
+.card h3{font-size:14px;margin:0 0 4px}.muted{color:#6b7280;font-size:12px}
+.legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 10px}
+ul{margin:4px 0 4px 18px;padding:0}
+"""
+
+
+def to_json(result: dict[str, Any]) -> str:
+    """The result as stable JSON text (sorted keys, NaN/inf -> null)."""
+    return dumps_json(result) + "\n"
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "&ndash;"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            return "&ndash;"
+        if isinstance(value, int):
+            return f"{value:,}"
+        if value != 0 and (abs(value) < 10 ** -digits or abs(value) >= 10 ** 6):
+            return f"{value:.{digits - 1}e}"
+        return f"{value:.{digits}g}" if abs(value) >= 1 else f"{value:.{digits}f}"
+    return _e(value)
+
+
+def _pct(value: Any) -> str:
+    return "&ndash;" if value is None else f"{100 * float(value):.1f}%"
+
+
+def _badge(status: Any, text: str | None = None) -> str:
+    colour = STATUS_COLOURS.get(str(status), "#6b7280")
+    return f'<span class="badge" style="background:{colour}">{_e(text or status)}</span>'
+
+
+def _short(label: str, n: int = 18) -> str:
+    return label if len(label) <= n else label[: n - 1] + "\u2026"
+
+
+def svg_hist(plot: dict[str, Any] | None, width: int = 500, height: int = 150) -> str:
+    """Reference vs current shares on the reference-quantile bins, as inline SVG."""
+    if not plot or not plot.get("reference"):
+        return '<p class="muted">no plot</p>'
+    ref = plot["reference"]
+    cur = plot.get("current") or [0.0] * len(ref)
+    cuts = plot.get("cuts", [])
+    k = len(ref)
+    left, bottom, top = 34, 26, 8
+    inner_w, inner_h = width - left - 6, height - bottom - top
+    peak = max(max(ref), max(cur), 1e-9)
+    bw = inner_w / k
+    parts = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+             f'role="img" aria-label="histogram">']
+    parts.append(f'<line x1="{left}" y1="{top + inner_h}" x2="{left + inner_w}" '
+                 f'y2="{top + inner_h}" stroke="#999"/>')
+    for frac in (0.5, 1.0):
+        y = top + inner_h * (1 - frac)
+        parts.append(f'<text x="{left - 3}" y="{y + 4:.1f}" font-size="9" text-anchor="end" '
+                     f'fill="#666">{100 * peak * frac:.0f}%</text>')
+    for i in range(k):
+        x = left + i * bw
+        hr = inner_h * ref[i] / peak
+        hc = inner_h * cur[i] / peak
+        parts.append(f'<rect x="{x + 1:.1f}" y="{top + inner_h - hr:.1f}" width="{bw - 2:.1f}" '
+                     f'height="{hr:.1f}" fill="{GREY}"/>')
+        parts.append(f'<rect x="{x + bw * 0.3:.1f}" y="{top + inner_h - hc:.1f}" '
+                     f'width="{bw * 0.4:.1f}" height="{hc:.1f}" fill="{BLUE}" '
+                     f'fill-opacity="0.85"/>')
+    # ticks: below-range bin, a few interior cuts, above-range bin
+    parts.append(f'<text x="{left + bw / 2:.1f}" y="{height - 4}" font-size="9" '
+                 f'text-anchor="middle" fill="#666">&lt;min</text>')
+    parts.append(f'<text x="{left + (k - 0.5) * bw:.1f}" y="{height - 4}" font-size="9" '
+                 f'text-anchor="middle" fill="#666">&gt;max</text>')
+    if len(cuts) >= 2:
+        picks = sorted({1, len(cuts) // 2, len(cuts) - 1})
+        for j in picks:
+            x = left + (j + 1) * bw if j < len(cuts) - 1 else left + (k - 1) * bw
+            parts.append(f'<text x="{x:.1f}" y="{height - 14}" font-size="9" '
+                         f'text-anchor="middle" fill="#444">{_num(cuts[j])}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def svg_bars(plot: dict[str, Any] | None, width: int = 500) -> str:
+    """Reference vs current category shares, horizontal bars, as inline SVG."""
+    if not plot or not plot.get("labels"):
+        return '<p class="muted">no plot</p>'
+    labels, ref = plot["labels"], plot["reference"]
+    cur = plot.get("current") or [0.0] * len(ref)
+    unseen = set(plot.get("unseen", []))
+    row, left = 16, 130
+    height = row * len(labels) + 8
+    inner = width - left - 50
+    peak = max(max(ref), max(cur), 1e-9)
+    parts = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+             f'role="img" aria-label="category shares">']
+    for i, label in enumerate(labels):
+        y = 4 + i * row
+        name = _short(str(label)) + (" *" if label in unseen else "")
+        parts.append(f'<text x="{left - 4}" y="{y + 11}" font-size="10" text-anchor="end" '
+                     f'fill="#333">{_e(name)}</text>')
+        wr, wc = inner * ref[i] / peak, inner * cur[i] / peak
+        parts.append(f'<rect x="{left}" y="{y + 1}" width="{wr:.1f}" height="6" fill="{GREY}"/>')
+        parts.append(f'<rect x="{left}" y="{y + 7}" width="{wc:.1f}" height="6" fill="{BLUE}"/>')
+        parts.append(f'<text x="{left + max(wr, wc) + 4:.1f}" y="{y + 11}" font-size="9" '
+                     f'fill="#666">{100 * ref[i]:.1f}% / {100 * cur[i]:.1f}%</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _legend() -> str:
+    return (f'<span class="legend muted"><span style="background:{GREY}"></span>reference '
+            f'(training)<span style="background:{BLUE}"></span>current batch</span>')
+
+
+def _feature_order(features: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rank = {"drift": 0, "no_drift": 1, "insufficient_data": 2}
+    return sorted(features, key=lambda f: (rank.get(f["status"], 3),
+                                           -(f.get("importance_share") or 0.0), f["feature"]))
+
+
+def _summary_rows(result: dict[str, Any]) -> str:
+    data = result.get("data_drift") or {}
+    pred = result.get("prediction_drift") or {}
+    perf = result.get("concept_drift") or {}
+    quality = result.get("quality") or {}
+    model = result.get("model") or {}
+    batch = result.get("batch") or {}
+    rows = [
+        ("model", f"{_e(model.get('name', ''))} v{_e(model.get('version'))} "
+                  f"({_e(model.get('task'))})"),
+        ("batch", f"{_num(batch.get('n_rows'))} rows"),
+        ("data drift", f"{_badge(data.get('verdict', 'unavailable'))} {_num(data.get('n_drifted'))}"
+                       f" of {_num(data.get('n_tested'))} tested features drifted "
+                       f"({_pct(data.get('drifted_share'))}; threshold "
+                       f"{_pct(data.get('share_threshold'))}); importance-weighted "
+                       f"{_pct(data.get('weighted_drift'))} (threshold "
+                       f"{_pct(data.get('weighted_threshold'))})"),
+        ("prediction drift", f"{_badge(pred.get('status', 'unavailable'))} "
+                             f"{_e(pred.get('reason', ''))}"),
+        ("performance", f"{_badge(perf.get('status', 'unavailable'))} "
+                        f"{_e(perf.get('reason', ''))}"),
+        ("data quality", f"{_badge(quality.get('severity', 'unavailable'))} "
+                         f"{_num(quality.get('n_critical'))} critical, "
+                         f"{_num(quality.get('n_warnings'))} warning(s)"),
+    ]
+    return "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
+
+
+def _quality_section(quality: dict[str, Any]) -> str:
+    issues = quality.get("issues") or []
+    if not issues:
+        return "<p>No data-quality issue.</p>"
+    rows = "".join(
+        f"<tr><td>{_badge(i['severity'])}</td><td>{_e(i['check'])}</td>"
+        f"<td>{_e(i['column'] or '')}</td><td>{_e(i['message'])}</td></tr>"
+        for i in issues)
+    return ("<table><tr><th>severity</th><th>check</th><th>column</th><th>finding</th></tr>"
+            f"{rows}</table>")
+
+
+def _features_table(features: list[dict[str, Any]]) -> str:
+    head = ("<tr><th>feature</th><th>kind</th><th>status</th><th>test</th><th>statistic</th>"
+            "<th>p-value</th><th>adjusted p</th><th>effect size</th><th>threshold</th>"
+            "<th>importance</th><th>n current</th></tr>")
+    rows = []
+    for f in features:
+        sig = f.get("tests", {}).get(f.get("significance_test"), {})
+        rows.append(
+            f'<tr><td><a href="#f-{_e(f["feature"])}">{_e(f["feature"])}</a></td>'
+            f"<td>{_e(f['kind'])}</td><td>{_badge(f['status'])}</td>"
+            f"<td>{_e(f.get('significance_test'))}</td>"
+            f"<td class=num>{_num(sig.get('statistic'))}</td>"
+            f"<td class=num>{_num(f.get('p_value'))}</td>"
+            f"<td class=num>{_num(f.get('p_value_adjusted'))}</td>"
+            f"<td class=num>{_e(f.get('effect_test'))} {_num(f.get('effect_size'))}</td>"
+            f"<td class=num>{_num(f.get('effect_threshold'))}</td>"
+            f"<td class=num>{_pct(f.get('importance_share'))}</td>"
+            f"<td class=num>{_num(f.get('n_current'))}</td></tr>")
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
+def _feature_card(f: dict[str, Any]) -> str:
+    plot = f.get("plot") or {}
+    svg = svg_hist(plot) if plot.get("type") == "hist" else svg_bars(plot)
+    tests = "".join(
+        f"<tr><td>{_e(name)}</td><td class=num>{_num(t.get('statistic'))}</td>"
+        f"<td class=num>{_num(t.get('p_value'))}</td><td class=num>{_num(t.get('effect_size'))}"
+        f"</td><td class=num>{_num(t.get('threshold'))}</td></tr>"
+        for name, t in (f.get("tests") or {}).items())
+    table = ("<table><tr><th>test</th><th>statistic</th><th>p-value</th><th>effect</th>"
+             f"<th>threshold</th></tr>{tests}</table>") if tests else ""
+    return (f'<div class="card" id="f-{_e(f["feature"])}"><h3>{_e(f["feature"])} '
+            f"{_badge(f['status'])}</h3><div class=muted>{_e(f.get('reason', ''))}; missing "
+            f"{_pct(f.get('missing_rate_reference'))} &rarr; {_pct(f.get('missing_rate_current'))}"
+            f"; importance {_pct(f.get('importance_share'))}</div>{svg}{_legend()}{table}</div>")
+
+
+def render_html(result: dict[str, Any]) -> str:
+    """The self-contained HTML report of one check result.
+
+    Args:
+        result: the JSON-able result of :func:`~.check.evaluate_batch` /
+            :func:`~.check.run_drift_check`.
+
+    Returns:
+        HTML text (UTF-8; no script, no external resource).
+    """
+    data = result.get("data_drift") or {}
+    pred = result.get("prediction_drift") or {}
+    perf = result.get("concept_drift") or {}
+    features = _feature_order(data.get("features") or [])
+    decision = result.get("decision") or {}
+    retrain = result.get("retrain")
+    action = ("retrain recommended" if retrain else "no retrain") if retrain is not None \
+        else "no policy applied"
+    reasons = "".join(f"<li>{_e(r)}</li>" for r in result.get("reasons") or [])
+    notes = "".join(f"<li>{_e(n)}</li>" for n in decision.get("notes") or [])
+    pred_plot = svg_hist(pred.get("plot")) if pred.get("plot") else ""
+    perf_rows = "".join(
+        f"<tr><th>{_e(k)}</th><td class=num>{_num(perf.get(k), 4)}</td></tr>"
+        for k in ("metric", "reference_value", "value", "drop", "drop_low", "drop_high",
+                  "tolerance", "n_labelled", "positive_rate"))
+    pred_rows = "".join(
+        f"<tr><th>{_e(k)}</th><td class=num>{_num(pred.get(k), 4)}</td></tr>"
+        for k in ("p_value", "effect_test", "effect_size", "effect_threshold", "reference_mean",
+                  "current_mean", "reference_positive_rate", "current_positive_rate",
+                  "n_current"))
+    settings = result.get("settings", {}).get("drift", {})
+    return (
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>Drift report {_e(result.get('day', ''))}</title><style>{CSS}</style></head><body>"
+        f"<h1>Drift report &mdash; {_e(result.get('day', ''))}</h1>"
+        f"<p>{_badge(result.get('verdict', 'unavailable'))}"
+        f"{_badge(result.get('severity', 'none'), 'severity: ' + str(result.get('severity')))}"
+        f"{_badge('high' if retrain else 'none', action)}</p>"
+        f"<ul>{reasons}</ul>{('<p class=muted>Notes:</p><ul>' + notes + '</ul>') if notes else ''}"
+        f"<table>{_summary_rows(result)}</table>"
+        f"<p class=muted>checked at {_e(result.get('checked_at', ''))}. A feature drifts when its "
+        f"test is significant after Benjamini-Hochberg at q={_e(settings.get('fdr_q', ''))} AND "
+        "its effect size reaches the threshold.</p>"
+        f"<h2>Data quality</h2>{_quality_section(result.get('quality') or {})}"
+        f"<h2>Features</h2>{_features_table(features)}"
+        f"<div class=cards>{''.join(_feature_card(f) for f in features)}</div>"
+        f"<h2>Prediction drift {_badge(pred.get('status', 'unavailable'))}</h2>"
+        f"<p>{_e(pred.get('reason', ''))}</p><table>{pred_rows}</table>{pred_plot}"
+        f"{_legend() if pred_plot else ''}"
+        f"<h2>Performance on delayed labels {_badge(perf.get('status', 'unavailable'))}</h2>"
+        f"<p>{_e(perf.get('reason', ''))}</p><table>{perf_rows}</table>"
+        "</body></html>\n"
+    )

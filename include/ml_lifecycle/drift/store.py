@@ -1,0 +1,145 @@
+"""The monitoring store: one drift result and one HTML report per checked day.
+
+Layout under ``<registry.root>/monitoring/``::
+
+    days/<YYYY-MM-DD>.json      the full JSON result of the check of that day
+    reports/<YYYY-MM-DD>.html   its self-contained HTML report
+    policy_state.json           retrain-policy state (see policy.py)
+
+Checking the same day again overwrites that day's files (atomically): the history never holds a
+day twice. :func:`drift_history` is what the UI plugin and the DAGs read.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from ..errors import DataError
+from ..io import atomic_write_json, atomic_write_text, read_json
+
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def validate_day(day: str) -> str:
+    """Return ``day`` if it is a real ``YYYY-MM-DD`` date.
+
+    Raises:
+        DataError: naming the value found.
+    """
+    if not isinstance(day, str) or not _DAY.match(day):
+        raise DataError(f"day {day!r} is not a date in the form YYYY-MM-DD")
+    try:
+        date.fromisoformat(day)
+    except ValueError:
+        raise DataError(f"day {day!r} is not a valid calendar date") from None
+    return day
+
+
+def monitoring_dir(root: str | Path) -> Path:
+    """``<registry.root>/monitoring``."""
+    return Path(root) / "monitoring"
+
+
+def day_json_path(root: str | Path, day: str) -> Path:
+    """Where the result of ``day`` is stored."""
+    return monitoring_dir(root) / "days" / f"{validate_day(day)}.json"
+
+
+def day_report_path(root: str | Path, day: str) -> Path:
+    """Where the HTML report of ``day`` is stored."""
+    return monitoring_dir(root) / "reports" / f"{validate_day(day)}.html"
+
+
+def write_day(
+    root: str | Path, day: str, result: dict[str, Any], html: str | None
+) -> dict[str, str | None]:
+    """Store (or overwrite) the result and report of one day.
+
+    Args:
+        root: the registry root.
+        day: ``YYYY-MM-DD``.
+        result: the JSON-able check result (its ``report_paths`` is filled in here).
+        html: the report (None: no report).
+
+    Returns:
+        ``{"json": path, "html": path or None}``.
+    """
+    json_path = day_json_path(root, day)
+    paths: dict[str, str | None] = {"json": str(json_path), "html": None}
+    if html is not None:
+        html_path = day_report_path(root, day)
+        atomic_write_text(html_path, html)
+        paths["html"] = str(html_path)
+    result["report_paths"] = {**result.get("report_paths", {}), "store_json": paths["json"],
+                              "store_html": paths["html"]}
+    atomic_write_json(json_path, result)
+    return paths
+
+
+def read_day(root: str | Path, day: str) -> dict[str, Any] | None:
+    """The stored result of ``day`` (None when that day was never checked)."""
+    path = day_json_path(root, day)
+    return read_json(path) if path.is_file() else None
+
+
+def summarize(result: dict[str, Any]) -> dict[str, Any]:
+    """The one-line summary of a result that histories and the UI show."""
+    data = result.get("data_drift") or {}
+    pred = result.get("prediction_drift") or {}
+    perf = result.get("concept_drift") or {}
+    quality = result.get("quality") or {}
+    decision = result.get("decision") or {}
+    model = result.get("model") or {}
+    batch = result.get("batch") or {}
+    paths = result.get("report_paths") or {}
+    return {
+        "day": result.get("day"),
+        "checked_at": result.get("checked_at"),
+        "verdict": result.get("verdict"),
+        "retrain": bool(result.get("retrain")),
+        "severity": result.get("severity"),
+        "reasons": result.get("reasons", []),
+        "blocked_by": decision.get("blocked_by", []),
+        "model_version": model.get("version"),
+        "n_rows": batch.get("n_rows"),
+        "data_verdict": data.get("verdict"),
+        "n_tested": data.get("n_tested"),
+        "n_drifted": data.get("n_drifted"),
+        "drifted_share": data.get("drifted_share"),
+        "weighted_drift": data.get("weighted_drift"),
+        "drifted_features": data.get("drifted_features", []),
+        "prediction_drift": pred.get("status"),
+        "concept_drift": perf.get("status"),
+        "performance_metric": perf.get("metric"),
+        "performance_value": perf.get("value"),
+        "performance_drop": perf.get("drop"),
+        "quality": quality.get("severity"),
+        "report_html": paths.get("store_html") or paths.get("html"),
+        "report_json": paths.get("store_json") or paths.get("json"),
+    }
+
+
+def drift_history(root: str | Path) -> list[dict[str, Any]]:
+    """Summaries of every stored day, oldest first (one entry per day).
+
+    Args:
+        root: the registry root.
+
+    Returns:
+        A list of :func:`summarize` dicts; unreadable files are reported as such, not skipped.
+    """
+    folder = monitoring_dir(root) / "days"
+    if not folder.is_dir():
+        return []
+    out = []
+    for path in sorted(folder.glob("*.json")):
+        if not _DAY.match(path.stem):
+            continue
+        try:
+            out.append(summarize(read_json(path)))
+        except (OSError, ValueError) as exc:
+            out.append({"day": path.stem, "verdict": "unreadable", "error": str(exc)})
+    return out

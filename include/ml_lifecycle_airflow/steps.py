@@ -1,0 +1,307 @@
+"""Task bodies of the DAGs: thin glue between an Airflow task context and the pure core.
+
+Each function takes the project root (to find the config) and the task context, calls the core,
+and returns a small JSON-able dict for XCom (paths, versions, metrics, decisions). Expected
+failures of the core (``MLLifecycleError``: bad data, bad config, failed quality gate, ...) are
+re-raised as ``AirflowFailException`` with the same message: they are deterministic, so retrying
+them would only delay the alert.
+
+Idempotency per run: scoring and the drift check rewrite their own files for their day; a
+re-run training task finds the version its run already registered instead of registering a
+second one; promotion is a no-op when the candidate already is the champion.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from .notifier import (
+    KIND_DRIFT_BREACH,
+    KIND_GATE_REJECTED,
+    KIND_MODEL_PROMOTED,
+    LifecycleNotifier,
+)
+from .params import resolve_training_request, run_day
+from .settings import load_lifecycle_config
+
+TOP_REASONS = 5
+
+
+@contextlib.contextmanager
+def fail_on_core_errors() -> Iterator[None]:
+    """Turn the core's expected errors into a non-retried task failure with the same message."""
+    from ml_lifecycle.errors import MLLifecycleError
+
+    try:
+        yield
+    except MLLifecycleError as exc:
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _run_ids(context: Any) -> tuple[str, str]:
+    dag_run = context["dag_run"]
+    return dag_run.dag_id, dag_run.run_id
+
+
+# --------------------------------------------------------------------------- training
+
+
+def prepare_training_request(project_root: str | Path, context: Any) -> dict[str, Any]:
+    """Validate the run's params/conf; decide the as-of day and the training window."""
+    dag_id, run_id = _run_ids(context)
+    with fail_on_core_errors():
+        request = resolve_training_request(
+            dict(context["params"]), project_root=project_root,
+            logical_date=context.get("logical_date"), run_after=context["dag_run"].run_after,
+            dag_id=dag_id, run_id=run_id)
+    window = request["window"]
+    print(f"training request: reason={request['reason']!r} as_of={request['as_of']} "
+          f"force={request['force']} original={window['include_original']} "
+          f"batches={len(window['pairs'])} overrides={request['overrides']}")
+    return request
+
+
+def _summary(result: dict[str, Any], reused: bool) -> dict[str, Any]:
+    gate = result["gate"]
+    metric = result["primary_metric"]
+    value = (result.get("metrics") or {}).get(metric) or {}
+    return {
+        "version": result["version"],
+        "gate_passed": bool(gate["passed"]),
+        "gate_reasons": list(gate.get("reasons") or []),
+        "primary_metric": metric,
+        "metric": value.get("value") if isinstance(value, dict) else value,
+        "champion_before": result.get("champion_before"),
+        "rows_per_split": result.get("rows_per_split"),
+        "reused": reused,
+    }
+
+
+def _version_of_run(registry: Any, dag_id: str, run_id: str) -> dict[str, Any] | None:
+    for card in reversed(registry.list_versions()):
+        trigger = card.get("trigger") or {}
+        if trigger.get("dag_id") == dag_id and trigger.get("run_id") == run_id:
+            return card
+    return None
+
+
+def train_candidate(project_root: str | Path, request: dict[str, Any],
+                    context: Any) -> dict[str, Any]:
+    """Quality gate -> split -> preprocess+train -> evaluate -> gate -> register (not promote).
+
+    A retry or re-run of the same DAG run returns the version that run already registered.
+    """
+    from ml_lifecycle.registry import Registry
+    from ml_lifecycle.train import run_training
+
+    dag_id, run_id = _run_ids(context)
+    with fail_on_core_errors():
+        cfg = load_lifecycle_config(project_root, request["overrides"])
+        registry = Registry(cfg.registry.root)
+        card = _version_of_run(registry, dag_id, run_id)
+        if card is not None:
+            print(f"run {run_id} already registered version {card['version']}: reusing it")
+            return _summary({
+                "version": card["version"], "gate": card["gate"],
+                "primary_metric": card["primary_metric"], "metrics": card["metrics"],
+                "champion_before": card.get("champion_at_training"),
+                "rows_per_split": card["data"].get("rows_per_split"),
+            }, reused=True)
+        result = run_training(cfg, reason=request["reason"], trigger=request["trigger"],
+                              window=request["window"], promote=False,
+                              actor=f"airflow:{dag_id}")
+    summary = _summary(result, reused=False)
+    print(f"registered v{summary['version']}: {summary['primary_metric']}={summary['metric']} "
+          f"gate={'PASSED' if summary['gate_passed'] else 'REJECTED'} "
+          f"{summary['gate_reasons']}")
+    return summary
+
+
+def promote_candidate(project_root: str | Path, request: dict[str, Any], result: dict[str, Any],
+                      context: Any, asset: Any = None) -> dict[str, Any]:
+    """Promote the candidate with a compare-and-swap on the champion it was gated against."""
+    from ml_lifecycle.registry import Registry
+
+    dag_id, _ = _run_ids(context)
+    version = int(result["version"])
+    with fail_on_core_errors():
+        cfg = load_lifecycle_config(project_root, request["overrides"])
+        registry = Registry(cfg.registry.root)
+        if registry.champion() == version:
+            print(f"v{version} already is the champion (re-run): nothing to do")
+        else:
+            registry.promote(version, reason=request["reason"], actor=f"airflow:{dag_id}",
+                             expected_champion=result.get("champion_before"))
+    outcome = {"promoted": version, "previous": result.get("champion_before"),
+               "reason": request["reason"]}
+    if asset is not None:
+        context["outlet_events"][asset].extra = {**outcome, "metric": result.get("metric")}
+    print(f"promoted v{version} (was {result.get('champion_before')})")
+    return outcome
+
+
+def reject_candidate(result: dict[str, Any]) -> dict[str, Any]:
+    """The gate rejected the candidate: it stays registered, the champion is unchanged."""
+    print(f"v{result['version']} rejected by the gate; champion stays "
+          f"v{result.get('champion_before')}: {result['gate_reasons']}")
+    return {"rejected": result["version"], "champion": result.get("champion_before"),
+            "reasons": result["gate_reasons"]}
+
+
+class RetrainFinished:
+    """Task callback: tell the retrain policy that a drift-triggered retrain ended.
+
+    Clears the policy's pending trigger (``drift.policy.mark_retrain_finished``) so the next
+    breach may trigger again. Only for runs the drift check triggered (``triggered_by`` set);
+    the outcome is given (``skipped``, ``failed``) or read from the candidate's XCom.
+    """
+
+    def __init__(self, project_root: str | Path, outcome: str) -> None:
+        self.project_root = str(project_root)
+        self.outcome = outcome
+
+    def __call__(self, context: Any) -> None:
+        mark_finished(self.project_root, context, self.outcome, None)
+
+
+def mark_finished(project_root: str | Path, context: Any, outcome: str,
+                  version: int | None) -> None:
+    from ml_lifecycle.drift.policy import mark_retrain_finished
+
+    if not (context.get("params") or {}).get("triggered_by"):
+        return
+    try:
+        cfg = load_lifecycle_config(project_root)
+        mark_retrain_finished(cfg.registry.root, outcome=outcome, version=version)
+        print(f"retrain policy: pending trigger marked finished ({outcome})")
+    except Exception as exc:  # bookkeeping must not fail the run; the trigger expires anyway
+        print(f"retrain policy: could not mark the trigger finished: {exc}")
+
+
+def notify_training_outcome(project_root: str | Path, context: Any, *, train_task_id: str,
+                            promote_task_id: str, reject_task_id: str) -> dict[str, Any]:
+    """Send ``model_promoted`` or ``gate_rejected`` with the candidate's summary."""
+    ti = context["ti"]
+    result = ti.xcom_pull(task_ids=train_task_id) or {}
+    promoted = ti.xcom_pull(task_ids=promote_task_id)
+    rejected = ti.xcom_pull(task_ids=reject_task_id)
+    params = context["params"]
+    if promoted:
+        kind = KIND_MODEL_PROMOTED
+        message = (f"v{result.get('version')} promoted (was v{result.get('champion_before')}); "
+                   f"{result.get('primary_metric')}={result.get('metric')}; reason: "
+                   f"{params.get('reason')}")
+    else:
+        kind = KIND_GATE_REJECTED
+        message = (f"v{result.get('version')} rejected, champion stays "
+                   f"v{result.get('champion_before')}: "
+                   + "; ".join(result.get("gate_reasons") or []))
+    LifecycleNotifier(kind, project_root=project_root, message=message,
+                      details={"candidate": result, "outcome": promoted or rejected})(context)
+    mark_finished(project_root, context, "promoted" if promoted else "rejected",
+                  result.get("version"))
+    return {"alert": kind, "version": result.get("version")}
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def score_day(project_root: str | Path, context: Any, asset: Any = None) -> dict[str, Any]:
+    """Score the run's day with the champion; write ``<predictions>/<day>.csv``."""
+    from ml_lifecycle.lifecycle import score_batch
+
+    with fail_on_core_errors():
+        cfg = load_lifecycle_config(project_root)
+        result = score_batch(cfg, run_day(context))
+    if asset is not None:
+        context["outlet_events"][asset].extra = {
+            k: result[k] for k in ("day", "path", "rows", "model_version")}
+    print(f"scored {result['rows']} rows of {result['day']} with v{result['model_version']} "
+          f"-> {result['path']}")
+    return result
+
+
+# --------------------------------------------------------------------------- drift check
+
+
+def retrain_run_id(day: str) -> str:
+    """Run id of the retrain triggered by the drift check of ``day`` (one per day at most)."""
+    return f"drift_retrain__{day}"
+
+
+def check_drift(project_root: str | Path, context: Any, asset: Any = None) -> dict[str, Any]:
+    """Run the drift check for the run's day; decide the retrain; alert on a breach.
+
+    The decision time is the end of the checked day (data clock), so re-running a day, or
+    replaying history, gives the same decision as the day's original run; the registry is
+    read through ``DataClockRegistry`` for the same reason. Concept drift is judged on the
+    past days the champion scored whose labels have arrived by the day.
+
+    Returns (XCom): ``{"day", "verdict", "severity", "retrain", "breach", "reasons",
+    "report_json", "report_html", "champion", "retrain_run_id", "retrain_conf"}``.
+    """
+    from ml_lifecycle.drift.check import run_drift_check
+    from ml_lifecycle.lifecycle import DataClockRegistry, batch_path, concept_pairs, day_end
+    from ml_lifecycle.registry import Registry
+
+    day = run_day(context)
+    dag_id, run_id = _run_ids(context)
+    with fail_on_core_errors():
+        cfg = load_lifecycle_config(project_root)
+        registry = Registry(cfg.registry.root)
+        labels = concept_pairs(cfg, day, champion=registry.champion())
+        result = run_drift_check(cfg, batch_path=str(batch_path(cfg, day)), day=day,
+                                 labels=labels or None, report_dir=cfg.lifecycle.reports,
+                                 registry=DataClockRegistry(registry), now=day_end(day))
+    summary = summarize_drift(result, day)
+    summary["retrain_run_id"] = retrain_run_id(day)
+    summary["retrain_conf"] = {
+        "reason": f"drift check {day}: " + ("; ".join(summary["reasons"][:3]) or "policy"),
+        "drift_report": summary["report_json"],
+        "as_of_day": day,
+        "triggered_by": f"{dag_id}/{run_id}",
+    }
+    if asset is not None:
+        context["outlet_events"][asset].extra = {
+            k: summary[k] for k in ("day", "verdict", "severity", "retrain", "reasons",
+                                    "report_json", "champion")}
+    print(f"drift check {day}: verdict={summary['verdict']} severity={summary['severity']} "
+          f"retrain={summary['retrain']} champion=v{summary['champion']} "
+          f"labelled days={len(labels)} reasons={summary['reasons']} "
+          f"report={summary['report_html']}")
+    if summary["breach"]:
+        LifecycleNotifier(
+            KIND_DRIFT_BREACH, project_root=project_root,
+            message=(f"{day}: {summary['verdict']} (severity {summary['severity']}); retrain "
+                     f"{'triggered' if summary['retrain'] else 'not triggered'}: "
+                     + "; ".join(summary["reasons"][:TOP_REASONS])),
+            details={k: v for k, v in summary.items() if k != "retrain_conf"},
+        )(context)
+    return summary
+
+
+def summarize_drift(result: dict[str, Any], day: str) -> dict[str, Any]:
+    """The small part of a drift-check result that goes to XCom, alerts and the asset event."""
+    reports = result.get("report_paths") or {}
+    decision = result.get("decision") or {}
+    data = result.get("data_drift") or {}
+    verdict = str(result.get("verdict") or "unknown")
+    retrain = bool(result.get("retrain"))
+    return {
+        "day": day,
+        "verdict": verdict,
+        "severity": str(result.get("severity") or "none"),
+        "retrain": retrain,
+        "breach": retrain or verdict == "drift",
+        "blocked_by": list(decision.get("blocked_by") or []),
+        "reasons": [str(r) for r in result.get("reasons") or []][:TOP_REASONS],
+        "drifted_features": list(data.get("drifted_features") or [])[:20],
+        "report_json": reports.get("json") or reports.get("store_json"),
+        "report_html": reports.get("html") or reports.get("store_html"),
+        "champion": (result.get("model") or {}).get("version"),
+    }
