@@ -221,6 +221,18 @@ class RegistryConfig(_Strict):
     root: str
     keep_split_assignment: bool = True
 
+    @model_validator(mode="after")
+    def _local_root(self) -> RegistryConfig:
+        if "://" in self.root and not self.root.startswith("file://"):
+            raise ValueError(
+                f"registry.root '{self.root}': object-store URLs are not supported by this "
+                "version (the registry needs rename and file locks); use a local path or a "
+                "shared volume (see docs/cluster.md)"
+            )
+        if self.root.startswith("file://"):
+            object.__setattr__(self, "root", self.root.removeprefix("file://"))
+        return self
+
 
 class LifecycleConfig(_Strict):
     """Where the running lifecycle keeps its daily files (used by the DAGs and the backtest).
