@@ -8,7 +8,7 @@ export PYTHONPATH := $(CURDIR)/include
 # OpenMP busy-waits when cores are shared (pytest + Airflow workers): one thread per process.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: venv demo test lint airflow bench clean
+.PHONY: venv demo test lint airflow bench clean browser-deps
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,15 @@ venv: $(VENV)/.installed
 demo: venv
 	$(PY) scripts/demo.py
 
-test: venv
+# Debian's chromium + chromium-driver for the real-browser UI test (installed only as root).
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	  else echo "note: chromium/chromium-driver missing: the browser test will be skipped"; fi; \
+	fi
+
+test: venv browser-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q
 

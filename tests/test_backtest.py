@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import PROJECT_ROOT, SHARED_DATA
 
 import ml_lifecycle.drift.check as drift_check
 import ml_lifecycle.train as train_module
+from conftest import PROJECT_ROOT, SHARED_DATA
 from ml_lifecycle.backtest import run_backtest
 from ml_lifecycle.simulate import simulate
 

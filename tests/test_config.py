@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_ROOT, make_config_dict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import PROJECT_ROOT, make_config_dict
 from ml_lifecycle.config import apply_overrides, config_from_dict, load_config, parse_override
 from ml_lifecycle.errors import ConfigError
 

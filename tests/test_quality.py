@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from ml_lifecycle.config import Config, config_from_dict
 from ml_lifecycle.errors import QualityGateError
 from ml_lifecycle.quality import detect_spike, enforce_quality, quality_report

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_ROOT, SHARED_DATA
 
+from conftest import PROJECT_ROOT, SHARED_DATA
 from ml_lifecycle.config import load_config
 from ml_lifecycle.registry import Registry
 from ml_lifecycle.train import run_training

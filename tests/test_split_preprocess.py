@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_config_dict, make_table
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import make_config_dict, make_table
 from ml_lifecycle.config import config_from_dict
 from ml_lifecycle.data import load_table
 from ml_lifecycle.errors import ConfigError, DataError

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import PROJECT_ROOT, make_config_dict, make_table
 
+from conftest import PROJECT_ROOT, make_config_dict, make_table
 from ml_lifecycle.config import config_from_dict
 from ml_lifecycle.data import load_table
 from ml_lifecycle.errors import (

@@ -16,12 +16,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .drift.settings import DriftConfig, PolicyConfig
 from .errors import ConfigError
 
 BASE_DIR_ENV = "ML_LIFECYCLE_BASE_DIR"
+# scikit-learn and numpy accept seeds 0 .. 2**32 - 1 only (random_state)
+MAX_SEED = 2**32 - 1
 
 
 class _Strict(BaseModel):
@@ -77,7 +86,8 @@ class DataConfig(_Strict):
     sentinels: dict[str, list[float | int | str]] = Field(
         default_factory=dict, description="per column, values that mean 'missing'"
     )
-    skip_rows: int = Field(default=0, ge=0, description="lines to skip at the top of each file")
+    skip_rows: int = Field(default=0, ge=0, le=100_000,
+                           description="lines to skip at the top of each file")
     comment: str | None = Field(
         default=None, description="a line starting with this character is ignored"
     )
@@ -86,6 +96,17 @@ class DataConfig(_Strict):
         default_factory=list,
         description="folders that paths from trigger forms/DAG conf must resolve inside",
     )
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"unknown text encoding {value!r} (e.g. utf-8, latin-1)") from None
+        return value
 
     @model_validator(mode="after")
     def _check_columns(self) -> DataConfig:
@@ -134,7 +155,7 @@ class SplitConfig(_Strict):
     train: float = Field(default=0.6, gt=0.0, lt=1.0)
     validation: float = Field(default=0.2, gt=0.0, lt=1.0)
     test: float = Field(default=0.2, gt=0.0, lt=1.0)
-    seed: int = 42
+    seed: int = Field(default=42, ge=0, le=MAX_SEED)
     group_column: str | None = None
     leak_screen: LeakScreenConfig = Field(default_factory=LeakScreenConfig)
 
@@ -159,6 +180,18 @@ class PreprocessConfig(_Strict):
         default=0.005, description="categories rarer than this are grouped as 'infrequent'"
     )
     max_categories: int | None = Field(default=30, ge=2)
+
+    @field_validator("min_frequency")
+    @classmethod
+    def _frequency(cls, value: float | int) -> float | int:
+        # OneHotEncoder: a count >= 1, or a share strictly between 0 and 1
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < 1:
+                raise ValueError("a count of rows must be >= 1")
+        elif not 0.0 < value < 1.0:
+            raise ValueError("a share of rows must lie strictly between 0 and 1 "
+                             "(or give a count of rows >= 1)")
+        return value
 
 
 class SearchConfig(_Strict):
@@ -187,7 +220,7 @@ class ModelConfig(_Strict):
     patience: int = Field(default=20, ge=1, description="early-stopping patience on validation")
     search: SearchConfig = Field(default_factory=SearchConfig)
     threshold: ThresholdConfig = Field(default_factory=ThresholdConfig)
-    seed: int = 42
+    seed: int = Field(default=42, ge=0, le=MAX_SEED)
 
 
 class EvaluationConfig(_Strict):
@@ -197,9 +230,9 @@ class EvaluationConfig(_Strict):
     bootstrap: int = Field(default=200, ge=0, le=10000)
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
     slices: list[str] = Field(default_factory=list)
-    importance_repeats: int = Field(default=5, ge=1)
+    importance_repeats: int = Field(default=5, ge=1, le=1000)
     importance_max_rows: int = Field(default=5000, ge=100)
-    seed: int = 42
+    seed: int = Field(default=42, ge=0, le=MAX_SEED)
 
 
 class GateConfig(_Strict):
@@ -214,7 +247,7 @@ class GateConfig(_Strict):
         description="one-sided level of the champion comparison: the candidate is rejected "
                     "unless P(candidate worse than champion by > tolerance) < 1 - confidence",
     )
-    seed: int = 42
+    seed: int = Field(default=42, ge=0, le=MAX_SEED)
 
 
 class RegistryConfig(_Strict):
@@ -301,7 +334,7 @@ class BacktestConfig(_Strict):
 class Config(_Strict):
     task: Literal["classification", "regression"]
     name: str = "model"
-    seed: int = 42
+    seed: int = Field(default=42, ge=0, le=MAX_SEED)
     data: DataConfig
     quality: QualityConfig = Field(default_factory=QualityConfig)
     split: SplitConfig
@@ -327,6 +360,12 @@ class Config(_Strict):
             raise ValueError(f"model.family '{family}' needs task 'regression'")
         if self.split.strategy == "time" and not self.data.time_column:
             raise ValueError("split.strategy 'time' needs data.time_column")
+        from .evaluate import metric_names
+
+        known = metric_names(self.task)
+        if self.evaluation.primary_metric and self.evaluation.primary_metric not in known:
+            raise ValueError(f"evaluation.primary_metric '{self.evaluation.primary_metric}' is "
+                             f"not a {self.task} metric; expected one of {list(known)}")
         return self
 
     @property

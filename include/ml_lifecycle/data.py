@@ -151,6 +151,9 @@ def enforce_schema(
     required = [c for c in data_cfg.features.all if c not in derived]
     if derived and data_cfg.time_column:
         required.append(data_cfg.time_column)
+    if data_cfg.id_column and not require_target:
+        # a batch: its scored rows are named and joined with delayed labels by the id
+        required.append(data_cfg.id_column)
     if require_target:
         required.append(data_cfg.target)
     missing = [c for c in required if c not in frame.columns]

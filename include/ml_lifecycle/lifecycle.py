@@ -4,7 +4,8 @@ Pure helpers (no Airflow) used by the DAGs, the demo and the tests. One simulate
 a ``YYYY-MM-DD`` string. The layout comes from the config's ``lifecycle`` section::
 
     <batches>/<day><suffix>       that day's unlabelled batch
-    <labels>/<day><suffix>        that day's labels (id + target), usable from day + label_delay_days
+    <labels>/<day><suffix>        that day's labels (id + target), usable from
+                                  day + label_delay_days
     <predictions>/<day>.csv       written by ``score_batch``: id, score, prediction, model_version
 
 Label arrival is decided by the calendar, not by the clock: labels of day ``D`` count as

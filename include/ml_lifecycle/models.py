@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .evaluate import compute_metric, higher_is_better
 
 if TYPE_CHECKING:
@@ -205,6 +205,29 @@ def choose_threshold(y_val: np.ndarray, scores: np.ndarray, cfg: Config) -> tupl
     return best_t, {"strategy": tcfg.strategy, "objective": name, "value": best_v}
 
 
+#: Larger magnitudes overflow float64 once squared (variances, scaling, gradients).
+MAX_ABS_FEATURE_VALUE = 1e150
+
+
+def check_magnitudes(cfg: Config, x_train: pd.DataFrame) -> None:
+    """Refuse numeric training values whose squares overflow float64, naming the columns."""
+    huge = {}
+    for column in cfg.data.features.numeric:
+        if column not in x_train.columns:
+            continue
+        values = np.abs(x_train[column].to_numpy(dtype="float64", na_value=np.nan))
+        values = values[np.isfinite(values)]
+        if values.size and values.max() > MAX_ABS_FEATURE_VALUE:
+            huge[column] = float(values.max())
+    if huge:
+        found = ", ".join(f"'{c}' (up to {v:.3g})" for c, v in huge.items())
+        raise DataError(
+            f"numeric feature(s) {found} hold values beyond +/-{MAX_ABS_FEATURE_VALUE:.0e} in the "
+            "training split; float64 arithmetic overflows on them (scaling, variances). Rescale "
+            "the column (other units, a log) or declare such values missing in data.sentinels"
+        )
+
+
 def train_model(cfg: Config, x_train: pd.DataFrame, y_train: np.ndarray,
                 x_val: pd.DataFrame, y_val: np.ndarray) -> FitResult:
     """Fit the preprocessor on train, then each candidate with validation early stopping.
@@ -224,6 +247,7 @@ def train_model(cfg: Config, x_train: pd.DataFrame, y_train: np.ndarray,
     family = cfg.model.family
     if family not in _FITTERS:  # pragma: no cover - the schema guards it
         raise ConfigError(f"model.family: unknown family '{family}'")
+    check_magnitudes(cfg, x_train)
     prep = build_preprocessor(cfg)
     xt = prep.fit_transform(x_train)  # fitted on the training split only
     xv = prep.transform(x_val)
@@ -235,8 +259,13 @@ def train_model(cfg: Config, x_train: pd.DataFrame, y_train: np.ndarray,
         try:
             est, curve, n_iter = _FITTERS[family](cfg, params, xt, y_train, xv, y_val)
         except (TypeError, ValueError) as exc:
+            if params:
+                raise ConfigError(
+                    f"model.params/search for family '{family}': {params} rejected ({exc})"
+                ) from None
             raise ConfigError(
-                f"model.params/search for family '{family}': {params} rejected ({exc})"
+                f"model.family '{family}' with default parameters could not be fitted ({exc}); "
+                "check the model.* settings"
             ) from None
         scores = _scores(est, xv, cfg.task)
         value = compute_metric(cfg.task, metric, y_val, scores, 0.5)

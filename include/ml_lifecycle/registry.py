@@ -779,9 +779,12 @@ class Registry:
     def cleanup_staging(self, older_than_seconds: float = 3600) -> list[str]:
         """Remove abandoned staging dirs; return the removed paths.
 
-        A staging dir is abandoned when nothing in it changed for ``older_than_seconds`` and no
-        live process holds its ``<id>.lock``. Under the lock it also removes temp files left by
-        an interrupted atomic write in the root and repairs a lagging ``champion.json``.
+        A staging dir whose ``<id>.lock`` no live process holds is abandoned at once: ``stage()``
+        creates and flocks that lock file under the registry lock, so a free one means its owner
+        died (a crashed training is cleaned by the next run). A dir without a lock file (not made
+        by ``stage()``) is abandoned when nothing in it changed for ``older_than_seconds``. Under
+        the lock it also removes temp files left by an interrupted atomic write in the root and
+        repairs a lagging ``champion.json``.
         """
         if not self._is_dir(self.root):
             return []
@@ -801,13 +804,14 @@ class Registry:
                 if not _STAGING_ID_RE.match(staging_id) or staging_id in self._staging_fds:
                     continue  # foreign entry, or staged by this very object
                 if entry.endswith(".lock"):
-                    if staging_id not in entries and self._abandoned(path, now, older_than_seconds):
-                        self._remove_file(path)  # liveness lock of an already published dir
+                    if staging_id not in entries and not self._in_use(path):
+                        self._remove_file(path)  # left by a dead stage() or a published dir
                     continue
                 lock_path = staging_root / f"{entry}.lock"
-                if self._exists(lock_path) and self._in_use(lock_path):
-                    continue
-                if not self._abandoned(path, now, older_than_seconds):
+                if self._exists(lock_path):
+                    if self._in_use(lock_path):
+                        continue  # its owner is alive
+                elif not self._abandoned(path, now, older_than_seconds):
                     continue
                 self._remove_tree(path)
                 self._remove_file(lock_path)

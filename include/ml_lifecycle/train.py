@@ -198,6 +198,7 @@ def run_training(
     if frame is None:
         frame = load_training_data(cfg, window)
     files = list(frame.attrs.get("files", []))
+    _check_declared_columns(frame, cfg)
     t = lap("load", t)
 
     quality = enforce_quality(frame, cfg, sentinel_counts=frame.attrs.get("sentinel_counts"))
@@ -341,7 +342,10 @@ def run_training(
                                 card["importances"])
         version = registry.register(staging, card)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        try:  # also releases the staging dir's liveness lock (its file and descriptor)
+            registry.discard(staging)
+        except Exception:  # e.g. register() failed after publishing it: nothing to discard
+            shutil.rmtree(staging, ignore_errors=True)
         raise
     t = lap("register", t)
 
@@ -376,6 +380,20 @@ def run_training(
         "timings_seconds": timings,
         "exit_code": EXIT_OK if gate_dict["passed"] else EXIT_GATE_REJECTED,
     }
+
+
+def _check_declared_columns(frame: pd.DataFrame, cfg: Config) -> None:
+    """The id, time and group columns the config names must exist (split and card use them)."""
+    declared = {"data.id_column": cfg.data.id_column, "data.time_column": cfg.data.time_column,
+                "split.group_column": cfg.split.group_column}
+    missing = {key: col for key, col in declared.items() if col and col not in frame.columns}
+    if missing:
+        shown = list(frame.columns)[:20]
+        raise DataError(
+            "the training table lacks the column(s) the config names: "
+            + ", ".join(f"{key} '{col}'" for key, col in missing.items())
+            + f"; it has {shown}" + (" ..." if len(frame.columns) > 20 else "")
+        )
 
 
 def _unseen_by_champion(registry: Any, version: int,

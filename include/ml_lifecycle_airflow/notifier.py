@@ -196,7 +196,7 @@ class LifecycleNotifier(BaseNotifier):
             url, data=json.dumps({"text": text}).encode("utf-8"),
             headers={"Content-Type": "application/json"}, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=10) as response:
                 response.read()
         except Exception as exc:
             self.log.error("alert to Slack failed: %s", exc)

@@ -21,7 +21,6 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 
-
 SKIP_REASON_KEY = "skip_reason"
 
 
@@ -52,7 +51,8 @@ class BatchFileSensor(_TimeoutFromParams):
 
     Args:
         project_root: used to find the config.
-        timeout_minutes: templated; overrides ``timeout`` (e.g. ``{{ params.batch_wait_minutes }}``).
+        timeout_minutes: templated; overrides ``timeout``
+            (e.g. ``{{ params.batch_wait_minutes }}``).
 
     Returns (XCom): ``{"day", "path"}``.
     """

@@ -118,6 +118,7 @@ def _numeric_quality(ref: NumericReference, cur: NumericCurrent, cfg: DriftConfi
             f"[{ref.min:.6g}, {ref.max:.6g}] ({out_low} below, {out_high} above)"))
     floor = 1.0 / max(ref.sample_size, 1)
     if (cur.n >= cfg.min_rows and top_share >= cfg.spike_min_share
+            and top_ref <= cfg.spike_max_reference_share
             and top_share >= cfg.spike_ratio * max(top_ref, floor)):
         issues.append(_issue(
             "sentinel_spike", name, "warning", top_share, top_ref, cfg.spike_min_share,

@@ -57,7 +57,7 @@ from .policy import (
 )
 from .profile import PROFILE_JSON, PROFILE_NPZ, ReferenceProfile, load_profile
 from .report import render_html, to_json
-from .settings import DriftConfig, PolicyConfig
+from .settings import DriftConfig
 from .store import day_json_path, day_report_path, validate_day, write_day
 
 if TYPE_CHECKING:
@@ -214,14 +214,17 @@ def _metric_value(card: dict[str, Any], metric: str) -> float | None:
 
 
 def _registry_state(registry: Any, champion: int, card: dict[str, Any]) -> dict[str, Any]:
+    """Champion and newest version with their creation times, read through ``get_card`` (so a
+    registry view that reports times on another clock is honoured)."""
     latest_at = card.get("created_at")
     latest = champion
     try:
-        for other in registry.list_versions():
+        for listed in registry.list_versions():
+            other = registry.get_card(listed["version"])
             at = other.get("created_at")
             if at and (latest_at is None or str(at) > str(latest_at)):
-                latest_at, latest = at, other.get("version")
-    except (MLLifecycleError, OSError):  # listing is best effort; the champion is known
+                latest_at, latest = at, listed["version"]
+    except (MLLifecycleError, OSError, KeyError):  # best effort; the champion is known
         pass
     return {"champion": champion, "champion_created_at": card.get("created_at"),
             "latest_version": latest, "latest_created_at": latest_at}
@@ -439,7 +442,4 @@ def cli_main(argv: list[str] | None = None) -> int:
     return EXIT_RETRAIN_RECOMMENDED if result["retrain"] else EXIT_OK
 
 
-__all__ = [
-    "RESULT_KEYS", "PolicyConfig", "cli_main", "evaluate_batch", "overall_verdict",
-    "run_drift_check",
-]
+__all__ = ["RESULT_KEYS", "cli_main", "evaluate_batch", "overall_verdict", "run_drift_check"]

@@ -143,7 +143,7 @@ def _active_pending(state: dict[str, Any], registry_state: dict[str, Any], now: 
         return None, None
     at = _parse_time(pending.get("at"))
     latest_at = _latest_model_time(registry_state)
-    if at is not None and latest_at is not None and latest_at > at:
+    if at is not None and latest_at is not None and at < latest_at <= now:
         return None, "resolved: a model version was registered after the trigger"
     if at is not None and now - at >= timedelta(hours=cfg.pending_timeout_hours):
         return None, f"expired after {cfg.pending_timeout_hours:g} h"
@@ -196,8 +196,11 @@ def decide_retrain(
         notes.append(f"earlier pending retrain {pending_note}")
     triggers = [t for t in state.get("triggers", []) if _parse_time(t.get("at"))]
     last_trigger = max((_parse_time(t["at"]) for t in triggers), default=None)
+    last_trigger = last_trigger if last_trigger is not None and last_trigger <= now else None
     model_at = _latest_model_time(registry_state)
-    last_retrain = max([t for t in (last_trigger, model_at) if t is not None], default=None)
+    # events after `now` (a replay of past days) do not exist yet from `now`'s point of view
+    last_retrain = max([t for t in (last_trigger, model_at) if t is not None and t <= now],
+                       default=None)
     period_start = now - timedelta(days=cfg.budget_period_days)
     in_period = [t for t in triggers if period_start < _parse_time(t["at"]) <= now]
 

@@ -62,6 +62,8 @@ def _num(value: Any, digits: int = 3) -> str:
             return "&ndash;"
         if isinstance(value, int):
             return f"{value:,}"
+        if value == 0:
+            return "0"
         if value != 0 and (abs(value) < 10 ** -digits or abs(value) >= 10 ** 6):
             return f"{value:.{digits - 1}e}"
         return f"{value:.{digits}g}" if abs(value) >= 1 else f"{value:.{digits}f}"

@@ -91,7 +91,7 @@ class DriftConfig(_Strict):
         default=5000, ge=10,
         description="categories kept per feature in the profile (the rest are pooled)",
     )
-    seed: int = 42
+    seed: int = Field(default=42, ge=0, le=2**32 - 1, description="seed of samples and bootstraps")
     n_jobs: int = Field(
         default=1, ge=1, le=64, description="threads used to test features in parallel"
     )
@@ -149,7 +149,12 @@ class DriftConfig(_Strict):
     )
     spike_ratio: float = Field(
         default=5.0, gt=1.0,
-        description="... and this many times its reference share is a sentinel spike",
+        description="... and this many times its reference share ...",
+    )
+    spike_max_reference_share: float = Field(
+        default=0.01, ge=0.0, le=1.0,
+        description="... while holding at most this share of the reference is a sentinel spike "
+                    "(a common value that grows, like month=1 in a January batch, is drift)",
     )
     # -- reports
     report_top_categories: int = Field(default=15, ge=3, le=100)

@@ -207,9 +207,10 @@ def ks_statistic(reference: NumericReference, current: NumericCurrent) -> float:
                              np.searchsorted(x, u, side="left") / n)
     points, counts = unique_sorted(x)
     ref_cdf = np.concatenate([[0.0], cdf])
-    return _sup_abs_diff(np.cumsum(counts) / n,
-                         ref_cdf[np.searchsorted(u, points, side="right")],
-                         ref_cdf[np.searchsorted(u, points, side="left")])
+    at = np.searchsorted(u, points, side="right")
+    # u is unique: the left insertion point is one less exactly where the point equals u[at-1]
+    before = at - ((at > 0) & (u[np.maximum(at - 1, 0)] == points))
+    return _sup_abs_diff(np.cumsum(counts) / n, ref_cdf[at], ref_cdf[before])
 
 
 # --------------------------------------------------------------------------- tests

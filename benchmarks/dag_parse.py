@@ -1,0 +1,174 @@
+"""Figure 3: what each DAG file costs the dag-processor beyond Airflow's own import.
+
+For every ``dags/*.py``, in a fresh interpreter (``PYTHONPATH`` = ``include/`` + ``dags/``, as the
+project's Airflow runs them; a scratch ``AIRFLOW_HOME``): ``import airflow.sdk`` first (the
+baseline every DAG file pays anyway), then time the import of the DAG file by path; median of
+``--repeats`` (default 5) processes. The modules the DAG file pulled in beyond the baseline are
+listed by top-level package, and one extra run under ``python -X importtime`` attributes the
+import time to those packages (self time; ``-X importtime`` itself slows imports a little).
+
+Target: no pandas, scikit-learn or scipy (not even numpy is needed) and < 0.2 s per file.
+
+Reproduce::
+
+    PYTHONPATH=include .venv/bin/python benchmarks/dag_parse.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (  # noqa: E402
+    MAIN_PYTHON,
+    OUT,
+    ROOT,
+    WorkerError,
+    bench_env,
+    fmt_range,
+    loadavg,
+    run_json,
+    summary,
+)
+
+COMMAND = "PYTHONPATH=include .venv/bin/python benchmarks/dag_parse.py"
+HEAVY = ("pandas", "sklearn", "scipy", "numpy", "pyarrow", "joblib")
+FORBIDDEN = ("pandas", "sklearn", "scipy")
+MARK = "=== dag import starts ==="
+
+PROBE = r"""
+import importlib.util, json, sys, time
+path = sys.argv[1]
+t0 = time.perf_counter()
+import airflow.sdk  # noqa: F401  (the baseline)
+baseline = time.perf_counter() - t0
+before = set(sys.modules)
+sys.stderr.write("__MARK__\n")
+sys.stderr.flush()
+t1 = time.perf_counter()
+spec = importlib.util.spec_from_file_location("bench_dag_module", path)
+module = importlib.util.module_from_spec(spec)
+sys.modules["bench_dag_module"] = module
+spec.loader.exec_module(module)
+seconds = time.perf_counter() - t1
+new = sorted(set(sys.modules) - before - {"bench_dag_module"})
+from airflow.sdk import DAG
+dags = sorted(v.dag_id for v in vars(module).values() if isinstance(v, DAG))
+print(json.dumps({"seconds": seconds, "baseline_seconds": baseline, "new_modules": new,
+                  "dags": dags, "loaded_before": sorted(m for m in __HEAVY__ if m in before)}))
+""".replace("__MARK__", MARK).replace("__HEAVY__", repr(HEAVY))
+
+
+def _env() -> dict[str, str]:
+    env = bench_env(None)
+    home = OUT / "airflow-home"
+    home.mkdir(parents=True, exist_ok=True)
+    env["AIRFLOW_HOME"] = str(home)
+    env["PYTHONPATH"] = f"{ROOT / 'include'}:{ROOT / 'dags'}"
+    env.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    env["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
+    return env
+
+
+def _importtime(path: Path, env: dict[str, str]) -> dict[str, float]:
+    """Self import time (s) per top-level package, for the DAG file's part only."""
+    import subprocess
+
+    proc = subprocess.run([str(MAIN_PYTHON), "-X", "importtime", "-c", PROBE, str(path)],
+                          capture_output=True, text=True, env=env, cwd=str(ROOT), check=False)
+    if proc.returncode != 0:
+        return {}
+    lines = proc.stderr.splitlines()
+    try:
+        start = lines.index(MARK)
+    except ValueError:
+        return {}
+    per_pkg: dict[str, float] = defaultdict(float)
+    for line in lines[start + 1:]:
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        parts = line.split("|")
+        self_us = int(parts[0].split(":")[1])
+        name = parts[2].strip().split(".")[0]
+        per_pkg[name] += self_us / 1e6
+    return dict(sorted(((k, round(v, 4)) for k, v in per_pkg.items()), key=lambda kv: -kv[1]))
+
+
+def measure(repeats: int = 5, log: Callable[[str], None] = print) -> dict[str, Any]:
+    env = _env()
+    files = sorted((ROOT / "dags").glob("*.py"))
+    out: dict[str, Any] = {"files": {}, "loadavg_before": loadavg()}
+    baseline: list[float] = []
+    for path in files:
+        runs = []
+        error = None
+        for _ in range(repeats):
+            try:
+                runs.append(run_json([str(MAIN_PYTHON), "-c", PROBE, str(path)], env=env,
+                                     timeout=300))
+            except WorkerError as exc:
+                error = str(exc)[-1500:]
+                break
+        name = path.name
+        if not runs:
+            out["files"][name] = {"error": error}
+            log(f"  {name}: FAILED {error}")
+            continue
+        baseline += [r["baseline_seconds"] for r in runs]
+        new = runs[0]["new_modules"]
+        packages: dict[str, int] = defaultdict(int)
+        for mod in new:
+            packages[mod.split(".")[0]] += 1
+        heavy_loaded = sorted({m.split(".")[0] for m in new if m.split(".")[0] in HEAVY})
+        res = {
+            "seconds": summary([r["seconds"] for r in runs]),
+            "dags": runs[0]["dags"],
+            "new_modules_count": len(new),
+            "new_packages": dict(sorted(packages.items(), key=lambda kv: -kv[1])),
+            "heavy_imported": heavy_loaded,
+            "forbidden_imported": [p for p in heavy_loaded if p in FORBIDDEN],
+            "heavy_already_loaded_by_airflow": runs[0]["loaded_before"],
+            "new_modules_outside_airflow": [m for m in new if not m.startswith("airflow")],
+            "import_time_by_package": _importtime(path, env),
+            "error": error,
+        }
+        out["files"][name] = res
+        log(f"  {name:<26} {fmt_range(res['seconds'], 's', 3)}  +{len(new)} modules "
+            f"({', '.join(f'{k} {v}' for k, v in list(res['new_packages'].items())[:6])})  "
+            f"pandas/sklearn/scipy: {res['forbidden_imported'] or 'none'}")
+    out["airflow_sdk_import_seconds"] = summary(baseline, 3)
+    out["loadavg_after"] = loadavg()
+    ok = [f for f in out["files"].values() if "seconds" in f]
+    out["all_under_0_2s"] = bool(ok) and all(f["seconds"]["median"] < 0.2 for f in ok) and \
+        len(ok) == len(files)
+    out["none_forbidden"] = bool(ok) and all(not f["forbidden_imported"] for f in ok) and \
+        len(ok) == len(files)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    t0 = time.monotonic()
+    res = measure(args.repeats)
+    print(f"baseline `import airflow.sdk`: {fmt_range(res['airflow_sdk_import_seconds'])}")
+    print(f"every file < 0.2 s: {res['all_under_0_2s']}; none imports pandas/sklearn/scipy: "
+          f"{res['none_forbidden']} ({time.monotonic() - t0:.0f} s)")
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=2))
+    print(f"reproduce: {COMMAND}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,350 @@
+"""``make demo``: the whole lifecycle, played through a real Airflow on this machine.
+
+1. resets the demo's state (``var/demo/`` and the Airflow database under ``.airflow/``);
+2. simulates the data (``ml_lifecycle.simulate``): a training table, one batch per day for the
+   last ``--days`` days with a covariate shift and later a concept change, labels 3 days late;
+3. migrates SQLite and starts scheduler, dag-processor, triggerer and api-server (LocalExecutor)
+   with ``AIRFLOW_HOME=.airflow``, and unpauses the three DAGs;
+4. trains the first champion through ``ml_training``;
+5. for every simulated day, triggers ``ml_batch_scoring`` and ``ml_drift_check`` with that
+   day as logical date; when the retrain policy says so the drift check triggers
+   ``ml_training``, which the scheduler runs for real, and waits for it before the day ends;
+6. prints one row per day, writes ``demo-summary.json``, lists the HTML reports, pauses the DAGs
+   and stops every process it started (and checks that none is left).
+
+The daily DAGs run with ``ML_LIFECYCLE_DAILY_SCHEDULE=none`` here: the demo is the clock, so
+each simulated day is processed once, in order, after the previous day's retrain finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "include"))
+sys.path.insert(0, str(ROOT / "scripts"))
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from airflow_embedded import ENV_FILE, HOME, home_pids  # noqa: E402
+
+from ml_lifecycle_airflow import settings  # noqa: E402
+from ml_lifecycle_airflow.defaults import (  # noqa: E402
+    DRIFT_DAG_ID,
+    SCORING_DAG_ID,
+    TRAINING_DAG_ID,
+)
+from ml_lifecycle_airflow.embedded import EmbeddedAirflow, EmbeddedError  # noqa: E402
+from ml_lifecycle_airflow.steps import retrain_run_id  # noqa: E402
+
+SUMMARY_FILE = ROOT / "demo-summary.json"
+DAG_IDS = (TRAINING_DAG_ID, SCORING_DAG_ID, DRIFT_DAG_ID)
+RUN_TIMEOUT = 300.0
+# Imported once by the LocalExecutor's worker processes; task processes fork from them.
+PRELOAD = ("airflow.sdk.execution_time.task_runner", "airflow.dag_processing.dagbag",
+           "airflow.dag_processing.bundles.manager",
+           "airflow.providers.standard.operators.trigger_dagrun",
+           "airflow.providers.standard.operators.empty",
+           "airflow.providers.standard.decorators.python", "numpy", "pandas", "scipy.stats",
+           "sklearn.ensemble", "sklearn.pipeline", "sklearn.compose", "joblib",
+           "ml_lifecycle.config", "ml_lifecycle.train", "ml_lifecycle.drift.check",
+           "ml_lifecycle.lifecycle",
+           "ml_lifecycle_airflow.steps", "ml_lifecycle_airflow.sensors")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Play the ML lifecycle through Airflow.")
+    parser.add_argument("--days", type=int, default=21, help="simulated days (default 21)")
+    parser.add_argument("--shift-day", type=int, default=7, help="covariate shift (day index)")
+    parser.add_argument("--concept-day", type=int, default=14, help="concept change (day index)")
+    parser.add_argument("--initial-rows", type=int, default=6000)
+    parser.add_argument("--rows-per-day", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--parallelism", type=int, default=3,
+                        help="[core] parallelism: LocalExecutor worker processes")
+    return parser.parse_args(argv)
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+# --------------------------------------------------------------------------- preparation
+
+
+def reset(cfg: Any) -> None:
+    """Remove the demo's data, registry, outputs and Airflow database (inside the project)."""
+    folders = {Path(cfg.data.path).parent, Path(cfg.registry.root), Path(cfg.lifecycle.batches),
+               Path(cfg.lifecycle.labels), Path(cfg.lifecycle.predictions),
+               Path(cfg.lifecycle.reports), Path(cfg.lifecycle.alerts)}
+    for folder in sorted(folders):
+        if folder.exists() and folder.resolve().is_relative_to(ROOT / "var"):
+            shutil.rmtree(folder)
+    for name in ("airflow.db", "logs", "lifecycle-env.json"):
+        path = HOME / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    SUMMARY_FILE.unlink(missing_ok=True)
+
+
+def simulate_data(cfg: Any, args: argparse.Namespace) -> dict[str, Any]:
+    from ml_lifecycle.simulate import simulate
+
+    out = Path(cfg.data.path).parent
+    expected = {"batches": out / "batches", "labels": out / "labels"}
+    for key, path in expected.items():
+        if Path(getattr(cfg.lifecycle, key)) != path:
+            raise SystemExit(f"the config's lifecycle.{key} is {getattr(cfg.lifecycle, key)}; "
+                             f"the demo writes {path}: use configs/demo.yaml")
+    today = dt.datetime.now(dt.UTC).date()
+    start = today - dt.timedelta(days=args.days)
+    return simulate(out, days=args.days, seed=args.seed, start_date=start,
+                    initial_rows=args.initial_rows, rows_per_day=args.rows_per_day,
+                    label_delay_days=cfg.lifecycle.label_delay_days,
+                    shift_day=args.shift_day, concept_day=args.concept_day)
+
+
+# --------------------------------------------------------------------------- the play
+
+
+def run_day(airflow: EmbeddedAirflow, day: str) -> dict[str, str]:
+    """Scoring and drift check of one day (the drift run includes its retrain, if any)."""
+    scoring = airflow.trigger(SCORING_DAG_ID, logical_date=day)
+    drift = airflow.trigger(DRIFT_DAG_ID, logical_date=day)
+    return {"scoring": airflow.wait_for_run(SCORING_DAG_ID, scoring, RUN_TIMEOUT, poll=0.5),
+            "drift": airflow.wait_for_run(DRIFT_DAG_ID, drift, RUN_TIMEOUT, poll=0.5),
+            "drift_run_id": drift}
+
+
+def day_row(cfg: Any, day: str, states: dict[str, str], regime: str,
+            training_runs: dict[str, dict[str, Any]], cards: dict[str, dict[str, Any]],
+            last_day: str) -> dict[str, Any]:
+    from ml_lifecycle.drift.store import day_json_path
+    from ml_lifecycle.io import read_json
+    from ml_lifecycle.lifecycle import live_metric
+
+    row: dict[str, Any] = {"day": day, "regime": regime, "scoring": states.get("scoring"),
+                           "drift_run": states.get("drift")}
+    path = day_json_path(cfg.registry.root, day)
+    result = read_json(path) if path.is_file() else {}
+    row.update(verdict=result.get("verdict", "n/a"), severity=result.get("severity", "n/a"),
+               reasons=list(result.get("reasons") or [])[:3],
+               top_reason=top_reason(list(result.get("reasons") or []),
+                                     str(result.get("severity"))),
+               blocked_by=list((result.get("decision") or {}).get("blocked_by") or []),
+               model_checked=(result.get("model") or {}).get("version"),
+               retrain_triggered=bool(result.get("retrain")),
+               report_html=(result.get("report_paths") or {}).get("html"))
+    run = training_runs.get(retrain_run_id(day))
+    card = cards.get(retrain_run_id(day))
+    if not row["retrain_triggered"]:
+        row["gate"] = ""
+    elif card is not None:
+        row["candidate"] = card["version"]
+        row["gate"] = ("promoted" if card.get("promoted") else "rejected")
+        row["gate_reasons"] = list((card.get("gate") or {}).get("reasons") or [])[:2]
+    elif run is not None:
+        row["gate"] = {"success": "skipped (labels)", "failed": "training failed"}.get(
+            run["state"], run["state"])
+    else:
+        row["gate"] = "not run"
+    metric = live_metric(cfg, day, as_of=last_day)
+    row["live_metric"] = metric
+    return row
+
+
+def training_cards(cfg: Any) -> dict[str, dict[str, Any]]:
+    """The registry's versions by the DAG run that trained them, with ``promoted``."""
+    from ml_lifecycle.registry import Registry
+
+    registry = Registry(cfg.registry.root)
+    promoted = {e["version"] for e in registry.history() if e.get("event") == "promote"}
+    cards = {}
+    for card in registry.list_versions():
+        run_id = (card.get("trigger") or {}).get("run_id")
+        if run_id:
+            cards[run_id] = {**card, "promoted": card["version"] in promoted}
+    return cards
+
+
+def champion_after(rows: list[dict[str, Any]], initial: int | None) -> None:
+    champion = initial
+    for row in rows:
+        if row.get("gate") == "promoted":
+            champion = row["candidate"]
+        row["champion"] = champion
+
+
+def top_reason(reasons: list[str], severity: str) -> str:
+    """The first reason of the day's severity (reasons are prefixed ``[severity]``)."""
+    for reason in reasons:
+        if reason.startswith(f"[{severity}]"):
+            return reason
+    return reasons[0] if reasons else ""
+
+
+def retrain_cell(row: dict[str, Any]) -> str:
+    if row["retrain_triggered"]:
+        return "yes"
+    if row["blocked_by"]:
+        return "no: " + ",".join(row["blocked_by"])
+    return "no"
+
+
+def short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def print_table(rows: list[dict[str, Any]], metric_name: str) -> None:
+    header = (f"{'day':<10}  {'data':<8}  {'verdict':<8}  {'severity':<8}  {'top reason':<56}  "
+              f"{'retrain':<13}  {'gate':<12}  {'champ':<5}  live {metric_name}")
+    say(header)
+    say("-" * len(header))
+    for r in rows:
+        metric = r.get("live_metric")
+        live = (f"{metric['value']:.3f} (v{metric['model_version']})" if metric else "-")
+        gate = r["gate"] + (f" v{r['candidate']}" if r.get("candidate") else "")
+        verdict = {"no_drift": "ok", "insufficient_data": "n/a"}.get(r["verdict"], r["verdict"])
+        say(f"{r['day']:<10}  {r['regime'][:8]:<8}  {verdict:<8}  {r['severity']:<8}  "
+            f"{short(r['top_reason'], 56):<56}  {retrain_cell(r):<13}  {gate:<12}  "
+            f"{'v' + str(r['champion']):<5}  {live}")
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.monotonic()
+    started_at = dt.datetime.now(dt.UTC)
+    if home_pids():
+        say(f"an Airflow started with AIRFLOW_HOME={HOME} is running (pids {home_pids()}); "
+            "stop it first (Ctrl-C in `make airflow`, or "
+            "python scripts/airflow_embedded.py stop)")
+        return 1
+    cfg = settings.load_lifecycle_config(ROOT)
+    say(f"[{0:5.1f}s] resetting the demo state (var/demo, {HOME.name}/airflow.db)")
+    reset(cfg)
+    sim = simulate_data(cfg, args)
+    truth = json.loads(Path(sim["ground_truth"]).read_text())
+    manifest = json.loads(Path(sim["manifest"]).read_text())
+    days = [f["date"] for f in manifest["files"]]
+    regimes = {r["date"]: r["regime"] for r in truth["positive_rate_per_day"]}
+    say(f"[{time.monotonic() - started:5.1f}s] simulated {len(days)} days {days[0]} .. "
+        f"{days[-1]} ({args.rows_per_day} rows/day, labels "
+        f"{cfg.lifecycle.label_delay_days} days late): covariate shift on "
+        f"{sim['covariate_shift_day']}, concept change on {sim['concept_change_day']}")
+
+    extra = {
+        settings.CONFIG_ENV: str(settings.config_path(ROOT)),
+        settings.BASE_DIR_ENV: str(settings.base_dir(ROOT)),
+        settings.DAILY_SCHEDULE_ENV: "none",
+        settings.START_DATE_ENV: days[0],
+        settings.TRAINING_SCHEDULE_ENV: cfg.lifecycle.training_schedule or "none",
+    }
+    HOME.mkdir(parents=True, exist_ok=True)
+    ENV_FILE.write_text(json.dumps(extra, indent=2) + "\n")
+    airflow = EmbeddedAirflow(ROOT, HOME, parallelism=args.parallelism, extra_env=extra,
+                              preload=PRELOAD, idle_sleep=0.25)
+    states: dict[str, dict[str, str]] = {}
+    failure: str | None = None
+    initial_champion = None
+    try:
+        airflow.migrate()
+        airflow.start()
+        airflow.wait_for_dags(list(DAG_IDS))
+        for dag_id in DAG_IDS:
+            airflow.unpause(dag_id)
+        say(f"[{time.monotonic() - started:5.1f}s] Airflow up ({airflow.base_url}, "
+            f"LocalExecutor x{args.parallelism}, SQLite); training the first champion")
+        before = (dt.date.fromisoformat(days[0]) - dt.timedelta(days=1)).isoformat()
+        run_id = airflow.trigger(TRAINING_DAG_ID, conf={
+            "reason": "initial training (demo)", "as_of_day": before})
+        state = airflow.wait_for_run(TRAINING_DAG_ID, run_id, RUN_TIMEOUT)
+        from ml_lifecycle.registry import Registry
+
+        initial_champion = Registry(cfg.registry.root).champion()
+        if state != "success" or initial_champion is None:
+            raise EmbeddedError(f"initial training run {state}; tasks: "
+                                f"{airflow.task_states(TRAINING_DAG_ID, run_id)}")
+        say(f"[{time.monotonic() - started:5.1f}s] champion v{initial_champion}; "
+            f"replaying {len(days)} days")
+        for day in days:
+            states[day] = run_day(airflow, day)
+            path = Path(cfg.registry.root) / "monitoring" / "days" / f"{day}.json"
+            result = json.loads(path.read_text()) if path.is_file() else {}
+            say(f"[{time.monotonic() - started:5.1f}s] {day}: scoring {states[day]['scoring']}, "
+                f"drift check {states[day]['drift']} -> {result.get('verdict', 'n/a')}"
+                f"{' -> retrain triggered' if result.get('retrain') else ''}")
+        training_runs = {r["dag_run_id"]: r for r in airflow.dag_runs(TRAINING_DAG_ID)}
+        for dag_id in DAG_IDS:
+            airflow.unpause(dag_id, paused=True)
+    except (EmbeddedError, OSError) as exc:
+        failure = str(exc)
+        training_runs = {}
+        say(f"DEMO FAILED: {failure}")
+    finally:
+        t_stop = time.monotonic()
+        killed = airflow.stop()
+        say(f"[{time.monotonic() - started:5.1f}s] stopped every Airflow process in "
+            f"{time.monotonic() - t_stop:.1f}s"
+            f"{f' (SIGKILL needed for {killed})' if killed else ''}; none left: "
+            f"{not airflow.leftover_pids()}")
+
+    cards = training_cards(cfg)
+    rows = [day_row(cfg, day, states.get(day, {}), regimes.get(day, "?"), training_runs, cards,
+                    days[-1]) for day in days]
+    champion_after(rows, initial_champion)
+    metric_name = next((r["live_metric"]["metric"] for r in rows if r.get("live_metric")),
+                       "metric")
+    say("")
+    print_table(rows, metric_name)
+    alerts = sorted(Path(cfg.lifecycle.alerts).glob("*.json"))
+    by_kind: dict[str, int] = {}
+    for alert in alerts:
+        kind = alert.name.split("__", 1)[0]
+        by_kind[kind] = by_kind.get(kind, 0) + 1
+    wall = time.monotonic() - started
+    summary = {
+        "started_at": started_at.isoformat(),
+        "wall_seconds": round(wall, 1),
+        "failure": failure,
+        "simulation": {"days": days, "rows_per_day": args.rows_per_day,
+                       "initial_rows": args.initial_rows, "seed": args.seed,
+                       "covariate_shift_day": sim["covariate_shift_day"],
+                       "concept_change_day": sim["concept_change_day"],
+                       "label_delay_days": cfg.lifecycle.label_delay_days},
+        "initial_champion": initial_champion,
+        "days": rows,
+        "alerts": by_kind,
+        "alerts_dir": cfg.lifecycle.alerts,
+        "reports_dir": cfg.lifecycle.reports,
+        "registry": cfg.registry.root,
+        "airflow_home": str(HOME),
+    }
+    from ml_lifecycle.io import atomic_write_json
+
+    atomic_write_json(SUMMARY_FILE, summary)
+    say("\nHTML drift reports:")
+    for row in rows:
+        if row.get("report_html"):
+            say(f"  {row['report_html']}")
+    say(f"alerts ({cfg.lifecycle.alerts}): "
+        + (", ".join(f"{k} x{v}" for k, v in sorted(by_kind.items())) or "none"))
+    say(f"summary: {SUMMARY_FILE}")
+    say("explore the runs in the UI: make airflow (http://localhost:8080)")
+    say(f"wall time: {wall:.0f} s ({wall / 60:.1f} min)")
+    return 1 if failure else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
