@@ -43,7 +43,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (  # noqa: E402
+from common import (
     BENCH_DIR,
     MAIN_PYTHON,
     OUT,
@@ -78,7 +78,6 @@ def prepare(rows: int, seed: int = SEED, log: Callable[[str], None] = print) -> 
     """Write the reference and current frames of ``rows`` rows to Parquet (once per run)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-
     from drift import make_frames
 
     folder = OUT / "data" / f"drift_{rows}_seed{seed}"

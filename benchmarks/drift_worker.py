@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import peak_reset, status_mb  # noqa: E402
+from common import peak_reset, status_mb
 
 
 def _read(path: Path) -> Any:

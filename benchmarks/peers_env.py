@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import BENCH_DIR, PEERS_PYTHON, PEERS_VENV, versions_of  # noqa: E402
+from common import BENCH_DIR, PEERS_PYTHON, PEERS_VENV, versions_of
 
 REQUIREMENTS = BENCH_DIR / "requirements-peers.txt"
 STAMP = PEERS_VENV / ".requirements.sha256"

@@ -18,10 +18,11 @@ wait_for_batch -> check_drift -> retrain_decision -+-> trigger_retrain  ==> ml_t
   no retrain is triggered and the champion is untouched.
 * **retrain_decision** branches on the policy's decision.
 * **trigger_retrain** starts `ml_training` for real with conf `{reason, drift_report,
-  as_of_day, triggered_by}` and run id `drift_retrain__<day>` (a re-run of the day never
+  as_of_day, triggered_by, trigger_id}` and run id `drift_retrain__<day>` (a re-run of the day never
   triggers twice). With `wait_for_retrain` (default) it waits, deferred, until that retrain
   finishes (promoted, rejected, skipped or failed), so the next day is checked against the
-  model that came out of it.
+  model that came out of it. If `ml_training` is paused, the task fails at once (a
+  `task_failure` alert) instead of waiting for a run that would never start.
 
 The day is the run's logical date (the `day` param overrides it). Daily schedule
 (`ML_LIFECYCLE_DAILY_SCHEDULE`), `catchup=True` so history can be replayed, and
@@ -88,11 +89,14 @@ def ml_drift_check() -> None:
 
     trigger_retrain = TriggerDagRunOperator(
         task_id=TRIGGER_TASK_ID,
+        on_failure_callback=[*default_args(PROJECT_ROOT)["on_failure_callback"],
+                             steps.TriggerFailed(PROJECT_ROOT, CHECK_TASK_ID)],
         trigger_dag_id=TRAINING_DAG_ID,
         trigger_run_id="{{ " + _CHECK + "['retrain_run_id'] }}",
         conf="{{ " + _CHECK + "['retrain_conf'] }}",
         logical_date=None,
         skip_when_already_exists=True,
+        fail_when_dag_is_paused=True,  # fail clearly instead of waiting for a run never started
         wait_for_completion="{{ params.wait_for_retrain }}",
         deferrable=True,
         poke_interval=3,

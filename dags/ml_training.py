@@ -23,13 +23,16 @@ prepare_request -> wait_for_new_labels -> train_candidate -> gate_decision -+-> 
   When the drift check triggered the run, its end (promoted, rejected, skipped or failed) is
   recorded in the retrain policy's state, which clears the pending trigger.
 
-Triggered by: `ml_drift_check` (conf: reason, drift_report, as_of_day, triggered_by), by hand
+Triggered by: `ml_drift_check` (conf: reason, drift_report, as_of_day, triggered_by, trigger_id
+= the policy's trigger this run answers), by hand
 (the form, or `airflow dags trigger ml_training --conf '{"reason": "...", "force": true}'`),
-and on `ML_LIFECYCLE_TRAINING_SCHEDULE` (off by default). One run at a time.
+and on `ML_LIFECYCLE_TRAINING_SCHEDULE` (off by default). One run at a time; a run still going
+after 24 hours is failed (the drift check waiting for it then moves on).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 
 from airflow.sdk import TriggerRule, dag, task
@@ -59,6 +62,7 @@ _REQUEST = "ti.xcom_pull(task_ids='" + PREPARE_TASK_ID + "')"
     start_date=settings.start_date(),
     catchup=False,
     max_active_runs=1,
+    dagrun_timeout=dt.timedelta(hours=24),
     params=training_params(),
     default_args=default_args(PROJECT_ROOT,
                               on_failure=[steps.RetrainFinished(PROJECT_ROOT, "failed")]),

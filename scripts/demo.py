@@ -206,7 +206,7 @@ def short(text: str, width: int) -> str:
 
 def print_table(rows: list[dict[str, Any]], metric_name: str) -> None:
     header = (f"{'day':<10}  {'data':<8}  {'verdict':<8}  {'severity':<8}  {'top reason':<56}  "
-              f"{'retrain':<13}  {'gate':<12}  {'champ':<5}  live {metric_name}")
+              f"{'retrain':<19}  {'gate':<12}  {'champ':<5}  live {metric_name}")
     say(header)
     say("-" * len(header))
     for r in rows:
@@ -215,7 +215,7 @@ def print_table(rows: list[dict[str, Any]], metric_name: str) -> None:
         gate = r["gate"] + (f" v{r['candidate']}" if r.get("candidate") else "")
         verdict = {"no_drift": "ok", "insufficient_data": "n/a"}.get(r["verdict"], r["verdict"])
         say(f"{r['day']:<10}  {r['regime'][:8]:<8}  {verdict:<8}  {r['severity']:<8}  "
-            f"{short(r['top_reason'], 56):<56}  {retrain_cell(r):<13}  {gate:<12}  "
+            f"{short(r['top_reason'], 56):<56}  {retrain_cell(r):<19}  {gate:<12}  "
             f"{'v' + str(r['champion']):<5}  {live}")
 
 

@@ -273,6 +273,7 @@ class NativeProcess:
     log_path: Path
     popen: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
+    expected_exit: bool = False  # killed on purpose (fault injection): not a failure
 
     @property
     def name(self) -> str:
@@ -411,6 +412,7 @@ class NativeTopology:
         redis_server: tuple[str, int] = ("127.0.0.1", 6379),
         redis_db: int | None = None,
         bin_dir: str | os.PathLike[str] | None = None,
+        extra_env: dict[str, str] | None = None,
         log: Callable[[str], None] = print,
     ) -> None:
         self.compose_file = Path(compose_file).resolve()
@@ -427,6 +429,9 @@ class NativeTopology:
         self.redis_server = redis_server
         self.requested_redis_db = redis_db
         self.bin_dir = Path(bin_dir or Path(sys.executable).parent)
+        # Added to every Airflow service's environment, like a docker-compose.override.yaml
+        # (e.g. shorter scheduler timeouts for fault-injection tests).
+        self.extra_env = dict(extra_env or {})
         self.log = log
         self.run_id = uuid.uuid4().hex[:12]
         self.rootfs = self.workdir / "rootfs"
@@ -619,7 +624,7 @@ class NativeTopology:
         env["PATH"] = f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}"
         env["AIRFLOW_HOME"] = m.path(CONTAINER_HOME)
         env["HOSTNAME"] = proc.hostname
-        for key, value in service_environment(svc).items():
+        for key, value in {**service_environment(svc), **self.extra_env}.items():
             env[key] = m.text(value, proc.ports)
         # Native-only additions (each stands for something a container gives for free).
         env["AIRFLOW__CORE__HOSTNAME_CALLABLE"] = f"{HOSTNAME_MODULE}.hostname"
@@ -716,7 +721,7 @@ class NativeTopology:
 
     def _check_one_shot(self) -> None:
         for proc in self.processes:
-            if proc.popen is None or proc.service in self.completed:
+            if proc.popen is None or proc.service in self.completed or proc.expected_exit:
                 continue
             code = proc.popen.poll()
             svc = self.compose["services"][proc.service]
@@ -794,6 +799,83 @@ class NativeTopology:
             return False
         beat = _parse_utc((health.get(section) or {}).get(key))
         return beat is not None and self.started_at is not None and beat > self.started_at
+
+    # ------------------------------------------------------------------ fault injection
+
+    def process(self, hostname: str) -> NativeProcess:
+        """The process of a service replica by its host name (``airflow-worker-2``, ...)."""
+        for proc in self.processes:
+            if proc.hostname == hostname:
+                return proc
+        raise NativeComposeError(f"no process {hostname}; known: "
+                                 f"{[p.hostname for p in self.processes]}")
+
+    def container_pids(self, hostname: str) -> list[int]:
+        """Every live process of a replica's emulated container: its process group, anything
+        carrying this run's marker and the replica's HOSTNAME, and all their descendants (task
+        processes may start their own session and clean their environment)."""
+        proc = self.process(hostname)
+        wanted = (f"{MARKER_VAR}={self.run_id}".encode(), f"HOSTNAME={hostname}".encode())
+        parents: dict[int, int] = {}
+        found: set[int] = set()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                environ = (entry / "environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if fields[0] == "Z":
+                continue
+            pid = int(entry.name)
+            parents[pid] = int(fields[1])
+            in_group = proc.popen is not None and int(fields[2]) == proc.popen.pid
+            if in_group or all(item in environ for item in wanted):
+                found.add(pid)
+        changed = True
+        while changed:  # add descendants
+            new = {pid for pid, parent in parents.items() if parent in found} - found
+            found |= new
+            changed = bool(new)
+        return sorted(found)
+
+    def kill(self, hostname: str, sig: int = signal.SIGKILL) -> list[int]:
+        """Kill a replica's whole emulated container (as ``docker kill`` does); return the pids.
+
+        The process is marked as stopped on purpose, so ``_check_one_shot`` does not report it.
+        """
+        proc = self.process(hostname)
+        proc.expected_exit = True
+        pids = self.container_pids(hostname)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        if proc.popen is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.popen.wait(30)
+        deadline = time.monotonic() + 30
+        while sig == signal.SIGKILL and self.container_pids(hostname):
+            if time.monotonic() > deadline:
+                raise NativeComposeError(f"{hostname}: processes survive SIGKILL: "
+                                         f"{self.container_pids(hostname)}")
+            time.sleep(0.1)
+        self.log(f"[native-compose] killed {hostname} (signal {int(sig)}): pids {pids}")
+        return pids
+
+    def restart(self, hostname: str, sig: int = signal.SIGKILL) -> None:
+        """Stop a replica (``sig``, then SIGKILL after 30 s) and start it again, as a container
+        restart does; it keeps its host name, ports and log file."""
+        proc = self.process(hostname)
+        self.kill(hostname, sig)
+        if sig != signal.SIGKILL:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.popen.wait(30)  # type: ignore[union-attr]
+            self.kill(hostname, signal.SIGKILL)
+        self.healthy.discard(proc.service)
+        proc.expected_exit = False
+        self._spawn(proc)
 
     # ------------------------------------------------------------------ REST client
 

@@ -168,7 +168,7 @@ def test_training_form_fields(inspected: dict[str, Any]) -> None:
     params = inspected["dags"]["ml_training"]["params"]
     assert params["reason"] == "manual retrain" and params["force"] is False
     assert {"window_days", "include_original", "config_overrides", "as_of_day",
-            "labels_wait_minutes", "drift_report", "triggered_by"} <= set(params)
+            "labels_wait_minutes", "drift_report", "triggered_by", "trigger_id"} <= set(params)
 
 
 @pytest.mark.parametrize("dag_file", DAG_FILES)

@@ -30,7 +30,9 @@ pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 START = dt.date(2026, 3, 1)
 FAST = ["model.max_iter=60", "model.patience=5", "evaluation.bootstrap=20",
-        "evaluation.importance_repeats=1", "gate.bootstrap=50", "quality.min_rows=100"]
+        "evaluation.importance_repeats=1", "gate.bootstrap=50", "quality.min_rows=100",
+        # The policy the assertions rely on, whatever the demo config says.
+        "policy.min_severity=medium", "policy.cooldown_days=3", "policy.budget_max_retrains=4"]
 
 
 def day(offset: int) -> str:
@@ -209,8 +211,10 @@ def test_scoring_and_drift_dags_on_a_clean_and_a_drifted_day(airflow_home: Path,
     assert triggered["dag_id"] == "ml_training"
     assert triggered["run_id"] == f"drift_retrain__{day(4)}"
     assert triggered["conf"]["as_of_day"] == day(4)
+    assert triggered["conf"]["trigger_id"] == f"drift-{day(4)}"
     assert triggered["conf"]["drift_report"] == check["report_json"]
-    assert triggered["conf"]["reason"].startswith(f"drift check {day(4)}: ")
+    assert triggered["conf"]["reason"].startswith(f"drift check {day(4)} (")
+    assert len(triggered["conf"]["reason"]) <= 300  # fits the training form's reason field
     [breach] = world.alerts("drift_breach")
     assert breach["details"]["retrain"] is True and "retrain triggered" in breach["message"]
 

@@ -27,6 +27,8 @@ START = dt.date(2026, 4, 1)
 CLEAN_DAY, DRIFTED_DAY = "2026-04-01", "2026-04-02"
 FAST = ["model.max_iter=60", "model.patience=5", "evaluation.bootstrap=20",
         "evaluation.importance_repeats=1", "gate.bootstrap=50", "quality.min_rows=100",
+        # The policy the assertions rely on, whatever the demo config says.
+        "policy.min_severity=medium", "policy.cooldown_days=3", "policy.budget_max_retrains=4",
         # No label of the two days has arrived when the retrain runs: do not wait for any.
         "lifecycle.min_new_labels=0"]
 

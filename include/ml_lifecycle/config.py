@@ -281,10 +281,12 @@ class LifecycleConfig(_Strict):
     alerts: str = "var/lifecycle/alerts"
     file_suffix: Literal[".csv", ".parquet"] = ".csv"
     label_delay_days: int = Field(
-        default=3, ge=0, description="labels of day D may be used from day D + delay on"
+        default=3, ge=0, le=36_500,
+        description="labels of day D may be used from day D + delay on",
     )
     training_window_days: int = Field(
-        default=14, ge=0, description="retraining uses the labelled batches of the last N days"
+        default=14, ge=0, le=36_500,
+        description="retraining uses the labelled batches of the last N days",
     )
     include_original: bool = Field(
         default=True, description="retraining also uses the original training table"
@@ -396,6 +398,52 @@ def resolve_path(path: str, base: Path | None = None) -> str:
     return str(p)
 
 
+#: A config holds a few hundred values; YAML aliases can make a small file expand to billions
+#: ("billion laughs"): documents beyond these limits are refused before anything walks them.
+MAX_CONFIG_VALUES = 100_000
+MAX_CONFIG_DEPTH = 50
+
+
+def check_size(value: Any, source: str) -> None:
+    """Refuse a parsed document with more than ``MAX_CONFIG_VALUES`` values (aliases expanded)
+    or nested deeper than ``MAX_CONFIG_DEPTH`` (iterative walk: stops at the first excess)."""
+    budget = MAX_CONFIG_VALUES
+    stack = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise ConfigError(f"{source}: more than {MAX_CONFIG_VALUES} values once YAML aliases "
+                              "are expanded; refusing it (a config holds a few hundred)")
+        if depth > MAX_CONFIG_DEPTH:
+            raise ConfigError(f"{source}: nested more than {MAX_CONFIG_DEPTH} levels deep; "
+                              "refusing it")
+        if isinstance(node, dict):
+            stack.extend((child, depth + 1) for child in (*node.keys(), *node.values()))
+        elif isinstance(node, (list, tuple)):
+            stack.extend((child, depth + 1) for child in node)
+
+
+def _safe_load_yaml(text: str, source: str) -> Any:
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source} is not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{source} is nested too deeply to be a config") from None
+    check_size(value, source)
+    return value
+
+
+def _short_repr(value: Any, limit: int = 80) -> str:
+    import reprlib
+
+    shortener = reprlib.Repr()
+    shortener.maxlevel, shortener.maxstring, shortener.maxother = 3, limit, limit
+    shown = shortener.repr(value)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
 def parse_override(item: str) -> tuple[list[str], Any]:
     """Parse ``dotted.key=value``; the value is YAML (``[a, b]`` is a list, ``3`` an int)."""
     if "=" not in item:
@@ -405,10 +453,8 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     parts = key.split(".")
     if not key or any(not part for part in parts):
         raise ConfigError(f"--set '{item}': the key '{key}' is not a dotted key like data.path")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {key}: value '{raw}' is not valid YAML ({exc})") from None
+    value = _safe_load_yaml(raw, f"--set {key}: value '{_short_repr(raw)[1:-1]}'") \
+        if raw.strip() else ""
     return parts, value
 
 
@@ -444,12 +490,10 @@ def _format_validation_error(exc: ValidationError, source: str) -> str:
         if err.get("type") == "missing":
             lines.append(f"  - {loc}: required key is missing")
         elif err.get("type") == "extra_forbidden":
-            lines.append(f"  - {loc}: unknown key (found value {found!r}); check the spelling")
+            lines.append(f"  - {loc}: unknown key (found value {_short_repr(found)}); check the "
+                         "spelling")
         else:
-            shown = repr(found)
-            if len(shown) > 80:
-                shown = shown[:77] + "..."
-            lines.append(f"  - {loc}: found {shown}; expected: {msg}")
+            lines.append(f"  - {loc}: found {_short_repr(found)}; expected: {msg}")
     return "\n".join(lines)
 
 
@@ -459,6 +503,7 @@ def config_from_dict(raw: Any, source: str = "<dict>", base: Path | None = None)
         raise ConfigError(
             f"{source}: expected a YAML mapping at the top level, found {type(raw).__name__}"
         )
+    check_size(raw, source)
     try:
         cfg = Config.model_validate(raw)
     except ValidationError as exc:
@@ -481,10 +526,7 @@ def load_raw(path: str | os.PathLike[str]) -> dict[str, Any]:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"config file '{p}' is not UTF-8 text ({exc.reason})") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file '{p}' is not valid YAML: {exc}") from None
+    raw = _safe_load_yaml(text, f"config file '{p}'")
     if raw is None:
         raise ConfigError(f"config file '{p}' is empty")
     if not isinstance(raw, dict):

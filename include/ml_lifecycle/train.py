@@ -247,6 +247,8 @@ def run_training(
     comparison_rows = np.ones(len(te), dtype=bool)
     comparison_info: dict[str, Any] = {}
     if champion_version is not None:
+        # every artifact of the champion (its split assignment decides the comparison rows)
+        registry.verify(champion_version)
         champion_card = registry.get_card(champion_version)
         champion_model = registry.load_model(champion_version)  # sha256-verified before loading
         champion_threshold = float(champion_card.get("threshold") or 0.5)

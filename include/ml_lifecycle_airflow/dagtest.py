@@ -35,6 +35,8 @@ def airflow_env(home: str | Path, project_root: str | Path,
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # dag.test runs no scheduler; an unpaused target lets TriggerDagRunOperator create its run.
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{Path(home) / 'airflow.db'}",
         "PYTHONPATH": os.pathsep.join([str(root / "include"),
                                        *filter(None, [env.get("PYTHONPATH")])]),

@@ -30,7 +30,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -414,14 +413,3 @@ class EmbeddedAirflow:
             f"{dag_id} run {run_id} still '{state}' after {timeout:g} s; task states: "
             f"{self.task_states(dag_id, run_id)}")
 
-
-@contextlib.contextmanager
-def running(project_root: str | Path, home: str | Path, **kwargs: Any) -> Iterator[EmbeddedAirflow]:
-    """Migrate, start, yield, and always stop (even when the body fails)."""
-    airflow = EmbeddedAirflow(project_root, home, **kwargs)
-    airflow.migrate()
-    try:
-        airflow.start()
-        yield airflow
-    finally:
-        airflow.stop()

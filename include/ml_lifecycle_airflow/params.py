@@ -57,7 +57,9 @@ def training_params() -> dict[str, Param]:
             description="Why this run happens; stored in the model card and promotion history."),
         "force": Param(
             False, type="boolean", title="Force",
-            description="Do not wait for new labels (skips the new-labels sensor)."),
+            description="Train now: skip the wait for new labels. (The drift policy's cooldown "
+                        "and budget only gate retrains the drift check triggers; a run started "
+                        "by hand is never held back by them.)"),
         "window_days": Param(
             None, type=["null", "integer"], minimum=0, maximum=3650,
             title="Training window (days)", section="Training window",
@@ -90,6 +92,11 @@ def training_params() -> dict[str, Param]:
         "triggered_by": Param(
             None, type=["null", "string"], maxLength=200, title="Triggered by",
             section="Advanced", description="Set by the drift check: the triggering DAG run."),
+        "trigger_id": Param(
+            None, type=["null", "string"], maxLength=100, title="Policy trigger",
+            section="Advanced",
+            description="Set by the drift check: the retrain policy's trigger this run answers "
+                        "(its end is recorded against it)."),
     }
 
 
@@ -151,7 +158,10 @@ def resolve_training_request(
         resolved = check_run_path(cfg, str(report), "params.drift_report")
         trigger["drift_report"] = resolved
         if resolved.endswith(".json") and Path(resolved).is_file():
-            summary = read_json(resolved)
+            try:
+                summary = read_json(resolved)
+            except ValueError:  # not a drift report after all: keep only its path
+                summary = None
             if isinstance(summary, dict):
                 trigger["drift_summary"] = {
                     "day": summary.get("day"), "verdict": summary.get("verdict"),

@@ -90,11 +90,59 @@ def _version_of_run(registry: Any, dag_id: str, run_id: str) -> dict[str, Any] |
     return None
 
 
+RUN_LOCK_DIR = ".run-locks"
+RUN_LOCK_TIMEOUT = 6 * 3600.0
+
+
+@contextlib.contextmanager
+def run_lock(registry_root: str | Path, dag_id: str, run_id: str,
+             timeout: float = RUN_LOCK_TIMEOUT) -> Iterator[None]:
+    """Exclusive lock of one DAG run's training (``<registry>/.run-locks/<hash>.lock``, flock).
+
+    Held from "has this run registered a version?" to "registered": a second attempt of the same
+    task running at the same time (a zombie attempt still alive when the retry starts) waits,
+    then finds and reuses the first attempt's version. The kernel releases the lock when its
+    holder dies, so a killed attempt never blocks the retry.
+    """
+    import fcntl
+    import hashlib
+    import os
+    import time
+
+    folder = Path(registry_root) / RUN_LOCK_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    name = hashlib.sha256(f"{dag_id}/{run_id}".encode()).hexdigest()[:32]
+    fd = os.open(folder / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        waited = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise AirflowFailException(
+                        f"another attempt of {dag_id} run {run_id} has held its training lock "
+                        f"for more than {timeout:g} s; expected it to finish or die") from None
+                if not waited:
+                    print(f"another attempt of run {run_id} is training: waiting for it")
+                    waited = True
+                time.sleep(1.0)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
 def train_candidate(project_root: str | Path, request: dict[str, Any],
                     context: Any) -> dict[str, Any]:
     """Quality gate -> split -> preprocess+train -> evaluate -> gate -> register (not promote).
 
-    A retry or re-run of the same DAG run returns the version that run already registered.
+    A retry or re-run of the same DAG run returns the version that run already registered; two
+    attempts running at once register one version (``run_lock``).
     """
     from ml_lifecycle.registry import Registry
     from ml_lifecycle.train import run_training
@@ -102,19 +150,20 @@ def train_candidate(project_root: str | Path, request: dict[str, Any],
     dag_id, run_id = _run_ids(context)
     with fail_on_core_errors():
         cfg = load_lifecycle_config(project_root, request["overrides"])
-        registry = Registry(cfg.registry.root)
-        card = _version_of_run(registry, dag_id, run_id)
-        if card is not None:
-            print(f"run {run_id} already registered version {card['version']}: reusing it")
-            return _summary({
-                "version": card["version"], "gate": card["gate"],
-                "primary_metric": card["primary_metric"], "metrics": card["metrics"],
-                "champion_before": card.get("champion_at_training"),
-                "rows_per_split": card["data"].get("rows_per_split"),
-            }, reused=True)
-        result = run_training(cfg, reason=request["reason"], trigger=request["trigger"],
-                              window=request["window"], promote=False,
-                              actor=f"airflow:{dag_id}")
+        with run_lock(cfg.registry.root, dag_id, run_id):
+            registry = Registry(cfg.registry.root)
+            card = _version_of_run(registry, dag_id, run_id)
+            if card is not None:
+                print(f"run {run_id} already registered version {card['version']}: reusing it")
+                return _summary({
+                    "version": card["version"], "gate": card["gate"],
+                    "primary_metric": card["primary_metric"], "metrics": card["metrics"],
+                    "champion_before": card.get("champion_at_training"),
+                    "rows_per_split": card["data"].get("rows_per_split"),
+                }, reused=True)
+            result = run_training(cfg, reason=request["reason"], trigger=request["trigger"],
+                                  window=request["window"], promote=False,
+                                  actor=f"airflow:{dag_id}")
     summary = _summary(result, reused=False)
     print(f"registered v{summary['version']}: {summary['primary_metric']}={summary['metric']} "
           f"gate={'PASSED' if summary['gate_passed'] else 'REJECTED'} "
@@ -173,11 +222,13 @@ def mark_finished(project_root: str | Path, context: Any, outcome: str,
                   version: int | None) -> None:
     from ml_lifecycle.drift.policy import mark_retrain_finished
 
-    if not (context.get("params") or {}).get("triggered_by"):
+    params = context.get("params") or {}
+    if not params.get("triggered_by"):
         return
     try:
         cfg = load_lifecycle_config(project_root)
-        mark_retrain_finished(cfg.registry.root, outcome=outcome, version=version)
+        mark_retrain_finished(cfg.registry.root, outcome=outcome, version=version,
+                              trigger_id=params.get("trigger_id"))
         print(f"retrain policy: pending trigger marked finished ({outcome})")
     except Exception as exc:  # bookkeeping must not fail the run; the trigger expires anyway
         print(f"retrain policy: could not mark the trigger finished: {exc}")
@@ -261,10 +312,11 @@ def check_drift(project_root: str | Path, context: Any, asset: Any = None) -> di
     summary = summarize_drift(result, day)
     summary["retrain_run_id"] = retrain_run_id(day)
     summary["retrain_conf"] = {
-        "reason": f"drift check {day}: " + ("; ".join(summary["reasons"][:3]) or "policy"),
+        "reason": retrain_reason(day, summary["severity"], result.get("reasons") or []),
         "drift_report": summary["report_json"],
         "as_of_day": day,
         "triggered_by": f"{dag_id}/{run_id}",
+        "trigger_id": (result.get("decision") or {}).get("trigger_id"),
     }
     if asset is not None:
         context["outlet_events"][asset].extra = {
@@ -283,6 +335,46 @@ def check_drift(project_root: str | Path, context: Any, asset: Any = None) -> di
             details={k: v for k, v in summary.items() if k != "retrain_conf"},
         )(context)
     return summary
+
+
+SEVERITY_ORDER = ("critical", "high", "medium", "low")
+REASON_MAX_CHARS = 280  # the training form's reason holds at most 300 characters
+
+
+def retrain_reason(day: str, severity: str, reasons: list[Any]) -> str:
+    """One line for the model card: the day, its severity and its most severe reasons."""
+
+    def rank(reason: str) -> int:
+        for position, level in enumerate(SEVERITY_ORDER):
+            if reason.startswith(f"[{level}]"):
+                return position
+        return len(SEVERITY_ORDER)
+
+    ranked = sorted((str(r) for r in reasons if not str(r).startswith("blocked")), key=rank)
+    text = f"drift check {day} ({severity}): " + ("; ".join(ranked[:2]) or "retrain policy")
+    return text if len(text) <= REASON_MAX_CHARS else text[: REASON_MAX_CHARS - 1] + "…"
+
+
+class TriggerFailed:
+    """Task callback of ``trigger_retrain``: the retrain could not be started, so the policy's
+    pending trigger is cleared (otherwise it would block retrains until it expires)."""
+
+    def __init__(self, project_root: str | Path, check_task_id: str) -> None:
+        self.project_root = str(project_root)
+        self.check_task_id = check_task_id
+
+    def __call__(self, context: Any) -> None:
+        from ml_lifecycle.drift.policy import mark_retrain_finished
+
+        try:
+            check = context["ti"].xcom_pull(task_ids=self.check_task_id) or {}
+            cfg = load_lifecycle_config(self.project_root)
+            mark_retrain_finished(cfg.registry.root,
+                                  outcome=f"not started: {context.get('exception')}",
+                                  trigger_id=(check.get("retrain_conf") or {}).get("trigger_id"))
+            print("retrain policy: pending trigger cleared (the retrain could not start)")
+        except Exception as exc:  # bookkeeping must not hide the failure itself
+            print(f"retrain policy: could not clear the pending trigger: {exc}")
 
 
 def summarize_drift(result: dict[str, Any], day: str) -> dict[str, Any]:

@@ -200,7 +200,12 @@ def _verify_profile_files(card: dict[str, Any], version_dir: Path) -> None:
     for name in (PROFILE_JSON, PROFILE_NPZ):
         expected = artifacts.get(name)
         path = version_dir / name
-        if expected and path.is_file() and sha256_file(path) != expected:
+        if expected and not path.is_file():
+            raise IntegrityError(
+                f"reference profile file '{path}' is missing (the model card records sha256 "
+                f"{expected}); refusing to check drift without it"
+            )
+        if expected and sha256_file(path) != expected:
             raise IntegrityError(
                 f"reference profile file '{path}' does not match the sha256 recorded in the "
                 f"model card ({expected}); refusing to use it"
@@ -277,9 +282,11 @@ def run_drift_check(
     card = registry.get_card(version) if hasattr(registry, "get_card") else \
         registry.champion_card()
     vdir = Path(registry.version_dir(version))
+    # The model first: load_model checks the card itself against the sha256 recorded at
+    # promotion, so the profile hashes below come from a card that was not rewritten.
+    model = registry.load_model(version)
     _verify_profile_files(card, vdir)
     profile = load_profile(vdir)
-    model = registry.load_model(version)
     t_load = time.perf_counter()
     batch = load_table(cfg.data, str(batch_path), require_target=False)
     task = card.get("task", cfg.task)

@@ -327,6 +327,7 @@ def mark_retrain_finished(
     outcome: str,
     version: int | None = None,
     now: datetime | None = None,
+    trigger_id: str | None = None,
 ) -> dict[str, Any]:
     """Clear the pending trigger when the retrain run ends (called by the retrain DAG).
 
@@ -335,6 +336,9 @@ def mark_retrain_finished(
         outcome: e.g. ``promoted``, ``rejected``, ``failed``.
         version: the version the retrain registered, if any.
         now: the finishing time (default: now, UTC).
+        trigger_id: the trigger this retrain answered (``drift-<day>``). Given, only that
+            trigger is cleared: a re-run of an old retrain's last task never releases a newer
+            pending trigger. None clears whatever is pending.
 
     Returns:
         The new state (saved).
@@ -342,7 +346,8 @@ def mark_retrain_finished(
     now = now or datetime.now(UTC)
     with monitoring_lock(root):
         state = load_policy_state(root)
-        if state.get("pending"):
+        pending = state.get("pending")
+        if pending and (trigger_id is None or pending.get("trigger_id") == trigger_id):
             state.setdefault("finished", []).append(
                 {**state["pending"], "finished_at": now.isoformat(), "outcome": outcome,
                  "version": version})

@@ -15,6 +15,9 @@ Severity = Literal["none", "low", "medium", "high", "critical"]
 SEVERITIES: tuple[str, ...] = ("none", "low", "medium", "high", "critical")
 
 
+#: Upper bound of day counts: dates this far back or ahead overflow datetime arithmetic.
+MAX_DAYS = 36_500
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -115,7 +118,7 @@ class DriftConfig(_Strict):
         default=200, ge=10, description="labelled rows needed in the window to judge"
     )
     performance_window_days: int | None = Field(
-        default=30, ge=1,
+        default=30, ge=1, le=MAX_DAYS,
         description="trailing window (days before the checked day) of labelled rows; "
                     "None keeps every labelled row given",
     )
@@ -183,7 +186,8 @@ class PolicyConfig(_Strict):
         default="medium", description="retrain when the batch's severity reaches this"
     )
     cooldown_days: float = Field(
-        default=3, ge=0, description="no retrain within this many days of the last one ..."
+        default=3, ge=0, le=MAX_DAYS,
+        description="no retrain within this many days of the last one ...",
     )
     critical_overrides_cooldown: bool = Field(
         default=True, description="... unless the severity is critical"
@@ -191,10 +195,10 @@ class PolicyConfig(_Strict):
     budget_max_retrains: int = Field(
         default=4, ge=0, description="at most this many retrains triggered per budget period"
     )
-    budget_period_days: float = Field(default=30, gt=0)
+    budget_period_days: float = Field(default=30, gt=0, le=MAX_DAYS)
     critical_overrides_budget: bool = False
     pending_timeout_hours: float = Field(
-        default=48, gt=0,
+        default=48, gt=0, le=24 * MAX_DAYS,
         description="a triggered retrain not finished after this long no longer blocks",
     )
     high_weighted_drift: float = Field(

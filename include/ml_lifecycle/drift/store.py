@@ -21,6 +21,7 @@ from ..errors import DataError
 from ..io import atomic_write_json, atomic_write_text, read_json
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+MIN_YEAR, MAX_YEAR = 1900, 9000
 
 
 def validate_day(day: str) -> str:
@@ -32,9 +33,12 @@ def validate_day(day: str) -> str:
     if not isinstance(day, str) or not _DAY.match(day):
         raise DataError(f"day {day!r} is not a date in the form YYYY-MM-DD")
     try:
-        date.fromisoformat(day)
+        parsed = date.fromisoformat(day)
     except ValueError:
         raise DataError(f"day {day!r} is not a valid calendar date") from None
+    if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+        # windows and cooldowns reach a century around the day: keep datetime arithmetic valid
+        raise DataError(f"day {day!r} is outside the years {MIN_YEAR}-{MAX_YEAR}")
     return day
 
 
