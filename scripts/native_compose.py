@@ -22,6 +22,11 @@ What a container would have provided is played as follows (``NativeTopology.desc
 * the container host name: ``HOSTNAME=<service>-<n>``, a ``hostname_callable`` returning it (so task
   instances record which worker ran them) and ``celery@<HOSTNAME>`` as Celery node name.
 
+Fault injection (tests/test_reliability_airflow_faults.py): ``extra_env`` adds settings to every
+Airflow service (like a ``docker-compose.override.yaml``), ``kill(hostname)`` SIGKILLs a replica's
+whole emulated container (its process group, its marked processes and their descendants, the
+task processes included) and ``restart(hostname)`` starts it again with the same identity.
+
 Everything started is stopped by ``stop()`` (process groups, then a /proc scan for any process
 carrying this run's marker variable); ``cleanup()`` also drops the database and role and flushes the
 Redis index. Use as a context manager, or from the command line::

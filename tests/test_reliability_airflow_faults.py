@@ -19,8 +19,9 @@ The scenario, driven only through the REST API (plus the process table, to kill 
 2. ``ml_training`` is triggered (``force``); once ``train_candidate`` runs, the Celery worker
    running it is SIGKILLed with every process of its emulated container (the task's too);
 3. the scheduler is SIGKILLed and started again while the task is orphaned;
-4. the Redis server is SIGKILLed and started again (empty: no persistence) while the scheduler
-   and the surviving worker are connected to it;
+4. the Redis server is SIGKILLed and started again (empty: no persistence) while the surviving
+   worker is connected to it, and once more while the retried task runs (the scheduler, which
+   queued the retry through it, must reconnect to queue the tasks after it);
 5. the run must still succeed: ``train_candidate`` failed its first try (no heartbeat) and was
    retried on the *other* worker; exactly one new version is registered (a retry finds the
    version its run registered, if any); the registry is consistent and the dead attempt's
@@ -254,6 +255,18 @@ def test_worker_killed_mid_training_scheduler_and_broker_restarted(
     cluster["redis"].restart()
     print(f"[faults] {time.monotonic() - t0:5.1f}s restarted redis-server on port "
           f"{cluster['redis'].port}", flush=True)
+
+    # 4b. once the retry runs, restart the broker again: the scheduler, which sent the retry
+    # through it, must reconnect to send the tasks after it; the worker running it too
+    def retry_running() -> dict | None:
+        ti = _task_instance(topo, token, run_id, TRAIN_TASK)
+        return ti if ti and ti["try_number"] >= 2 and ti["state"] in ("running", "success") \
+            else None
+
+    retry = _wait("the retry of train_candidate to start", 240, retry_running, topo)
+    cluster["redis"].restart()
+    print(f"[faults] {time.monotonic() - t0:5.1f}s restarted redis-server again while try "
+          f"{retry['try_number']} was {retry['state']} on {retry.get('hostname')}", flush=True)
 
     # 5. the run recovers and finishes
     def finished() -> dict | None:

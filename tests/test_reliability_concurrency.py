@@ -196,6 +196,8 @@ def test_concurrent_promotions_and_rollbacks_from_the_cli(tmp_path: Path) -> Non
     for cmd, process in zip(commands, processes, strict=True):
         out, err = process.communicate(timeout=120)
         assert process.returncode in (0, 2), (cmd, process.returncode, err)
+        if cmd[0] == "promote":  # a promotion of a sound version always succeeds
+            assert process.returncode == 0, (cmd, err)
         assert "Traceback" not in err and "internal error" not in err
         if process.returncode == 0:
             succeeded.append(json.loads(out))
@@ -207,7 +209,7 @@ def test_concurrent_promotions_and_rollbacks_from_the_cli(tmp_path: Path) -> Non
     recorded = [(e["event"], e["version"], e["previous"], e["at"]) for e in events[1:]]
     reported = [(e["event"], e["version"], e["previous"], e["at"]) for e in succeeded]
     assert sorted(recorded) == sorted(reported)
-    assert len(succeeded) >= 6
+    assert len(succeeded) >= 5
     print(f"\n{len(commands)} concurrent models commands: {len(succeeded)} recorded, "
           f"{len(refused)} refused ({refused}); champion v{Registry(root).champion()}")
 

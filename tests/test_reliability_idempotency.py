@@ -325,12 +325,9 @@ def _train_task(context: dict[str, Any], request: dict[str, Any], barrier: Any) 
     steps.train_candidate(str(PROJECT_ROOT), request, context)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "steps.train_candidate checks for its run's version, then trains and registers, without "
-    "holding the registry lock in between: two attempts of the same task running at once "
-    "(a zombie attempt still alive when the retry starts) register two versions. Reported; "
-    "the fix belongs in include/ml_lifecycle_airflow/steps.py (see docs/reliability.md)."))
 def test_two_attempts_of_one_training_task_at_once_register_one_version(lifecycle) -> None:
+    """A zombie try still alive when the retry starts: the run's training lock (steps.run_lock)
+    makes the second wait, then reuse the first one's version."""
     cfg = lifecycle
     context = task_context("ml_training", RUN_ID, training_params(), "train_candidate")
     request = _request(context)
@@ -343,6 +340,7 @@ def test_two_attempts_of_one_training_task_at_once_register_one_version(lifecycl
         attempt.join(timeout=300)
     assert [a.exitcode for a in attempts] == [0, 0]
     assert [c["version"] for c in Registry(cfg.registry.root).list_versions()] == [1, 2]
+    assert list((Path(cfg.registry.root) / ".staging").iterdir()) == []
 
 
 # ---------------------------------------------------------------------------- retrain policy
@@ -362,8 +360,18 @@ def test_finishing_an_old_retrain_again_keeps_a_newer_pending_trigger(lifecycle)
     later = "2026-03-06"
     run_drift_check(cfg, batch_path=str(batch_path(cfg, later)), day=later, now=day_end(later))
     assert load_policy_state(root)["pending"]["trigger_id"] == f"drift-{later}"
-    # the old run's notify task is cleared and runs again
+    # the old run's notify task is cleared and runs again: core, then the DAG's own callback
     mark_retrain_finished(root, outcome="rejected", trigger_id=f"drift-{day}")
+    from ml_lifecycle_airflow import steps
+
+    old_run = task_context("ml_training", f"drift_retrain__{day}", training_params(
+        triggered_by="ml_drift_check/scheduled__x", trigger_id=f"drift-{day}"), "notify")
+    steps.mark_finished(str(PROJECT_ROOT), old_run, "rejected", 2)
     state = load_policy_state(root)
     assert state["pending"]["trigger_id"] == f"drift-{later}"
     assert [f["trigger_id"] for f in state["finished"]] == [f"drift-{day}"]
+    # the newer retrain's own end releases it
+    new_run = task_context("ml_training", f"drift_retrain__{later}", training_params(
+        triggered_by="ml_drift_check/scheduled__y", trigger_id=f"drift-{later}"), "notify")
+    steps.mark_finished(str(PROJECT_ROOT), new_run, "promoted", 3)
+    assert load_policy_state(root)["pending"] is None

@@ -348,6 +348,7 @@ NEEDLES = ["canaryFernetKey", "canary-jwt", "canary-api", "canary-db-password",
            "canary-postgres-password", "canary-admin-password", "canary-aws"]
 
 
+@pytest.mark.airflow
 def test_no_secret_from_the_environment_reaches_cards_reports_alerts_or_output(
     world: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
