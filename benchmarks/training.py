@@ -291,6 +291,10 @@ def measure(dataset: str, label: str, *, repeats: int, threads: str | None, rows
         for kind in ("plain", "plain_same_trees"):
             if kind in out:
                 out[f"ratio_vs_{kind}"] = round(ours / out[kind]["seconds"]["median"], 2)
+        for kind in ("plain", "plain_same_trees"):
+            pairs = zip(runs["ours"], runs.get(kind, []), strict=False)
+            out[f"paired_ratios_vs_{kind}"] = [round(a["seconds"] / b["seconds"], 2)
+                                                for a, b in pairs] or None
         if "plain_same_trees" in out:
             out["overhead_seconds"] = round(ours - out["plain_same_trees"]["seconds"]["median"],
                                             2)
