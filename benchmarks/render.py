@@ -286,7 +286,7 @@ def _training(results: dict[str, Any]) -> list[str]:
             seen += 1
             if seen >= 25:
                 break
-    lines += ["", "Machine load per dataset: " + "; ".join(
+    lines += ["", f"Machine load {_load(res)}; per dataset: " + "; ".join(
         f"{k} {v.get('loadavg_before')} -> {v.get('loadavg_after')}"
         for k, v in res["by_dataset"].items()) + ".", ""]
     return lines
@@ -491,12 +491,19 @@ def _findings(results: dict[str, Any]) -> list[str]:
 def render(results: dict[str, Any]) -> str:
     meta = results.get("meta", {})
     s = meta.get("settings", {})
-    commit = (meta.get("git_commit") or "unknown")[:12]
+    commits = [(meta.get("git_commit") or "unknown")[:12]]
+    commits += [(h.get("git_commit") or "unknown")[:12] for h in meta.get("history", [])
+                if h.get("git_commit")]
+    commit = commits[0] + (f"; earlier figures at {', '.join(sorted(set(commits[1:])))}"
+                           if set(commits[1:]) - {commits[0]} else "")
+    when = "; ".join(f"{name} {results[name].get('started_at', '?')} "
+                     f"({(results[name].get('figure_seconds') or 0) / 60:.0f} min)"
+                     for name in ("drift", "training", "dag", "demo", "scale") if name in results)
     lines = [
         "# Benchmarks",
         "",
-        f"Measured by `{meta.get('command', 'make bench')}` on {meta.get('started_at')} (commit "
-        f"{commit}, {s.get('mode')} mode, {meta.get('total_seconds', 0) / 60:.0f} min). Every "
+        f"Measured by `{meta.get('command', 'make bench')}` (commit {commit}, {s.get('mode')} "
+        f"mode); figures started: {when}. Every "
         f"figure is the median of {s.get('repeats')} fresh processes with (min-max), unless a "
         "row says otherwise; all tools ran on the same data, on the same machine, in the same "
         "run. The machine was shared with other work: the load averages are recorded below and "
@@ -525,6 +532,13 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _load_span(results: dict[str, Any]) -> str:
+    loads = [v[0] for f in ("drift", "training", "dag", "demo", "scale") if f in results
+             for v in (results[f].get("loadavg_before_figure"),
+                       results[f].get("loadavg_after_figure")) if v]
+    return f"{min(loads):.1f}-{max(loads):.1f}" if loads else "n/a"
+
+
 def render_performance(results: dict[str, Any]) -> str:
     """docs/performance.md: the README's "Performance" section, quoting RESULTS.md."""
     meta = results.get("meta", {})
@@ -538,7 +552,7 @@ def render_performance(results: dict[str, Any]) -> str:
         f"{m.get('cores_usable')} cores, "
         f"{m.get('memory_total_gb')} GB, Python {meta.get('versions', {}).get('python')}, "
         f"OMP_NUM_THREADS {m.get('omp_num_threads_used')}, on a machine shared with other work "
-        f"(load average {m.get('loadavg_at_start')} at the start). Medians of "
+        f"(1-minute load average {_load_span(results)} around the figures). Medians of "
         f"{meta.get('settings', {}).get('repeats')} fresh processes, (min-max). Drift ratios are "
         "theirs / ours, training ratios ours / plain. Absolute times depend on the machine; the "
         "ratios are the point.",
