@@ -468,12 +468,11 @@ def _findings(results: dict[str, Any]) -> list[str]:
         t_ours, t_plain = _trees(adult["ours"]), _trees(adult["plain"])
         if t_ours != t_plain:
             out.append(f"- **Early stopping on Adult** kept {t_ours} trees where scikit-learn's "
-                       f"own early stopping kept {t_plain}: our validation loss is computed "
-                       "without the class weights the model is trained with (`class_weight: "
-                       "balanced` on an imbalanced target; `fit(X, y, X_val=, y_val=)` without "
-                       "`sample_weight_val`), so it keeps improving long after the weighted loss "
-                       "has stopped: more trees, more time, same test AUC. On the synthetic "
-                       "tables (half positive, weights ~1) both stop at similar counts.")
+                       f"own early stopping kept {t_plain}. Both watch the class-weighted "
+                       "validation loss (ours passes the training split's class weights as "
+                       "`sample_weight_val`; before that fix ours kept 262 trees vs 123), but on "
+                       "different validation rows: ours on the explicit validation split, "
+                       "scikit-learn's on a random 10 % of its training rows.")
     dag = results.get("dag", {})
     for name, f in dag.get("files", {}).items():
         med = f.get("seconds", {}).get("median")

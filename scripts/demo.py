@@ -164,9 +164,9 @@ def day_row(cfg: Any, day: str, states: dict[str, str], regime: str,
 
 def training_cards(cfg: Any) -> dict[str, dict[str, Any]]:
     """The registry's versions by the DAG run that trained them, with ``promoted``."""
-    from ml_lifecycle.registry import Registry
+    from ml_lifecycle.registry import open_registry
 
-    registry = Registry(cfg.registry.root)
+    registry = open_registry(cfg.registry.root)
     promoted = {e["version"] for e in registry.history() if e.get("event") == "promote"}
     cards = {}
     for card in registry.list_versions():
@@ -270,9 +270,9 @@ def main(argv: list[str] | None = None) -> int:
         run_id = airflow.trigger(TRAINING_DAG_ID, conf={
             "reason": "initial training (demo)", "as_of_day": before})
         state = airflow.wait_for_run(TRAINING_DAG_ID, run_id, RUN_TIMEOUT)
-        from ml_lifecycle.registry import Registry
+        from ml_lifecycle.registry import open_registry
 
-        initial_champion = Registry(cfg.registry.root).champion()
+        initial_champion = open_registry(cfg.registry.root).champion()
         if state != "success" or initial_champion is None:
             raise EmbeddedError(f"initial training run {state}; tasks: "
                                 f"{airflow.task_states(TRAINING_DAG_ID, run_id)}")

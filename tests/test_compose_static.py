@@ -280,29 +280,51 @@ def test_airflow_init_names_a_registry_root_the_workers_cannot_write(tmp_path: P
     assert "migrating" not in message
 
 
-@pytest.mark.services
-def test_airflow_init_refuses_a_url_root_the_core_cannot_use_yet(tmp_path: Path) -> None:
-    """registry.root: s3://... must not silently become a local folder named 's3:'."""
-    from ml_lifecycle.registry import Registry
-
-    if "://" in str(Registry("s3://probe/registry").root):
-        pytest.skip("the registry keeps URL roots now: airflow-init no longer refuses them")
-    reason = services_unreachable()
-    if reason:
-        pytest.skip(f"needs the local PostgreSQL and Redis: {reason}")
-    write_env_from_example(tmp_path / "test.env",
-                           ML_LIFECYCLE_CONFIG="/opt/airflow/var/s3-config.yaml")
-    topo = NativeTopology(tmp_path / "work", env_file=tmp_path / "test.env", environ={})
+def _init_with_s3_root(workdir: Path, root: str, s3_env: dict[str, str]) -> tuple[str, str]:
+    """Run airflow-init natively with ``registry.root: root``; return (error or "", its log)."""
+    workdir.mkdir(parents=True)
+    write_env_from_example(workdir / "test.env",
+                           ML_LIFECYCLE_CONFIG="/opt/airflow/var/s3-config.yaml", **s3_env)
+    topo = NativeTopology(workdir / "work", env_file=workdir / "test.env", environ={})
+    error = ""
     try:
         topo.prepare()
         raw = yaml.safe_load((PROJECT_ROOT / "configs" / "demo.yaml").read_text())
-        raw["registry"]["root"] = "s3://ml-artifacts/late-delivery/registry"
-        Path(topo.mapping.path("/opt/airflow/var/s3-config.yaml")).write_text(yaml.safe_dump(raw))
-        with pytest.raises(NativeComposeError) as info:
-            topo.up(only=["airflow-init"], timeout=120)
+        raw["registry"]["root"] = root
+        Path(topo.mapping.path("/opt/airflow/var/s3-config.yaml")).write_text(
+            yaml.safe_dump(raw))
+        try:
+            topo.up(only=["airflow-init"], timeout=300)
+        except NativeComposeError as exc:
+            error = str(exc)
+        log = topo.process("airflow-init-1").log_path.read_text(errors="replace")
     finally:
         topo.cleanup()
-    message = str(info.value)
-    print(message)
-    assert "s3://ml-artifacts/late-delivery/registry" in message
-    assert "object-store URLs are not supported" in message
+    return error, log
+
+
+@pytest.mark.services
+def test_airflow_init_checks_an_s3_registry_root_with_the_aws_settings(tmp_path: Path) -> None:
+    """registry.root: s3://...: airflow-init probes the bucket with the AWS_* settings of .env;
+    a missing bucket stops it with a message naming the root and the settings, before any
+    migration; once the bucket exists the same init passes the check and completes."""
+    reason = services_unreachable()
+    if reason:
+        pytest.skip(f"needs the local PostgreSQL and Redis: {reason}")
+    sys.path.insert(0, str(PROJECT_ROOT / "tests"))
+    from s3server import new_bucket, s3_server
+
+    with s3_server() as s3:
+        missing = f"s3://missing-{os.getpid()}/late-delivery/registry"
+        error, log = _init_with_s3_root(tmp_path / "missing", missing, s3)
+        print(error)
+        assert "service airflow-init exited with code 1" in error
+        assert f"registry.root '{missing}' is not writable" in error
+        assert "AWS_ENDPOINT_URL_S3" in error and "migrating" not in log
+
+        root = f"s3://{new_bucket()}/late-delivery/registry"
+        error, log = _init_with_s3_root(tmp_path / "ok", root, s3)
+        print(log[-2000:])
+        assert error == ""
+        assert f"registry.root: {root} writable" in log
+        assert "airflow-init: done" in log

@@ -6,15 +6,19 @@ PostgreSQL database, a Redis database index of its own): airflow-init, api-serve
 dag-processor, triggerer and TWO Celery workers. The test then acts only as a REST client: it
 unpauses the DAGs, triggers the drift check for a drifted day of the simulated demo data and
 follows the retraining run that the drift check triggers, down to the task instances (which
-worker process ran ``train_candidate``) and the new version in the registry on the shared volume.
-Clean-up always runs: processes stopped and verified gone, database and role dropped, Redis
-index flushed.
+worker process ran ``train_candidate``) and the new version in the registry. It runs twice: with
+every artifact on the shared volume (the default config), and with the registry, predictions,
+reports and alerts on S3-compatible storage (``s3://`` URLs; moto's S3 server on loopback stands
+in for MinIO/AWS, reached through the AWS_* settings of ``.env`` like a real deployment) while
+the batches and labels stay on the volume. Clean-up always runs: processes stopped and verified
+gone, database and role dropped, Redis index flushed.
 
 Skipped (with the reason) only when the local PostgreSQL or Redis is not reachable.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -36,6 +40,9 @@ from native_compose import (  # noqa: E402
     write_env_from_example,
 )
 
+sys.path.insert(0, str(PROJECT_ROOT / "tests"))
+from s3server import new_bucket, s3_server  # noqa: E402
+
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 DRIFT_DAG = "ml_drift_check"
@@ -48,35 +55,61 @@ WORKERS = 2
 PY = str(Path(sys.executable))
 
 
-def write_test_env(path: Path) -> dict[str, str]:
+def write_test_env(path: Path, **extra: str) -> dict[str, str]:
     return write_env_from_example(
         path,
         AIRFLOW_WORKER_CONCURRENCY="2",
         # The daily DAGs would otherwise replay every day since 2026-01-01 once unpaused.
         ML_LIFECYCLE_DAILY_SCHEDULE="none",
+        **extra,
     )
 
 
-def core_cli(topo: NativeTopology, *args: str) -> str:
+S3_CONFIG = f"{CONTAINER_HOME}/var/s3-config.yaml"
+
+
+def write_s3_config(topo: NativeTopology, bucket: str) -> None:
+    """configs/demo.yaml with the registry and every lifecycle output on ``s3://bucket``."""
+    import yaml
+
+    raw = yaml.safe_load((PROJECT_ROOT / "configs" / "demo.yaml").read_text())
+    raw["registry"]["root"] = f"s3://{bucket}/late-delivery/registry"
+    for key in ("predictions", "reports", "alerts"):
+        raw["lifecycle"][key] = f"s3://{bucket}/late-delivery/{key}"
+    Path(topo.mapping.path(S3_CONFIG)).write_text(yaml.safe_dump(raw))
+
+
+def core_cli(topo: NativeTopology, *args: str, extra_env: dict[str, str] | None = None) -> str:
     """Run ``python -m ml_lifecycle`` as a user would before `docker compose up` (same paths)."""
     home = topo.rootfs / CONTAINER_HOME.lstrip("/")
     env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
            "PYTHONPATH": str(home / "include"), "ML_LIFECYCLE_BASE_DIR": str(home),
-           "OMP_NUM_THREADS": "1"}
+           "OMP_NUM_THREADS": "1", **(extra_env or {})}
     done = subprocess.run([PY, "-m", "ml_lifecycle", *args], env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, f"ml_lifecycle {args[0]} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+@pytest.fixture(scope="module", params=["volume", "s3"])
+def cluster(request: pytest.FixtureRequest,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     reason = services_unreachable()
     if reason:
         pytest.skip(f"needs the local PostgreSQL and Redis: {reason}")
+    with contextlib.ExitStack() as stack:
+        s3_env: dict[str, str] = {}
+        if request.param == "s3":
+            s3_env = stack.enter_context(s3_server())
+        yield from _cluster(tmp_path_factory, request.param, s3_env)
+
+
+def _cluster(tmp_path_factory: pytest.TempPathFactory, store: str,
+             s3_env: dict[str, str]) -> Iterator[dict[str, Any]]:
     started = time.monotonic()
-    workdir = tmp_path_factory.mktemp("native-compose")
-    env_values = write_test_env(workdir / "test.env")
+    workdir = tmp_path_factory.mktemp(f"native-compose-{store}")
+    extra = {**s3_env, "ML_LIFECYCLE_CONFIG": S3_CONFIG} if s3_env else {}
+    env_values = write_test_env(workdir / "test.env", **extra)
     topo = NativeTopology(workdir, env_file=workdir / "test.env",
                           environ={"OMP_NUM_THREADS": "1"}, scale={"airflow-worker": WORKERS},
                           profiles=("flower",),
@@ -85,15 +118,23 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         topo.prepare()
         # Before `docker compose up`: demo data and a first champion on the shared volume,
         # written through the same /opt/airflow paths the components see.
+        if s3_env:
+            bucket = new_bucket()
+            write_s3_config(topo, bucket)
+            print(f"[test] artifact store: s3://{bucket} at {s3_env['AWS_ENDPOINT_URL_S3']} "
+                  "(registry, predictions, reports, alerts); batches and labels on the volume",
+                  flush=True)
         config = topo.mapping.path(topo.compose["services"]["airflow-worker"]["environment"]
                                    ["ML_LIFECYCLE_CONFIG"])
         core_cli(topo, "simulate", "--out", topo.mapping.path(f"{CONTAINER_HOME}/var/demo/data"),
                  "--days", str(SIM_DAYS))
-        core_cli(topo, "train", "--config", config, "--reason", "initial champion")
+        core_cli(topo, "train", "--config", config, "--reason", "initial champion",
+                 extra_env=s3_env)
         topo.up(timeout=240)
         print(topo.describe(), flush=True)
         print(f"[test] topology healthy after {time.monotonic() - started:.1f}s", flush=True)
-        yield {"topo": topo, "env": env_values, "config": config, "started": started}
+        yield {"topo": topo, "env": env_values, "config": config, "started": started,
+               "store": store}
     finally:
         print(f"[test] cleaning up (after {time.monotonic() - started:.1f}s)", flush=True)
         done = topo.cleanup()
@@ -253,12 +294,26 @@ def test_drift_check_triggers_retraining_on_a_celery_worker(cluster: dict[str, A
     hosts = sorted({t["hostname"] for t in drift_tis + train_tis if t.get("hostname")})
     print(f"[test] task instances ran on: {hosts}", flush=True)
 
-    # The new version (and champion, if the gate passed) is in the registry on the shared volume.
+    # The new version (and champion, if the gate passed) is in the registry: on the shared
+    # volume, or in the bucket.
     from ml_lifecycle.config import load_config
-    from ml_lifecycle.registry import Registry
+    from ml_lifecycle.registry import open_registry
 
     cfg = load_config(cluster["config"], base=topo.rootfs / CONTAINER_HOME.lstrip("/"))
-    registry = Registry(cfg.registry.root)
+    registry = open_registry(cfg.registry.root)
+    print(f"[test] artifact store ({cluster['store']}): registry {cfg.registry.root}", flush=True)
+    if cluster["store"] == "s3":
+        assert cfg.registry.root.startswith("s3://")
+        from s3server import s3fs_client
+
+        fs = s3fs_client()
+        bucket = cfg.registry.root.removeprefix("s3://").split("/")[0]
+        keys = fs.find(bucket)
+        print(f"[test] {len(keys)} objects in s3://{bucket}, e.g. "
+              f"{[k for k in keys if '/monitoring/days/' in k or '/log/' in k][:4]}", flush=True)
+        assert f"{bucket}/late-delivery/registry/monitoring/days/{DRIFTED_DAY}.json" in keys
+        assert f"{bucket}/late-delivery/reports/drift_{DRIFTED_DAY}.html" in keys
+        assert not any(Path(topo.mapping.path(f"{CONTAINER_HOME}/var")).rglob("registry"))
     versions = registry.list_versions()
     for card in versions:
         reason = (card.get("trigger") or {}).get("reason")

@@ -259,3 +259,43 @@ def test_cli_exit_codes_and_models_commands(tmp_path: Path, table_csv: Path) -> 
     model.write_bytes(model.read_bytes()[:-10] + b"0123456789")
     tampered = _cli("train", "--config", str(cfg_path))
     assert tampered.returncode == EXIT_INTEGRITY and "sha256" in tampered.stderr
+
+
+def _imbalanced_arrays(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(4000, 3))
+    y = (rng.random(4000) < 1 / (1 + np.exp(-(-2.5 + 1.2 * x[:, 0])))).astype(int)  # ~12 % pos.
+    return x[:3000], y[:3000], x[3000:], y[3000:]
+
+
+@pytest.mark.parametrize("family", ["hist_gradient_boosting", "sgd"])
+def test_early_stopping_watches_the_class_weighted_validation_loss(tmp_path: Path,
+                                                                    family: str) -> None:
+    """class_weight=balanced trains on a weighted loss: the validation curve that decides when
+    to stop is that same weighted loss, with per-class weights from the TRAINING labels."""
+    from sklearn.metrics import log_loss
+    from sklearn.utils.class_weight import compute_class_weight
+
+    from ml_lifecycle.models import _FITTERS as FITTERS
+
+    cfg = config_from_dict(make_config_dict("x.csv", str(tmp_path / "r"),
+                                            model__family=family, model__max_iter=60))
+    assert cfg.model.class_weight == "balanced"
+    xt, yt, xv, yv = _imbalanced_arrays(0)
+    est, curve, _ = FITTERS[family](cfg, {}, xt, yt, xv, yv)
+    per_class = compute_class_weight("balanced", classes=np.array([0, 1]), y=yt)
+    assert per_class[1] > 3 * per_class[0]  # the weighting is far from uniform here
+    weights = per_class[yv]
+    scores = est.predict_proba(xv)[:, 1]
+    weighted = log_loss(yv, scores, sample_weight=weights)
+    best = curve["best_iteration"] if family == "sgd" else -1  # SGD returns its best epoch
+    assert curve["values"][best] == pytest.approx(weighted, rel=1e-6)
+    assert abs(log_loss(yv, scores) - weighted) > 0.01  # unweighted would be another curve
+    # Validation labels never set the weights: the same training rows with a validation split of
+    # another class balance give a curve weighted by the same per-class values.
+    keep = np.r_[np.flatnonzero(yv == 1), np.flatnonzero(yv == 0)[:200]]
+    est2, curve2, _ = FITTERS[family](cfg, {}, xt, yt, xv[keep], yv[keep])
+    scores2 = est2.predict_proba(xv[keep])[:, 1]
+    best2 = curve2["best_iteration"] if family == "sgd" else -1
+    assert curve2["values"][best2] == pytest.approx(
+        log_loss(yv[keep], scores2, sample_weight=per_class[yv[keep]]), rel=1e-6)

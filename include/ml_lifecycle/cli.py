@@ -79,13 +79,13 @@ def _train(args: argparse.Namespace) -> int:
 
 def _registry_from_args(args: argparse.Namespace) -> Any:
     from .config import load_config, resolve_path
-    from .registry import Registry
+    from .registry import open_registry
 
     if args.registry:
-        return Registry(resolve_path(args.registry))
+        return open_registry(resolve_path(args.registry))
     if not args.config:
         raise MLLifecycleError("models: give --config F or --registry ROOT")
-    return Registry(load_config(args.config, args.overrides).registry.root)
+    return open_registry(load_config(args.config, args.overrides).registry.root)
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -186,6 +186,13 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
+        if type(exc).__module__.split(".")[0] in ("botocore", "aiobotocore", "aiohttp", "s3fs"):
+            # a storage call outside the wrapped primitives: still a settings problem
+            from .storage import ACCESS_HINT
+
+            print(f"error: artifact store: {type(exc).__name__}: {exc}; {ACCESS_HINT}",
+                  file=sys.stderr)
+            return EXIT_INVALID_INPUT
         print(f"internal error: {type(exc).__name__}: {exc}\n(please report this with the "
               "command you ran)", file=sys.stderr)
         return EXIT_INTERNAL

@@ -255,15 +255,14 @@ class RegistryConfig(_Strict):
     keep_split_assignment: bool = True
 
     @model_validator(mode="after")
-    def _local_root(self) -> RegistryConfig:
-        if "://" in self.root and not self.root.startswith("file://"):
-            raise ValueError(
-                f"registry.root '{self.root}': object-store URLs are not supported by this "
-                "version (the registry needs rename and file locks); use a local path or a "
-                "shared volume (see docs/cluster.md)"
-            )
+    def _root_form(self) -> RegistryConfig:
         if self.root.startswith("file://"):
             object.__setattr__(self, "root", self.root.removeprefix("file://"))
+        elif "://" in self.root:
+            from .storage import check_url
+
+            object.__setattr__(self, "root", check_url(self.root, "registry.root",
+                                                       registry=True))
         return self
 
 
@@ -297,6 +296,19 @@ class LifecycleConfig(_Strict):
     training_schedule: str | None = Field(
         default=None, description="cron/preset for scheduled retraining; None = off"
     )
+
+    @model_validator(mode="after")
+    def _url_form(self) -> LifecycleConfig:
+        """Folders may be fsspec URLs (``s3://bucket/prefix``); check their shape early."""
+        from .storage import check_url
+
+        for key in ("batches", "labels", "predictions", "reports", "alerts"):
+            value = getattr(self, key)
+            if value.startswith("file://"):
+                object.__setattr__(self, key, value.removeprefix("file://"))
+            elif "://" in value:
+                object.__setattr__(self, key, check_url(value, f"lifecycle.{key}"))
+        return self
 
 
 class BacktestConfig(_Strict):

@@ -46,5 +46,9 @@ class IntegrityError(RegistryError):
     exit_code = EXIT_INTEGRITY
 
 
+class StorageError(MLLifecycleError):
+    """An artifact store (S3-compatible URL) cannot be reached, or refuses access."""
+
+
 class PathNotAllowedError(MLLifecycleError):
     """A path from a trigger form or DAG conf resolves outside the configured data roots."""

@@ -2,7 +2,9 @@
 
 Everything the package stores goes through these helpers so that a crash never leaves a
 half-written file under its final name: we write to a temporary name in the same directory,
-flush and fsync, then ``os.replace`` (atomic on POSIX file systems).
+flush and fsync, then ``os.replace`` (atomic on POSIX file systems). A URL (``s3://...``, see
+:mod:`ml_lifecycle.storage`) is written with one PUT of the whole object, which object stores
+make visible all at once.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from typing import Any
 
 
 def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
-    """Return the hex sha256 of a file, read in chunks."""
+    """Return the hex sha256 of a file (or object), read in chunks."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with _open_read(path) as handle:
         while chunk := handle.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
@@ -43,8 +45,27 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
+def _open_read(path: Any) -> Any:
+    from .storage import as_path, is_url, store_errors
+
+    if is_url(path):
+        with store_errors("opening", str(path)):
+            return as_path(path).open("rb")
+    return open(path, "rb")
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Any:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename).
+
+    For a URL: one PUT of the whole object (never a multi-part stream a crash could cut).
+    """
+    from .storage import as_path, filesystem, is_url, store_errors
+
+    if is_url(path):
+        fs, inner = filesystem(str(path))
+        with store_errors("writing", str(path)):
+            fs.pipe_file(inner, bytes(data))  # multi-part uploads, too, appear only when done
+        return as_path(path)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -63,7 +84,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     return target
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Any:
     """Atomically write UTF-8 text."""
     return atomic_write_bytes(path, text.encode("utf-8"))
 
@@ -99,12 +120,12 @@ def dumps_json(obj: Any) -> str:
     return json.dumps(to_jsonable(obj), indent=2, sort_keys=True, allow_nan=False)
 
 
-def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Any:
     """Atomically write ``obj`` as stable JSON."""
     return atomic_write_text(path, dumps_json(obj) + "\n")
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
-    """Read a JSON file."""
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+    """Read a JSON file (or object)."""
+    with _open_read(path) as handle:
+        return json.loads(handle.read().decode("utf-8"))

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import DataError, RegistryError
+from .storage import as_path
 
 if TYPE_CHECKING:
     from .config import Config
@@ -58,20 +59,20 @@ def shift_day(day: str, days: int) -> str:
 
 
 def batch_path(cfg: Config, day: str) -> Path:
-    return Path(cfg.lifecycle.batches) / f"{as_day(day)}{cfg.lifecycle.file_suffix}"
+    return as_path(cfg.lifecycle.batches) / f"{as_day(day)}{cfg.lifecycle.file_suffix}"
 
 
 def labels_path(cfg: Config, day: str) -> Path:
-    return Path(cfg.lifecycle.labels) / f"{as_day(day)}{cfg.lifecycle.file_suffix}"
+    return as_path(cfg.lifecycle.labels) / f"{as_day(day)}{cfg.lifecycle.file_suffix}"
 
 
 def predictions_path(cfg: Config, day: str) -> Path:
-    return Path(cfg.lifecycle.predictions) / f"{as_day(day)}.csv"
+    return as_path(cfg.lifecycle.predictions) / f"{as_day(day)}.csv"
 
 
 def dated_files(folder: str | Path, suffix: str) -> dict[str, Path]:
     """``{day: path}`` of the ``<YYYY-MM-DD><suffix>`` files of a folder (missing folder: empty)."""
-    root = Path(folder)
+    root = as_path(folder)
     if not root.is_dir():
         return {}
     found = {}
@@ -197,9 +198,9 @@ def new_labels_for_champion(
     cfg: Config, as_of: str, registry: Registry | None = None
 ) -> dict[str, Any]:
     """``new_labels_since`` the champion's training cut-off, plus ``champion`` (None if none)."""
-    from .registry import Registry
+    from .registry import open_registry
 
-    registry = registry or Registry(cfg.registry.root)
+    registry = registry or open_registry(cfg.registry.root)
     champion = registry.champion()
     card = registry.get_card(champion) if champion is not None else None
     result = new_labels_since(cfg, as_of, training_cutoff(card))
@@ -228,7 +229,7 @@ def concept_pairs(cfg: Config, day: str, champion: int | None = None) -> list[tu
         if past > day or (first and past < first) or not preds.is_file():
             continue
         if champion is not None:
-            versions = pd.read_csv(preds, usecols=["model_version"])["model_version"]
+            versions = pd.read_csv(str(preds), usecols=["model_version"])["model_version"]
             if versions.empty or set(versions.dropna().astype(int)) != {int(champion)}:
                 continue
         pairs.append((str(labels), str(preds)))
@@ -308,14 +309,14 @@ def score_batch(cfg: Config, day: str, registry: Registry | None = None) -> dict
     """
     from .data import load_table
     from .io import atomic_write_text
-    from .registry import Registry
+    from .registry import open_registry
     from .scoring import predict_labels, predict_scores
 
     day = as_day(day)
     path = batch_path(cfg, day)
     if not path.is_file():
         raise DataError(f"batch file '{path}' for {day} does not exist")
-    registry = registry or Registry(cfg.registry.root)
+    registry = registry or open_registry(cfg.registry.root)
     version = registry.champion()
     if version is None:
         raise RegistryError(
@@ -372,7 +373,7 @@ def live_metric(cfg: Config, day: str, as_of: str | None = None) -> dict[str, An
     preds_file, labels_file = predictions_path(cfg, day), labels_path(cfg, day)
     if not preds_file.is_file() or not labels_file.is_file() or not cfg.data.id_column:
         return None
-    preds = pd.read_csv(preds_file)
+    preds = pd.read_csv(str(preds_file))
     labels = read_file(labels_file, cfg.data)
     joined = attach_labels(preds, labels, id_column=cfg.data.id_column, target=cfg.data.target,
                            source=f"labels file '{labels_file}'")

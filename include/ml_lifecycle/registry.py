@@ -25,10 +25,10 @@ Guarantees:
   ``champion.json``, and ``champion()`` follows the last history event, so a crash between the
   two writes cannot make them disagree for readers; the next locked write repairs the alias.
 
-Every filesystem call goes through a few small private methods (``_list_dir``, ``_read_bytes``,
-``_write_json``, ``_rename_dir``, ...) so that the root could later become an fsspec URL; only
-local paths are implemented now (the lock relies on ``fcntl.flock``, which also works on NFS
-mounts whose client emulates flock with byte-range locks).
+This class serves local paths and shared volumes (the lock relies on ``fcntl.flock``, which also
+works on NFS mounts whose client emulates flock with byte-range locks). For an ``s3://`` root,
+:func:`open_registry` returns an :class:`~ml_lifecycle.object_registry.ObjectStoreRegistry`
+(same API, built on conditional writes instead of rename and locks).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ import joblib
 from ml_lifecycle.errors import IntegrityError, RegistryError
 from ml_lifecycle.io import atomic_write_json, atomic_write_text, sha256_file, to_jsonable
 
-__all__ = ["DEFAULT_LOCK_TIMEOUT", "Registry"]
+__all__ = ["DEFAULT_LOCK_TIMEOUT", "Registry", "open_registry"]
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +125,18 @@ def _champion_stack(events: list[dict]) -> list[int]:
     return stack
 
 
+def open_registry(root: str | Path, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> Any:
+    """The registry at ``root``: a :class:`Registry` for a local path or shared volume, an
+    :class:`~ml_lifecycle.object_registry.ObjectStoreRegistry` for an ``s3://`` URL."""
+    from .storage import is_url
+
+    if is_url(root):
+        from .object_registry import ObjectStoreRegistry
+
+        return ObjectStoreRegistry(str(root))
+    return Registry(root, lock_timeout=lock_timeout)
+
+
 class Registry:
     """A model registry rooted at a local folder (see the module docstring for the layout).
 
@@ -132,6 +144,13 @@ class Registry:
     """
 
     def __init__(self, root: str | Path, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
+        from .storage import is_url
+
+        if is_url(root):
+            raise RegistryError(
+                f"Registry('{root}'): a URL root needs open_registry(), which returns the "
+                "object-store registry; Registry() serves local paths only"
+            )
         self.root = Path(root)
         self.lock_timeout = float(lock_timeout)
         self._thread_lock = threading.RLock()
@@ -519,6 +538,24 @@ class Registry:
                 f"registry {self.root}: version {version} card lists unsafe artifact name {name!r}"
             )
         return self._path(VERSIONS_DIR, _version_name(version), name)
+
+    def read_artifact(self, version: int, name: str) -> bytes:
+        """The bytes of an artifact, checked against the sha256 its card records."""
+        path = self.artifact_path(version, name)
+        data = self._read_bytes(path)
+        expected = self.get_card(version)["artifacts"].get(name)
+        if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+            raise IntegrityError(
+                f"registry {self.root}: {path} failed its integrity check: expected sha256 "
+                f"{expected}, found {hashlib.sha256(data).hexdigest()}"
+            )
+        return data
+
+    def local_copy(self, version: int, cache_dir: str | Path | None = None,
+                   names: tuple[str, ...] | None = None) -> Path:
+        """A local folder holding ``version``: here the version folder itself (callers check
+        the hashes of the files they read, as the object-store registry's download does)."""
+        return self.version_dir(version)
 
     def verify(self, version: int) -> None:
         """Recompute every artifact's sha256; ``IntegrityError`` naming each mismatch."""

@@ -9,6 +9,7 @@ anywhere leaves the registry and the champion exactly as they were.
 
 from __future__ import annotations
 
+import io
 import logging
 import platform
 import shutil
@@ -24,6 +25,7 @@ import pandas as pd
 
 from .errors import EXIT_GATE_REJECTED, EXIT_OK, DataError, RegistryError
 from .io import atomic_write_json
+from .storage import as_path
 
 if TYPE_CHECKING:
     from .config import Config
@@ -99,7 +101,7 @@ def labelled_batches(cfg: Config, pairs: list[tuple[str, str]]) -> pd.DataFrame:
     frames = []
     for batch_path, labels_path in pairs:
         batch = load_table(cfg.data, batch_path, require_target=False)
-        labels = read_file(Path(labels_path), cfg.data)
+        labels = read_file(as_path(labels_path), cfg.data)
         joined = attach_labels(batch, labels, id_column=cfg.data.id_column,
                                target=cfg.data.target, source=f"labels file '{labels_path}'")
         if cfg.data.label_map:
@@ -180,7 +182,7 @@ def run_training(
     from .gate import decide
     from .models import train_model
     from .quality import enforce_quality
-    from .registry import Registry
+    from .registry import open_registry
     from .scoring import predict_scores
     from .split import leakage_audit, row_ids, split_frame
 
@@ -193,7 +195,7 @@ def run_training(
         return now
 
     t = time.perf_counter()
-    registry = Registry(cfg.registry.root)
+    registry = open_registry(cfg.registry.root)
     registry.cleanup_staging()
     if frame is None:
         frame = load_training_data(cfg, window)
@@ -288,7 +290,7 @@ def run_training(
         "created_at": (now or datetime.now(UTC)).isoformat(),
         "trigger": {"reason": reason, **(trigger or {})},
         "data": {
-            "files": file_hashes([f for f in files if Path(f).is_file()]),
+            "files": file_hashes([f for f in files if as_path(f).is_file()]),
             "rows_loaded": n_loaded,
             "rows_used": len(frame),
             "rows_dropped_missing_target": n_loaded - len(frame),
@@ -406,11 +408,11 @@ def _unseen_by_champion(registry: Any, version: int,
     only rows neither model has seen, unless too few remain (then all rows, and a note).
     """
     all_rows = np.ones(len(test_ids), dtype=bool)
-    try:
-        path = registry.artifact_path(version, "split_assignment.parquet")
+    try:  # read through the registry: checked against the card's sha256, local or S3
+        data = registry.read_artifact(version, "split_assignment.parquet")
     except RegistryError:
         return all_rows, {"rows": len(test_ids), "note": "champion has no split assignment"}
-    assignment = pd.read_parquet(path)
+    assignment = pd.read_parquet(io.BytesIO(data))
     seen = assignment.loc[assignment["split"].isin(["train", "validation"]), "row_id"]
     unseen = ~np.isin(test_ids, seen.astype(str).to_numpy())
     minimum = max(50, int(0.1 * len(test_ids)))

@@ -136,19 +136,21 @@ class LifecycleNotifier(BaseNotifier):
 
     # ------------------------------------------------------------------ delivery
 
-    def alerts_dir(self) -> Path:
+    def alerts_dir(self) -> Any:
         """``lifecycle.alerts`` of the config; if the config cannot be loaded (it may be why a
         task failed), the config's default folder under the base directory."""
         from .settings import base_dir, load_lifecycle_config
 
         try:
-            return Path(load_lifecycle_config(self.project_root).lifecycle.alerts)
+            from ml_lifecycle.storage import as_path
+
+            return as_path(load_lifecycle_config(self.project_root).lifecycle.alerts)
         except Exception as exc:
             fallback = base_dir(self.project_root) / "var" / "lifecycle" / "alerts"
             log.warning("alerts: config unavailable (%s); writing to %s", exc, fallback)
             return fallback
 
-    def alert_path(self, alert: dict[str, Any]) -> Path:
+    def alert_path(self, alert: dict[str, Any]) -> Any:
         name = "__".join(_safe(str(alert.get(k) or "none"))
                          for k in ("kind", "dag_id", "run_id", "task_id"))
         return self.alerts_dir() / f"{name}.json"

@@ -157,7 +157,9 @@ def resolve_training_request(
     if report:
         resolved = check_run_path(cfg, str(report), "params.drift_report")
         trigger["drift_report"] = resolved
-        if resolved.endswith(".json") and Path(resolved).is_file():
+        from ml_lifecycle.storage import as_path
+
+        if resolved.endswith(".json") and as_path(resolved).is_file():
             try:
                 summary = read_json(resolved)
             except ValueError:  # not a drift report after all: keep only its path

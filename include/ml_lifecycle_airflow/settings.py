@@ -90,8 +90,9 @@ def allowed_roots(cfg: Config) -> list[str]:
     ``data.data_roots``, plus the lifecycle's own output folders (a drift report path handed from
     the drift check to the training DAG lives there).
     """
-    roots = [*cfg.data.data_roots, cfg.lifecycle.reports,
-             str(Path(cfg.registry.root) / "monitoring")]
+    from ml_lifecycle.storage import join
+
+    roots = [*cfg.data.data_roots, cfg.lifecycle.reports, join(cfg.registry.root, "monitoring")]
     return list(dict.fromkeys(roots))
 
 

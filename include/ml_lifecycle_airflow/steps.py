@@ -109,7 +109,18 @@ def run_lock(registry_root: str | Path, dag_id: str, run_id: str,
     import os
     import time
 
-    folder = Path(registry_root) / RUN_LOCK_DIR
+    from ml_lifecycle.storage import is_url
+
+    if is_url(registry_root):
+        # An object-store registry has no file locks: the lock is local to this worker; two
+        # attempts on different workers could each register a version (one gets promoted: the
+        # promotion is a compare-and-swap), which Airflow's zombie detection makes rare.
+        import tempfile
+
+        key = hashlib.sha256(str(registry_root).encode()).hexdigest()[:16]
+        folder = Path(tempfile.gettempdir()) / "ml-lifecycle-locks" / f"runs-{key}"
+    else:
+        folder = Path(registry_root) / RUN_LOCK_DIR
     folder.mkdir(parents=True, exist_ok=True)
     name = hashlib.sha256(f"{dag_id}/{run_id}".encode()).hexdigest()[:32]
     fd = os.open(folder / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
@@ -144,14 +155,14 @@ def train_candidate(project_root: str | Path, request: dict[str, Any],
     A retry or re-run of the same DAG run returns the version that run already registered; two
     attempts running at once register one version (``run_lock``).
     """
-    from ml_lifecycle.registry import Registry
+    from ml_lifecycle.registry import open_registry
     from ml_lifecycle.train import run_training
 
     dag_id, run_id = _run_ids(context)
     with fail_on_core_errors():
         cfg = load_lifecycle_config(project_root, request["overrides"])
         with run_lock(cfg.registry.root, dag_id, run_id):
-            registry = Registry(cfg.registry.root)
+            registry = open_registry(cfg.registry.root)
             card = _version_of_run(registry, dag_id, run_id)
             if card is not None:
                 print(f"run {run_id} already registered version {card['version']}: reusing it")
@@ -174,13 +185,13 @@ def train_candidate(project_root: str | Path, request: dict[str, Any],
 def promote_candidate(project_root: str | Path, request: dict[str, Any], result: dict[str, Any],
                       context: Any, asset: Any = None) -> dict[str, Any]:
     """Promote the candidate with a compare-and-swap on the champion it was gated against."""
-    from ml_lifecycle.registry import Registry
+    from ml_lifecycle.registry import open_registry
 
     dag_id, _ = _run_ids(context)
     version = int(result["version"])
     with fail_on_core_errors():
         cfg = load_lifecycle_config(project_root, request["overrides"])
-        registry = Registry(cfg.registry.root)
+        registry = open_registry(cfg.registry.root)
         if registry.champion() == version:
             print(f"v{version} already is the champion (re-run): nothing to do")
         else:
@@ -298,13 +309,13 @@ def check_drift(project_root: str | Path, context: Any, asset: Any = None) -> di
     """
     from ml_lifecycle.drift.check import run_drift_check
     from ml_lifecycle.lifecycle import DataClockRegistry, batch_path, concept_pairs, day_end
-    from ml_lifecycle.registry import Registry
+    from ml_lifecycle.registry import open_registry
 
     day = run_day(context)
     dag_id, run_id = _run_ids(context)
     with fail_on_core_errors():
         cfg = load_lifecycle_config(project_root)
-        registry = Registry(cfg.registry.root)
+        registry = open_registry(cfg.registry.root)
         labels = concept_pairs(cfg, day, champion=registry.champion())
         result = run_drift_check(cfg, batch_path=str(batch_path(cfg, day)), day=day,
                                  labels=labels or None, report_dir=cfg.lifecycle.reports,

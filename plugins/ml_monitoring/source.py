@@ -41,8 +41,11 @@ class Source:
     registry: Any
 
     @property
-    def root(self) -> Path:
-        return Path(self.registry.root)
+    def root(self) -> Any:
+        """The registry root: a local ``Path``, or an fsspec-backed path for ``s3://``."""
+        from ml_lifecycle.storage import as_path
+
+        return as_path(self.registry.root)
 
 
 def load_source(project_root: str | Path | None = None) -> Source:
@@ -51,11 +54,11 @@ def load_source(project_root: str | Path | None = None) -> Source:
     Raises:
         ConfigError: the config file is missing or invalid (the message names it).
     """
-    from ml_lifecycle.registry import Registry
+    from ml_lifecycle.registry import open_registry
     from ml_lifecycle_airflow.settings import load_lifecycle_config
 
     cfg = load_lifecycle_config(project_root or PROJECT_ROOT)
-    return Source(cfg=cfg, registry=Registry(cfg.registry.root))
+    return Source(cfg=cfg, registry=open_registry(cfg.registry.root))
 
 
 def jsonable(value: Any) -> Any:
@@ -170,11 +173,13 @@ def version_view(source: Source, version: int) -> dict[str, Any]:
     history = registry.history()
     champion = registry.champion()
     quality = None
+    from ml_lifecycle.errors import MLLifecycleError
+
     if "quality_report.json" in (card.get("artifacts") or {}):
         try:
-            quality = json.loads(registry.artifact_path(version, "quality_report.json")
-                                 .read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+            quality = json.loads(registry.read_artifact(version, "quality_report.json")
+                                 .decode("utf-8"))
+        except (OSError, ValueError, MLLifecycleError) as exc:
             quality = {"error": f"quality_report.json could not be read: {exc}"}
     return {
         "summary": version_summary(card, champion, history),
@@ -277,7 +282,7 @@ def day_result(source: Source, day: str) -> dict[str, Any] | None:
     return read_day(source.root, day)
 
 
-def day_report(source: Source, day: str) -> Path | None:
+def day_report(source: Source, day: str) -> Any:
     """The stored HTML report of one day (None: none stored).
 
     Raises:

@@ -34,6 +34,7 @@ from ..errors import (
     RegistryError,
 )
 from ..io import atomic_write_text, sha256_file
+from ..storage import as_path, join
 from .batch_quality import check_schema, feature_quality, summarize_quality
 from .concept import DEFAULT_METRIC, concept_drift, load_labelled, trailing_window
 from .decision import (
@@ -272,16 +273,18 @@ def run_drift_check(
     now = now or datetime.now(UTC)
     started = time.perf_counter()
     if registry is None:
-        from ..registry import Registry
+        from ..registry import open_registry
 
-        registry = Registry(cfg.registry.root)
-    root = Path(cfg.registry.root)
+        registry = open_registry(cfg.registry.root)
+    root = as_path(cfg.registry.root)
     version = registry.champion()
     if version is None:
         raise RegistryError(f"registry {root}: no champion; train and promote a model first")
     card = registry.get_card(version) if hasattr(registry, "get_card") else \
         registry.champion_card()
-    vdir = Path(registry.version_dir(version))
+    # An object-store registry downloads a verified copy; a folder registry is read in place.
+    vdir = Path(registry.local_copy(version, names=(PROFILE_JSON, PROFILE_NPZ))
+                if hasattr(registry, "local_copy") else registry.version_dir(version))
     # The model first: load_model checks the card itself against the sha256 recorded at
     # promotion, so the profile hashes below come from a card that was not rewritten.
     model = registry.load_model(version)
@@ -345,8 +348,8 @@ def run_drift_check(
                                  "store_html": str(day_report_path(root, day)),
                                  "json": None, "html": None}
         if report_dir is not None:
-            paths["json"] = str(Path(report_dir) / f"drift_{day}.json")
-            paths["html"] = str(Path(report_dir) / f"drift_{day}.html")
+            paths["json"] = join(report_dir, f"drift_{day}.json")
+            paths["html"] = join(report_dir, f"drift_{day}.html")
         result["report_paths"] = paths
         result["timings_seconds"]["total"] = round(time.perf_counter() - started, 4)
         html = render_html(result)

@@ -213,13 +213,15 @@ def concept_drift(
 
 
 def _read_table(path: str | Path) -> pd.DataFrame:
-    p = Path(path)
+    from ..storage import as_path
+
+    p = as_path(path)
     if not p.is_file():
         raise DataError(f"labels/predictions file '{p}' does not exist")
     try:
         if p.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(p)
-        return pd.read_csv(p, low_memory=False)
+            return pd.read_parquet(str(p))
+        return pd.read_csv(str(p), low_memory=False)
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise DataError(f"labels/predictions file '{p}' cannot be read: {exc}") from None
 

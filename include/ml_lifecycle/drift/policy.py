@@ -288,9 +288,11 @@ def record_decision(
     return new
 
 
-def state_path(root: str | Path) -> Path:
+def state_path(root: str | Path) -> Any:
     """``<registry.root>/monitoring/policy_state.json``."""
-    return Path(root) / "monitoring" / STATE_FILE
+    from ..storage import as_path
+
+    return as_path(root) / "monitoring" / STATE_FILE
 
 
 def load_policy_state(root: str | Path) -> dict[str, Any]:
@@ -309,8 +311,21 @@ def save_policy_state(root: str | Path, state: dict[str, Any]) -> Path:
 
 @contextlib.contextmanager
 def monitoring_lock(root: str | Path) -> Iterator[None]:
-    """Exclusive lock on the monitoring store (two checks never interleave read-decide-write)."""
-    path = Path(root) / "monitoring" / ".lock"
+    """Exclusive lock on the monitoring store (two checks never interleave read-decide-write).
+
+    For a URL root (object store) the lock is a local file keyed by the URL: it serialises the
+    checks of one machine only (the drift-check DAG runs one check at a time anyway).
+    """
+    from ..storage import is_url
+
+    if is_url(root):
+        import hashlib
+        import tempfile
+
+        key = hashlib.sha256(str(root).encode()).hexdigest()[:16]
+        path = Path(tempfile.gettempdir()) / "ml-lifecycle-locks" / f"monitoring-{key}.lock"
+    else:
+        path = Path(root) / "monitoring" / ".lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:

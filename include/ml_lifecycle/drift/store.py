@@ -42,9 +42,11 @@ def validate_day(day: str) -> str:
     return day
 
 
-def monitoring_dir(root: str | Path) -> Path:
-    """``<registry.root>/monitoring``."""
-    return Path(root) / "monitoring"
+def monitoring_dir(root: str | Path) -> Any:
+    """``<registry.root>/monitoring`` (a URL root gives an fsspec-backed path)."""
+    from ..storage import as_path
+
+    return as_path(root) / "monitoring"
 
 
 def day_json_path(root: str | Path, day: str) -> Path:
@@ -139,7 +141,7 @@ def drift_history(root: str | Path) -> list[dict[str, Any]]:
     if not folder.is_dir():
         return []
     out = []
-    for path in sorted(folder.glob("*.json")):
+    for path in sorted(folder.glob("*.json"), key=lambda p: p.name):
         if not _DAY.match(path.stem):
             continue
         try:

@@ -1,0 +1,595 @@
+"""The model registry on an S3-compatible object store (``registry.root: s3://bucket/prefix``).
+
+Same public API and guarantees as the folder registry (:class:`ml_lifecycle.registry.Registry`),
+built on the two things every S3-compatible store offers instead of rename and file locks:
+an object appears all at once when its PUT completes, and a PUT can be made conditional on the
+key being absent (``If-None-Match: *``; AWS S3 since 2024, MinIO, Ceph RGW, moto).
+
+Layout::
+
+    <root>/
+      claims/v0001.json      who took number 1 (created only-if-absent: one writer per number)
+      versions/v0001/...     the version's files, uploaded first
+      versions/v0001/card.json   written LAST: the commit marker; a version without it is not listed
+      log/00000001.json      promotion events, an append-only log; each created only-if-absent,
+                             so two promotions racing for the same slot cannot both win (CAS)
+      champion.json          alias of the last event, for humans and other tools (never trusted)
+
+Differences from the folder registry, on purpose:
+
+* Staging is a local temporary folder (``stage()``); ``register`` uploads it. Nothing under
+  ``versions/`` is ever written before its number is claimed.
+* There is no registry-wide lock: version numbers are allocated by exclusive claims, and
+  promotion is a compare-and-swap on the next log slot. ``expected_champion`` therefore keeps
+  its meaning across machines without any lock server.
+* A writer killed mid-upload leaves a claim and some objects without ``card.json``: never listed;
+  ``cleanup_staging(older_than_seconds)`` removes them once older than that age (a live upload
+  of a large model could otherwise be cut).
+* Log objects are immutable, so they are cached in memory by name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io as _stdio
+import json
+import logging
+import os
+import re
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+
+from .errors import IntegrityError, RegistryError, StorageError
+from .io import atomic_write_bytes, dumps_json, sha256_file, to_jsonable
+from .registry import _UNSET, _champion_stack, _check_version_arg, _safe_relative_name
+from .storage import as_path, check_url, filesystem, join, probe_writable, store_errors
+
+__all__ = ["ObjectStoreRegistry"]
+
+log = logging.getLogger(__name__)
+
+CARD_FILE = "card.json"
+CHAMPION_FILE = "champion.json"
+CLAIMS_DIR = "claims"
+LOG_DIR = "log"
+VERSIONS_DIR = "versions"
+_VERSION_RE = re.compile(r"^v(\d{4,})$")
+_CLAIM_RE = re.compile(r"^v(\d{4,})\.json$")
+_LOG_RE = re.compile(r"^(\d{8,})\.json$")
+_MAX_ATTEMPTS = 1000
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class ObjectStoreRegistry:
+    """A model registry under an ``s3://bucket/prefix`` URL (see the module docstring).
+
+    Constructing it touches nothing remote; ``register`` checks once that the root is writable.
+    """
+
+    def __init__(self, root: str, **_: Any) -> None:
+        self.root = check_url(str(root), "registry.root", registry=True)
+        self._fs, self._base = filesystem(self.root)
+        self._events: dict[str, dict] = {}
+        self._staging: set[str] = set()
+        self._probed = False
+
+    def __repr__(self) -> str:
+        return f"ObjectStoreRegistry({self.root!r})"
+
+    # ------------------------------------------------------------------ object primitives
+
+    def _key(self, *parts: str) -> str:
+        return "/".join([self._base.rstrip("/"), *parts])
+
+    def _url(self, *parts: str) -> str:
+        return join(self.root, *parts)
+
+    def _names(self, *parts: str) -> list[str]:
+        try:
+            with store_errors(f"registry {self.root}: listing", self._url(*parts)):
+                entries = self._fs.ls(self._key(*parts), detail=False)
+        except FileNotFoundError:
+            return []
+        return sorted(str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries)
+
+    def _read(self, *parts: str) -> bytes:
+        with store_errors(f"registry {self.root}: reading", self._url(*parts)):
+            return self._fs.cat_file(self._key(*parts))
+
+    def _put(self, key: str, data: bytes) -> None:
+        with store_errors(f"registry {self.root}: writing", key):
+            self._fs.pipe_file(key, data)
+
+    def _create(self, key: str, data: bytes) -> bool:
+        """PUT only if absent; False when the key already exists."""
+        try:
+            with store_errors(f"registry {self.root}: writing", key):
+                self._fs.pipe_file(key, data, mode="create")
+        except FileExistsError:
+            return False
+        return True
+
+    def _probe(self) -> None:
+        if not self._probed:
+            probe_writable(self.root, "registry.root")
+            self._probed = True
+
+    @contextmanager
+    def lock(self, timeout: float | None = None) -> Iterator[None]:
+        """No-op: writers coordinate with conditional writes, not a lock (API compatibility)."""
+        yield
+
+    # ------------------------------------------------------------------ staging and registering
+
+    def stage(self) -> Path:
+        """A new local staging folder; ``register`` uploads it, ``discard`` removes it."""
+        path = Path(tempfile.mkdtemp(prefix="ml-lifecycle-staging-"))
+        self._staging.add(str(path))
+        return path
+
+    def _check_staging(self, staging: Path | str) -> Path:
+        path = Path(staging)
+        if str(path) not in self._staging or not path.is_dir():
+            raise RegistryError(
+                f"registry {self.root}: {staging} is not a staging dir of this registry "
+                "object; expected a folder returned by stage()"
+            )
+        return path
+
+    def save_model(self, staging: Path, model: Any, name: str = "model.joblib") -> str:
+        """``joblib.dump`` ``model`` into ``staging/name``; return its sha256."""
+        staging = self._check_staging(staging)
+        if not name or "/" in name or name in (CARD_FILE, ".", ".."):
+            raise RegistryError(f"invalid model file name {name!r} (expected a plain file name)")
+        buffer = _stdio.BytesIO()
+        joblib.dump(model, buffer)
+        atomic_write_bytes(staging / name, buffer.getvalue())
+        return hashlib.sha256(buffer.getvalue()).hexdigest()
+
+    def discard(self, staging: Path) -> None:
+        """Remove a staging folder that will not be registered."""
+        staging = self._check_staging(staging)
+        shutil.rmtree(staging, ignore_errors=True)
+        self._staging.discard(str(staging))
+
+    def register(self, staging: Path, card: dict, *, model_file: str = "model.joblib") -> int:
+        """Upload ``staging`` as the next version; return its number.
+
+        Claims the number (create-only-if-absent), uploads every file, then writes ``card.json``
+        with the sha256 of each (the commit marker).
+        """
+        staging = self._check_staging(staging)
+        if not isinstance(card, dict):
+            raise RegistryError(f"card must be a dict, got {type(card).__name__}")
+        files = sorted(
+            (p.relative_to(staging).as_posix(), p) for p in staging.rglob("*") if p.is_file()
+        )
+        names = dict(files)
+        if model_file not in names:
+            raise RegistryError(
+                f"registry {self.root}: model file {model_file!r} not found in staging dir "
+                f"{staging}; expected save_model() to have written it"
+            )
+        self._probe()
+        artifacts = {
+            name: hashlib.sha256(path.read_bytes()).hexdigest()
+            for name, path in files
+            if name != CARD_FILE
+        }
+        version = self._claim_next()
+        vname = f"v{version:04d}"
+        for name, path in files:
+            if name != CARD_FILE:
+                self._put(self._key(VERSIONS_DIR, vname, name), path.read_bytes())
+        full_card = dict(card)
+        full_card["version"] = version
+        full_card.setdefault("created_at", _utc_now())
+        full_card["model_file"] = model_file
+        full_card["artifacts"] = artifacts
+        card_bytes = (dumps_json(full_card) + "\n").encode("utf-8")
+        if not self._create(self._key(VERSIONS_DIR, vname, CARD_FILE), card_bytes):
+            raise RegistryError(
+                f"registry {self.root}: {VERSIONS_DIR}/{vname}/{CARD_FILE} appeared while this "
+                "process held the claim on that number; refusing to overwrite it"
+            )
+        shutil.rmtree(staging, ignore_errors=True)
+        self._staging.discard(str(staging))
+        log.info("registry %s: registered version %d", self.root, version)
+        return version
+
+    def _used_numbers(self) -> list[int]:
+        used = [0]
+        used += [int(m.group(1)) for m in map(_CLAIM_RE.match, self._names(CLAIMS_DIR)) if m]
+        used += [int(m.group(1)) for m in map(_VERSION_RE.match, self._names(VERSIONS_DIR)) if m]
+        used += [e["version"] for e in self.history() if isinstance(e.get("version"), int)]
+        return used
+
+    def _claim_next(self) -> int:
+        candidate = max(self._used_numbers()) + 1
+        claim = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                            "at": _utc_now()}).encode("utf-8")
+        for _ in range(_MAX_ATTEMPTS):
+            if self._create(self._key(CLAIMS_DIR, f"v{candidate:04d}.json"), claim):
+                return candidate
+            candidate += 1  # another writer took it: the next one
+        raise RegistryError(f"registry {self.root}: could not claim a version number")
+
+    # ------------------------------------------------------------------ reading versions
+
+    def _read_card_or_none(self, version: int) -> dict | None:
+        try:
+            card = json.loads(self._read(VERSIONS_DIR, f"v{version:04d}", CARD_FILE))
+        except (OSError, ValueError):
+            return None
+        if (
+            not isinstance(card, dict)
+            or card.get("version") != version
+            or not isinstance(card.get("artifacts"), dict)
+        ):
+            return None
+        return card
+
+    def list_versions(self) -> list[dict]:
+        """Cards of all complete versions (with ``card.json``), sorted, with ``is_champion``."""
+        champion = self.champion()
+        cards = []
+        numbers = sorted(
+            int(m.group(1)) for m in map(_VERSION_RE.match, self._names(VERSIONS_DIR)) if m
+        )
+        for number in numbers:
+            card = self._read_card_or_none(number)
+            if card is None:
+                continue  # an upload in progress or abandoned: not a version
+            card["is_champion"] = number == champion
+            cards.append(card)
+        return cards
+
+    def get_card(self, version: int) -> dict:
+        """The card of ``version``; ``RegistryError`` if it is not a complete version."""
+        version = _check_version_arg(version)
+        card = self._read_card_or_none(version)
+        if card is None:
+            known = [c["version"] for c in self.list_versions()]
+            raise RegistryError(
+                f"registry {self.root}: unknown version {version} (no valid "
+                f"{VERSIONS_DIR}/v{version:04d}/{CARD_FILE}); known versions: {known or 'none'}"
+            )
+        return card
+
+    def version_dir(self, version: int) -> Any:
+        """URL (as a :class:`upath.UPath`) of a complete version."""
+        self.get_card(version)
+        return as_path(self._url(VERSIONS_DIR, f"v{version:04d}"))
+
+    def artifact_path(self, version: int, name: str) -> Any:
+        """URL (as a :class:`upath.UPath`) of the artifact ``name`` of ``version``."""
+        card = self.get_card(version)
+        if name != CARD_FILE and name not in card["artifacts"]:
+            raise RegistryError(
+                f"registry {self.root}: version {version} has no artifact {name!r}; expected one "
+                f"of {sorted(card['artifacts'])}"
+            )
+        if not _safe_relative_name(name):
+            raise IntegrityError(
+                f"registry {self.root}: version {version} card lists unsafe artifact name {name!r}"
+            )
+        return as_path(self._url(VERSIONS_DIR, f"v{version:04d}", name))
+
+    def read_artifact(self, version: int, name: str) -> bytes:
+        """The bytes of an artifact, checked against the sha256 its card records."""
+        path = self.artifact_path(version, name)
+        card = self.get_card(version)
+        data = self._read(VERSIONS_DIR, f"v{version:04d}", name)
+        expected = card["artifacts"].get(name)
+        if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+            raise IntegrityError(
+                f"registry {self.root}: {path} failed its integrity check: expected sha256 "
+                f"{expected}, found {hashlib.sha256(data).hexdigest()}"
+            )
+        return data
+
+    def local_copy(self, version: int, cache_dir: str | Path | None = None,
+                   names: tuple[str, ...] | None = None) -> Path:
+        """Download ``version``'s files (all, or only ``names``) to a local folder; return it.
+
+        Each file is checked against the card's sha256 before it is written (atomically) into a
+        cache folder keyed by the root, the version and the card's hash (versions are
+        immutable), so a later call reuses what is there and fetches only what is missing.
+        """
+        vname = f"v{version:04d}"
+        card = self.get_card(version)
+        card_bytes = self._read(VERSIONS_DIR, vname, CARD_FILE)
+        digest = hashlib.sha256(card_bytes).hexdigest()
+        expected_card = self._recorded_card_sha(version)
+        if expected_card is not None and digest != expected_card:
+            raise IntegrityError(
+                f"registry {self.root}: version {version} {CARD_FILE} was modified: expected "
+                f"sha256 {expected_card} (recorded at promotion), found {digest}"
+            )
+        wanted = sorted(card["artifacts"]) if names is None else [
+            n for n in names if n in card["artifacts"]]
+        base = Path(cache_dir or Path(tempfile.gettempdir()) / "ml-lifecycle-cache")
+        root_key = hashlib.sha256(self.root.encode()).hexdigest()[:12]
+        target = _mkdirs(base / f"{root_key}-{vname}-{digest[:16]}")
+        for name in wanted:
+            if not _safe_relative_name(name):
+                raise IntegrityError(
+                    f"registry {self.root}: version {version} card lists unsafe artifact name "
+                    f"{name!r}; refusing to write it to {target}"
+                )
+            expected = card["artifacts"][name]
+            local = target / name
+            if local.is_file() and sha256_file(local) == expected:
+                continue
+            data = self._read(VERSIONS_DIR, vname, name)
+            found = hashlib.sha256(data).hexdigest()
+            if found != expected:
+                raise IntegrityError(
+                    f"registry {self.root}: {self._url(VERSIONS_DIR, vname, name)} failed its "
+                    f"integrity check: expected sha256 {expected}, found {found}"
+                )
+            atomic_write_bytes(local, data)
+        if not (target / CARD_FILE).is_file():
+            atomic_write_bytes(target / CARD_FILE, card_bytes)
+        return target
+
+    def verify(self, version: int) -> None:
+        """Recompute every artifact's sha256; ``IntegrityError`` naming each mismatch."""
+        card = self.get_card(version)
+        vname = f"v{version:04d}"
+        problems = []
+        expected_card = self._recorded_card_sha(version)
+        if expected_card is not None:
+            found = hashlib.sha256(self._read(VERSIONS_DIR, vname, CARD_FILE)).hexdigest()
+            if found != expected_card:
+                problems.append(
+                    f"{CARD_FILE}: expected sha256 {expected_card} (recorded at promotion), "
+                    f"found {found}"
+                )
+        for name, expected in sorted(card["artifacts"].items()):
+            try:
+                found = hashlib.sha256(self._read(VERSIONS_DIR, vname, name)).hexdigest()
+            except FileNotFoundError:
+                problems.append(f"{name}: expected sha256 {expected}, found: object missing")
+                continue
+            if found != expected:
+                problems.append(f"{name}: expected sha256 {expected}, found {found}")
+        if problems:
+            raise IntegrityError(
+                f"registry {self.root}: version {version} ({self._url(VERSIONS_DIR, vname)}) "
+                "failed its integrity check: " + "; ".join(problems)
+            )
+
+    def _recorded_card_sha(self, version: int) -> str | None:
+        for event in reversed(self.history()):
+            if event.get("version") == version and isinstance(event.get("card_sha256"), str):
+                return event["card_sha256"]
+        return None
+
+    def load_model(self, version: int | None = None) -> Any:
+        """Load a version's model (``None`` = the champion) after checking its sha256."""
+        if version is None:
+            version = self.champion()
+            if version is None:
+                raise RegistryError(
+                    f"registry {self.root}: no champion yet; promote a version first"
+                )
+        card = self.get_card(version)
+        model_file = str(card.get("model_file", "model.joblib"))
+        expected = card["artifacts"].get(model_file)
+        url = self._url(VERSIONS_DIR, f"v{version:04d}", model_file)
+        if not isinstance(expected, str):
+            raise IntegrityError(
+                f"registry {self.root}: version {version} card records no sha256 for its model "
+                f"file {model_file!r}; refusing to load {url}"
+            )
+        expected_card = self._recorded_card_sha(version)
+        if expected_card is not None:
+            found_card = hashlib.sha256(
+                self._read(VERSIONS_DIR, f"v{version:04d}", CARD_FILE)).hexdigest()
+            if found_card != expected_card:
+                raise IntegrityError(
+                    f"registry {self.root}: version {version} {CARD_FILE} was modified: expected "
+                    f"sha256 {expected_card} (recorded at promotion), found {found_card}; "
+                    "refusing to load the model"
+                )
+        try:
+            data = self._read(VERSIONS_DIR, f"v{version:04d}", model_file)
+        except FileNotFoundError:
+            raise IntegrityError(
+                f"registry {self.root}: version {version} model object {url} is missing "
+                f"(expected sha256 {expected})"
+            ) from None
+        found = hashlib.sha256(data).hexdigest()
+        if found != expected:
+            raise IntegrityError(
+                f"registry {self.root}: version {version} model object {url} failed its "
+                f"integrity check: expected sha256 {expected}, found {found}; it will not be loaded"
+            )
+        return joblib.load(_stdio.BytesIO(data))
+
+    # ------------------------------------------------------------------ champion and history
+
+    def _log_names(self) -> list[str]:
+        return [n for n in self._names(LOG_DIR) if _LOG_RE.match(n)]
+
+    def history(self) -> list[dict]:
+        """All promotion events, oldest first (the log objects in slot order)."""
+        events = []
+        for name in self._log_names():
+            if name not in self._events:
+                try:
+                    event = json.loads(self._read(LOG_DIR, name))
+                except ValueError as exc:
+                    raise RegistryError(
+                        f"registry {self.root}: {LOG_DIR}/{name} is not valid JSON ({exc}); "
+                        "expected one event object"
+                    ) from exc
+                if not isinstance(event, dict):
+                    raise RegistryError(
+                        f"registry {self.root}: {LOG_DIR}/{name} is not a JSON object"
+                    )
+                self._events[name] = event
+            events.append(dict(self._events[name]))
+        return events
+
+    def champion(self) -> int | None:
+        """The champion version (the last log event's), or ``None``."""
+        events = self.history()
+        if events and isinstance(events[-1].get("version"), int):
+            return events[-1]["version"]
+        return None
+
+    def champion_card(self) -> dict | None:
+        """The champion's card, or ``None`` when there is no champion."""
+        version = self.champion()
+        return None if version is None else self.get_card(version)
+
+    def promote(
+        self, version: int, *, reason: str = "", actor: str = "cli",
+        expected_champion: Any = _UNSET,
+    ) -> dict:
+        """Make ``version`` the champion; return the recorded event.
+
+        With ``expected_champion`` given (``None`` = "no champion yet"), a compare-and-swap:
+        ``RegistryError`` if the champion is no longer that value.
+        """
+        version = _check_version_arg(version)
+        self.verify(version)
+        return self._append("promote", lambda events, current: version, expected_champion,
+                            reason, actor)
+
+    def rollback(
+        self, to_version: int | None = None, *, reason: str = "", actor: str = "cli",
+        expected_champion: Any = _UNSET,
+    ) -> dict:
+        """Make an earlier version the champion again; return the ``rollback`` event."""
+
+        def target(events: list[dict], current: int | None) -> int:
+            if current is None:
+                raise RegistryError(
+                    f"registry {self.root}: nothing to roll back: there is no champion yet"
+                )
+            chosen = to_version
+            if chosen is None:
+                stack = _champion_stack(events)
+                if len(stack) < 2:
+                    raise RegistryError(
+                        f"registry {self.root}: nothing to roll back to: version {current} is "
+                        "the first champion in the promotion history"
+                    )
+                chosen = stack[-2]
+            chosen = _check_version_arg(chosen)
+            if chosen == current:
+                raise RegistryError(
+                    f"registry {self.root}: cannot roll back to version {chosen}: it is "
+                    "already the champion"
+                )
+            self.verify(chosen)
+            return chosen
+
+        return self._append("rollback", target, expected_champion, reason, actor)
+
+    def _append(self, kind: str, choose: Any, expected: Any, reason: str, actor: str) -> dict:
+        """Write the next log slot only-if-absent; re-read and retry when another writer won."""
+        for _ in range(_MAX_ATTEMPTS):
+            names = self._log_names()
+            events = self.history()
+            current = events[-1].get("version") if events else None
+            if expected is not _UNSET and current != expected:
+                raise RegistryError(
+                    f"registry {self.root}: refusing to {kind}: expected the champion to be "
+                    f"{expected}, found {current} (changed concurrently)"
+                )
+            version = choose(events, current)
+            slot = 1 + max((int(_LOG_RE.match(n).group(1)) for n in names), default=0)
+            event = {
+                "event": kind, "version": version, "previous": current, "at": _utc_now(),
+                "reason": str(reason), "actor": str(actor),
+                "card_sha256": hashlib.sha256(
+                    self._read(VERSIONS_DIR, f"v{version:04d}", CARD_FILE)).hexdigest(),
+            }
+            payload = json.dumps(to_jsonable(event), sort_keys=True, allow_nan=False)
+            if self._create(self._key(LOG_DIR, f"{slot:08d}.json"), payload.encode("utf-8")):
+                self._write_alias(event)
+                log.info("registry %s: %s version %s (previous %s)", self.root, kind,
+                         version, current)
+                return event
+            time.sleep(0.05)  # lost the slot to another writer: re-read the log
+        raise RegistryError(f"registry {self.root}: could not append to the promotion log")
+
+    def _write_alias(self, event: dict) -> None:
+        alias = {
+            "version": event["version"], "promoted_at": event["at"], "reason": event["reason"],
+            "actor": event["actor"], "event": event["event"],
+            "card_sha256": event.get("card_sha256"),
+        }
+        try:
+            self._put(self._key(CHAMPION_FILE), (dumps_json(alias) + "\n").encode())
+        except (OSError, StorageError) as exc:  # the log is the truth; the next write repairs
+            log.warning("registry %s: could not write %s (%s)", self.root, CHAMPION_FILE, exc)
+
+    # ------------------------------------------------------------------ housekeeping
+
+    def cleanup_staging(self, older_than_seconds: float = 3600) -> list[str]:
+        """Remove abandoned uploads (a claim without ``card.json``) older than the given age.
+
+        Also repairs a ``champion.json`` that lags the log. Returns the removed URLs.
+        """
+        removed: list[str] = []
+        events = self.history()
+        if events:
+            try:
+                alias = json.loads(self._read(CHAMPION_FILE))
+            except (OSError, ValueError):
+                alias = None
+            if not isinstance(alias, dict) or alias.get("version") != events[-1].get("version"):
+                self._write_alias(events[-1])
+        now = time.time()
+        claims = self._names(CLAIMS_DIR)
+        with store_errors(f"registry {self.root}: listing", self._url(VERSIONS_DIR)):
+            try:
+                objects = set(self._fs.find(self._key(VERSIONS_DIR)))
+            except FileNotFoundError:
+                objects = set()
+        for name in claims:
+            match = _CLAIM_RE.match(name)
+            if not match:
+                continue
+            vname = f"v{int(match.group(1)):04d}"
+            if self._key(VERSIONS_DIR, vname, CARD_FILE) in objects:
+                continue
+            try:
+                with store_errors(f"registry {self.root}: reading", self._url(CLAIMS_DIR, name)):
+                    info = self._fs.info(self._key(CLAIMS_DIR, name))
+            except FileNotFoundError:
+                continue
+            modified = info.get("LastModified") or info.get("mtime")
+            stamp = (modified.timestamp() if hasattr(modified, "timestamp")
+                     else float(modified or now))
+            if now - stamp < older_than_seconds:
+                continue  # possibly still uploading
+            with store_errors(f"registry {self.root}: removing", self._url(VERSIONS_DIR, vname)):
+                if self._fs.exists(self._key(VERSIONS_DIR, vname)):
+                    self._fs.rm(self._key(VERSIONS_DIR, vname), recursive=True)
+                    removed.append(self._url(VERSIONS_DIR, vname))
+        if removed:
+            log.info("registry %s: removed %d abandoned uploads", self.root, len(removed))
+        return removed
+
+
+def _mkdirs(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
