@@ -19,7 +19,7 @@ import pytest
 from sklearn.dummy import DummyClassifier
 
 from ml_lifecycle.config import apply_overrides, config_from_dict, load_raw
-from ml_lifecycle.errors import ConfigError, IntegrityError, RegistryError
+from ml_lifecycle.errors import ConfigError, IntegrityError, RegistryError, StorageError
 from ml_lifecycle.registry import Registry, open_registry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -59,7 +59,8 @@ def _objects(bucket: str) -> dict[str, str]:
 # --------------------------------------------------------------------------- the registry protocol
 
 
-def test_register_list_load_and_verify_on_s3(bucket: str, tmp_path: Path) -> None:
+def test_register_list_load_and_verify_on_s3(bucket: str, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # a URL mistaken for a relative path would land here
     registry = open_registry(f"s3://{bucket}/reg")
     assert type(registry).__name__ == "ObjectStoreRegistry"
     assert registry.list_versions() == [] and registry.champion() is None
@@ -86,7 +87,7 @@ def test_register_list_load_and_verify_on_s3(bucket: str, tmp_path: Path) -> Non
     (copy / "notes.json").write_text("changed locally")  # a damaged cache is fetched again
     registry.local_copy(2, cache_dir=tmp_path / "cache")
     assert json.loads((copy / "notes.json").read_text()) == {"seed": 2}
-    assert not Path("s3:").exists()  # nothing was written to a local folder named after the URL
+    assert not (tmp_path / "s3:").exists()  # no local folder named after the URL
 
 
 def test_promote_is_a_compare_and_swap_and_rollback_walks_back(bucket: str) -> None:
@@ -150,8 +151,12 @@ def test_interrupted_upload_is_never_listed_and_is_cleaned_up(bucket: str) -> No
     assert registry.cleanup_staging(older_than_seconds=3600) == []  # maybe still uploading
     removed = registry.cleanup_staging(older_than_seconds=0)
     assert removed == [f"s3://{bucket}/reg/versions/v0002"]
-    assert not fs.exists(f"{bucket}/reg/versions/v0002")
+    assert not fs.exists(f"{bucket}/reg/versions/v0002/model.joblib")
+    # A tombstone takes the card's place, so a writer that was only slow cannot commit v2 now.
+    tomb = json.loads(fs.cat_file(f"{bucket}/reg/versions/v0002/card.json"))
+    assert tomb["aborted"] is True
     assert [c["version"] for c in registry.list_versions()] == [1, 3]
+    assert registry.cleanup_staging(older_than_seconds=0) == []  # nothing left to remove
 
 
 def _race(args: tuple[str, int]) -> tuple[int, str]:
@@ -220,13 +225,15 @@ FAST = ["model.max_iter=60", "model.patience=5", "evaluation.bootstrap=20",
         "evaluation.importance_repeats=1", "gate.bootstrap=50", "quality.min_rows=100"]
 
 
-def test_lifecycle_with_every_folder_on_s3(s3: dict[str, str], tmp_path: Path) -> None:
+def test_lifecycle_with_every_folder_on_s3(s3: dict[str, str], tmp_path: Path,
+                                           monkeypatch) -> None:
     from ml_lifecycle import lifecycle
     from ml_lifecycle.drift.check import run_drift_check
     from ml_lifecycle.drift.store import drift_history
     from ml_lifecycle.simulate import simulate
     from ml_lifecycle.train import run_training
 
+    monkeypatch.chdir(tmp_path)  # a URL mistaken for a relative path would land here
     bucket = new_bucket()
     local = tmp_path / "sim"
     simulate(local, days=6, seed=3, start_date=START, initial_rows=1500, rows_per_day=300,
@@ -300,7 +307,8 @@ def test_lifecycle_with_every_folder_on_s3(s3: dict[str, str], tmp_path: Path) -
     files = registry.get_card(2)["data"]["files"]
     assert set(files) >= {b for b, _ in window["pairs"]}
     assert registry.champion() == (2 if second["promoted"] else 1)
-    assert not (tmp_path / "s3:").exists() and not Path("s3:").exists()
+    assert not (tmp_path / "s3:").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sim"]  # nothing else written here
 
 
 def test_cli_reads_the_s3_settings_from_the_environment(s3: dict[str, str],
@@ -360,9 +368,10 @@ for i in range(3):
 print("finished", writes[0], flush=True)
 """
 
-# Writes of the protocol, in order: write probe (1, first register only), then per version:
-# claim, model.joblib, blob.bin, card.json, promotion log slot, champion.json alias (6).
-KILL_POINTS = list(range(1, 14))
+# Writes of the protocol, in order: the write probe (2: a create, and a second create of the same
+# key that the server must refuse; first register only), then per version: claim, model.joblib,
+# blob.bin, card.json, promotion log slot, champion.json alias (6).
+KILL_POINTS = list(range(1, 15))
 
 
 @pytest.mark.parametrize("kill_at", KILL_POINTS)
@@ -389,12 +398,148 @@ def test_a_writer_killed_at_every_write_leaves_a_consistent_registry(s3: dict[st
         registry.load_model()
     assert {e["version"] for e in registry.history()} <= set(listed)
     fs = s3fs_client()
-    partial = sorted({k.split("/versions/")[1].split("/")[0] for k in fs.find(bucket)
-                      if "/versions/" in k} - {f"v{v:04d}" for v in listed})
+    keys = fs.find(bucket)
+    claimed = {k.rsplit("/", 1)[1].removesuffix(".json") for k in keys if "/claims/" in k}
+    partial = sorted(claimed - {f"v{v:04d}" for v in listed})  # claimed, never committed
     removed = registry.cleanup_staging(older_than_seconds=0)
     assert sorted(url.rsplit("/", 1)[1] for url in removed) == partial
+    assert not [k for k in fs.find(bucket) if any(f"/versions/{p}/" in k for p in partial)
+                and not k.endswith("/card.json")]  # only the tombstones are left of them
     assert [c["version"] for c in registry.list_versions()] == listed
     new = _register(registry, seed=9)
     assert new > max(listed, default=0) and new not in listed
     print(f"kill at write {kill_at}: listed {listed}, champion {registry.champion()}, "
           f"partial uploads removed {partial}")
+
+
+# --------------------------------------------------------------------------- failure modes
+
+
+def _bump(args: tuple[str, str, int]) -> None:
+    """One process: 5 read-decide-write updates of the policy state, each appending an entry."""
+    root, name, count = args
+    from ml_lifecycle.drift.policy import policy_transaction
+
+    for i in range(count):
+        for attempt in policy_transaction(root):
+            with attempt:
+                state = attempt.load()
+                state.setdefault("finished", []).append({"by": name, "i": i})
+                attempt.save(state)
+
+
+def test_policy_state_updates_from_racing_processes_are_never_lost(bucket: str) -> None:
+    """No lock on S3: each update is a conditional PUT on the ETag it read, retried on a
+    conflict, so 4 processes x 5 updates leave exactly 20 entries."""
+    from ml_lifecycle.drift.policy import load_policy_state
+
+    root = f"s3://{bucket}/reg"
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(4) as pool:
+        pool.map(_bump, [(root, f"p{n}", 5) for n in range(4)])
+    entries = load_policy_state(root)["finished"]
+    assert sorted((e["by"], e["i"]) for e in entries) == sorted(
+        (f"p{n}", i) for n in range(4) for i in range(5))
+    # Each process's own entries stay in its order (a retry re-reads, it never reorders).
+    for n in range(4):
+        assert [e["i"] for e in entries if e["by"] == f"p{n}"] == list(range(5))
+
+
+def test_a_failed_read_is_an_error_not_an_empty_state(bucket: str, monkeypatch) -> None:
+    """fsspec's is_file answers False on any error; a denied read must not look like "no
+    policy state yet" (which a drift check would then save over the real one)."""
+    from ml_lifecycle import storage
+    from ml_lifecycle.drift.policy import load_policy_state, save_policy_state
+    from ml_lifecycle.errors import StorageError
+
+    root = f"s3://{bucket}/reg"
+    save_policy_state(root, {"pending": {"trigger_id": "drift-2026-01-01"}})
+    fs, _ = storage.filesystem(root)
+
+    def denied(*args, **kwargs):
+        raise PermissionError("AccessDenied")
+
+    monkeypatch.setattr(fs, "info", denied)
+    with pytest.raises(StorageError, match=r"AccessDenied.*AWS_ACCESS_KEY_ID"):
+        load_policy_state(root)
+    monkeypatch.undo()
+    assert load_policy_state(root)["pending"]["trigger_id"] == "drift-2026-01-01"
+
+
+def test_a_retried_put_that_had_succeeded_is_recognised(bucket: str, monkeypatch) -> None:
+    """s3fs retries a PUT after a timeout; if the first try had landed, the retry gets 412.
+    The registry reads the object back and recognises its own bytes."""
+    registry = open_registry(f"s3://{bucket}/reg")
+    _register(registry, seed=1)
+    real = registry._fs.pipe_file
+
+    def landed_then_412(path, data, *args, **kwargs):
+        real(path, data, *args, **kwargs)
+        if kwargs.get("mode") == "create":
+            raise FileExistsError("At least one of the pre-conditions you specified did not hold")
+
+    monkeypatch.setattr(registry._fs, "pipe_file", landed_then_412)
+    assert _register(registry, seed=2) == 2
+    registry.promote(2, expected_champion=None)
+    monkeypatch.undo()
+    assert registry.champion() == 2 and len(registry.history()) == 1
+
+
+def test_a_server_that_ignores_conditional_writes_is_refused(s3: dict[str, str],
+                                                             monkeypatch) -> None:
+    bucket = new_bucket()
+    registry = open_registry(f"s3://{bucket}/reg")
+    real = registry._fs.pipe_file
+    monkeypatch.setattr(registry._fs, "pipe_file",
+                        lambda path, data, *a, mode="overwrite", **k: real(path, data, *a, **k))
+    staging = registry.stage()
+    registry.save_model(staging, _model())
+    with pytest.raises(RegistryError, match="ignores If-None-Match"):
+        registry.register(staging, {"name": "x"})
+    monkeypatch.undo()
+    assert [k for k in s3fs_client().find(bucket) if "/versions/" in k] == []
+
+
+def test_cleanup_of_a_slow_upload_stops_its_writer_from_committing(bucket: str,
+                                                                   monkeypatch) -> None:
+    """A writer slower than cleanup's age limit: cleanup leaves a tombstone at card.json, so
+    the writer's commit is refused instead of publishing a version whose files were removed."""
+    root = f"s3://{bucket}/reg"
+    writer, janitor = open_registry(root), open_registry(root)
+    _register(writer, seed=1)
+    real_put = writer._put
+    calls = []
+
+    def put_then_cleanup(key: str, data: bytes) -> None:
+        real_put(key, data)
+        if not calls:  # after the first uploaded file of v2, the janitor runs
+            calls.append(janitor.cleanup_staging(older_than_seconds=0))
+
+    monkeypatch.setattr(writer, "_put", put_then_cleanup)
+    with pytest.raises(RegistryError, match="was written by someone else"):
+        _register(writer, seed=2)
+    assert calls == [[f"{root}/versions/v0002"]]
+    assert [c["version"] for c in janitor.list_versions()] == [1]
+    monkeypatch.undo()
+    assert _register(writer, seed=3) == 3
+
+
+def test_url_forms_are_normalised(s3: dict[str, str], tmp_path: Path) -> None:
+    local = open_registry(f"file://{tmp_path}/reg")
+    assert isinstance(local, Registry) and local.root == tmp_path / "reg"
+    remote = open_registry("S3://Some-Bucket/reg")
+    assert remote.root == "s3://Some-Bucket/reg"
+    with pytest.raises(RegistryError, match="found scheme 'gs'"):
+        open_registry("gs://bucket/reg")
+    with pytest.raises(StorageError, match="does not exist"):
+        open_registry("s3://no-such-bucket-here/reg").champion()
+
+
+def test_backtest_refuses_urls_by_name(tmp_path: Path) -> None:
+    from ml_lifecycle.backtest import run_backtest
+
+    with pytest.raises(ConfigError, match=r"lifecycle\.batches = s3://bucket/batches"):
+        run_backtest(str(PROJECT_ROOT / "configs" / "demo.yaml"),
+                     overrides=["lifecycle.batches=s3://bucket/batches"],
+                     work_dir=str(tmp_path / "work"))
+    assert not (tmp_path / "work").exists()

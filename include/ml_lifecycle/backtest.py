@@ -415,6 +415,25 @@ def _fmt(value: Any) -> str:
 # --------------------------------------------------------------------------- driver
 
 
+def _require_local_paths(cfg: Config, **paths: str | None) -> None:
+    """The backtest replays files on this machine into a throw-away local registry: a URL in
+    one of the paths it reads or writes is refused by name (instead of becoming a local folder
+    called ``s3:``). Copy the batches locally first (e.g. ``aws s3 sync``)."""
+    from .errors import ConfigError
+    from .storage import is_url
+
+    used = {"data.path": cfg.data.path, "lifecycle.batches": cfg.lifecycle.batches,
+            "lifecycle.labels": cfg.lifecycle.labels,
+            **{f"--{k.replace('_', '-')}": v for k, v in paths.items()}}
+    urls = {k: v for k, v in used.items() if v and is_url(v)}
+    if urls:
+        raise ConfigError(
+            "backtest: reads and writes local files only; found URL(s) "
+            + ", ".join(f"{k} = {v}" for k, v in urls.items())
+            + "; copy the data to a local folder and point the config at it"
+        )
+
+
 def run_backtest(config_path: str, *, overrides: list[str] | None = None,
                  batches: str | None = None, labels: str | None = None,
                  every: list[int] | None = None, grid: dict[str, list[Any]] | None = None,
@@ -426,6 +445,8 @@ def run_backtest(config_path: str, *, overrides: list[str] | None = None,
 
     raw = apply_overrides(load_raw(config_path), overrides or [])
     cfg = config_from_dict(raw, source=config_path)
+    _require_local_paths(cfg, batches=batches, labels=labels, work_dir=work_dir,
+                         report_dir=report_dir)
     bt = cfg.backtest
     metric = bt.metric or cfg.primary_metric
     own_work = work_dir is None

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import DataError, RegistryError
-from .storage import as_path
+from .storage import as_path, is_file, is_url, join
 
 if TYPE_CHECKING:
     from .config import Config
@@ -72,7 +72,9 @@ def predictions_path(cfg: Config, day: str) -> Path:
 
 def dated_files(folder: str | Path, suffix: str) -> dict[str, Path]:
     """``{day: path}`` of the ``<YYYY-MM-DD><suffix>`` files of a folder (missing folder: empty)."""
-    root = as_path(folder)
+    if is_url(folder):
+        return _remote_dated_files(str(folder), suffix)
+    root = Path(folder)
     if not root.is_dir():
         return {}
     found = {}
@@ -80,6 +82,25 @@ def dated_files(folder: str | Path, suffix: str) -> dict[str, Path]:
         stem = path.name[: -len(suffix)] if path.name.endswith(suffix) else None
         if stem and DAY_RE.match(stem) and path.is_file():
             found[stem] = path
+    return dict(sorted(found.items()))
+
+
+def _remote_dated_files(url: str, suffix: str) -> dict[str, Any]:
+    """:func:`dated_files` for an ``s3://`` prefix: one listing (not a request per object)."""
+    from .storage import filesystem, store_errors
+
+    fs, inner = filesystem(url)
+    with store_errors("listing", url):
+        try:
+            entries = fs.ls(inner, detail=True)
+        except FileNotFoundError:
+            return {}
+    found = {}
+    for entry in entries:
+        name = str(entry["name"]).rstrip("/").rsplit("/", 1)[-1]
+        stem = name[: -len(suffix)] if name.endswith(suffix) else None
+        if stem and DAY_RE.match(stem) and entry.get("type") == "file":
+            found[stem] = as_path(join(url, name))
     return dict(sorted(found.items()))
 
 
@@ -226,7 +247,7 @@ def concept_pairs(cfg: Config, day: str, champion: int | None = None) -> list[tu
     pairs = []
     for past, labels in arrived_labels(cfg, day).items():
         preds = predictions_path(cfg, past)
-        if past > day or (first and past < first) or not preds.is_file():
+        if past > day or (first and past < first) or not is_file(preds):
             continue
         if champion is not None:
             versions = pd.read_csv(str(preds), usecols=["model_version"])["model_version"]
@@ -314,7 +335,7 @@ def score_batch(cfg: Config, day: str, registry: Registry | None = None) -> dict
 
     day = as_day(day)
     path = batch_path(cfg, day)
-    if not path.is_file():
+    if not is_file(path):
         raise DataError(f"batch file '{path}' for {day} does not exist")
     registry = registry or open_registry(cfg.registry.root)
     version = registry.champion()
@@ -371,7 +392,7 @@ def live_metric(cfg: Config, day: str, as_of: str | None = None) -> dict[str, An
     if as_of is not None and label_arrival_day(cfg, day) > as_day(as_of):
         return None
     preds_file, labels_file = predictions_path(cfg, day), labels_path(cfg, day)
-    if not preds_file.is_file() or not labels_file.is_file() or not cfg.data.id_column:
+    if not is_file(preds_file) or not is_file(labels_file) or not cfg.data.id_column:
         return None
     preds = pd.read_csv(str(preds_file))
     labels = read_file(labels_file, cfg.data)

@@ -40,6 +40,7 @@ import shutil
 import socket
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -51,7 +52,15 @@ import joblib
 from .errors import IntegrityError, RegistryError, StorageError
 from .io import atomic_write_bytes, dumps_json, sha256_file, to_jsonable
 from .registry import _UNSET, _champion_stack, _check_version_arg, _safe_relative_name
-from .storage import as_path, check_url, filesystem, join, probe_writable, store_errors
+from .storage import (
+    as_path,
+    check_url,
+    filesystem,
+    is_conflict,
+    join,
+    probe_writable,
+    store_errors,
+)
 
 __all__ = ["ObjectStoreRegistry"]
 
@@ -79,11 +88,15 @@ class ObjectStoreRegistry:
     """
 
     def __init__(self, root: str, **_: Any) -> None:
-        self.root = check_url(str(root), "registry.root", registry=True)
+        try:
+            self.root = check_url(str(root), "registry.root", registry=True)
+        except ValueError as exc:
+            raise RegistryError(str(exc)) from None
         self._fs, self._base = filesystem(self.root)
         self._events: dict[str, dict] = {}
         self._staging: set[str] = set()
         self._probed = False
+        self._bucket_checked = False
 
     def __repr__(self) -> str:
         return f"ObjectStoreRegistry({self.root!r})"
@@ -101,8 +114,23 @@ class ObjectStoreRegistry:
             with store_errors(f"registry {self.root}: listing", self._url(*parts)):
                 entries = self._fs.ls(self._key(*parts), detail=False)
         except FileNotFoundError:
+            self._check_bucket()
             return []
         return sorted(str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries)
+
+    def _check_bucket(self) -> None:
+        """An empty listing is "nothing yet" only if the bucket exists (once per object)."""
+        if self._bucket_checked:
+            return
+        bucket = self._base.split("/", 1)[0]
+        with store_errors(f"registry {self.root}: checking the bucket", f"s3://{bucket}"):
+            exists = self._fs.exists(bucket)
+        if not exists:
+            raise StorageError(
+                f"registry {self.root}: the bucket '{bucket}' does not exist (or is not "
+                "visible with these credentials); expected the bucket of registry.root to exist"
+            )
+        self._bucket_checked = True
 
     def _read(self, *parts: str) -> bytes:
         with store_errors(f"registry {self.root}: reading", self._url(*parts)):
@@ -113,17 +141,28 @@ class ObjectStoreRegistry:
             self._fs.pipe_file(key, data)
 
     def _create(self, key: str, data: bytes) -> bool:
-        """PUT only if absent; False when the key already exists."""
+        """PUT only if absent; False when another writer holds the key.
+
+        A lost conditional write (412, 409 ConditionalRequestConflict) is read back: the client
+        may have retried a PUT whose first try did succeed, so an object holding exactly our
+        bytes (every payload carries a nonce, a timestamp or a claimed number) is ours.
+        """
         try:
             with store_errors(f"registry {self.root}: writing", key):
                 self._fs.pipe_file(key, data, mode="create")
-        except FileExistsError:
-            return False
-        return True
+            return True
+        except (FileExistsError, StorageError) as exc:
+            if not is_conflict(exc):
+                raise
+        try:
+            with store_errors(f"registry {self.root}: reading", key):
+                return self._fs.cat_file(key) == data
+        except FileNotFoundError:
+            return False  # a 409 race with nobody's object yet: the caller tries again
 
     def _probe(self) -> None:
         if not self._probed:
-            probe_writable(self.root, "registry.root")
+            probe_writable(self.root, "registry.root", conditional=True)
             self._probed = True
 
     @contextmanager
@@ -173,6 +212,12 @@ class ObjectStoreRegistry:
         staging = self._check_staging(staging)
         if not isinstance(card, dict):
             raise RegistryError(f"card must be a dict, got {type(card).__name__}")
+        links = [p for p in staging.rglob("*") if p.is_symlink()]
+        if links:
+            raise RegistryError(
+                f"registry {self.root}: staging dir {staging} holds symbolic links "
+                f"{[str(p.relative_to(staging)) for p in links][:5]}; expected plain files"
+            )
         files = sorted(
             (p.relative_to(staging).as_posix(), p) for p in staging.rglob("*") if p.is_file()
         )
@@ -199,11 +244,19 @@ class ObjectStoreRegistry:
         full_card["model_file"] = model_file
         full_card["artifacts"] = artifacts
         card_bytes = (dumps_json(full_card) + "\n").encode("utf-8")
-        if not self._create(self._key(VERSIONS_DIR, vname, CARD_FILE), card_bytes):
-            raise RegistryError(
-                f"registry {self.root}: {VERSIONS_DIR}/{vname}/{CARD_FILE} appeared while this "
-                "process held the claim on that number; refusing to overwrite it"
-            )
+        card_key = self._key(VERSIONS_DIR, vname, CARD_FILE)
+        for _ in range(5):
+            if self._create(card_key, card_bytes):
+                break
+            if self._exists(card_key):  # cleanup's tombstone, or a foreign writer
+                raise RegistryError(
+                    f"registry {self.root}: {VERSIONS_DIR}/{vname}/{CARD_FILE} was written by "
+                    "someone else while this process held the claim on that number (cleanup "
+                    "aborts uploads older than its age limit); the version is not registered"
+                )
+            time.sleep(0.2)
+        else:
+            raise RegistryError(f"registry {self.root}: could not write {card_key}")
         shutil.rmtree(staging, ignore_errors=True)
         self._staging.discard(str(staging))
         log.info("registry %s: registered version %d", self.root, version)
@@ -219,7 +272,7 @@ class ObjectStoreRegistry:
     def _claim_next(self) -> int:
         candidate = max(self._used_numbers()) + 1
         claim = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                            "at": _utc_now()}).encode("utf-8")
+                            "at": _utc_now(), "nonce": uuid.uuid4().hex}).encode("utf-8")
         for _ in range(_MAX_ATTEMPTS):
             if self._create(self._key(CLAIMS_DIR, f"v{candidate:04d}.json"), claim):
                 return candidate
@@ -359,6 +412,9 @@ class ObjectStoreRegistry:
                     f"found {found}"
                 )
         for name, expected in sorted(card["artifacts"].items()):
+            if not _safe_relative_name(name):
+                problems.append(f"{name!r}: unsafe artifact name in card")
+                continue
             try:
                 found = hashlib.sha256(self._read(VERSIONS_DIR, vname, name)).hexdigest()
             except FileNotFoundError:
@@ -390,7 +446,7 @@ class ObjectStoreRegistry:
         model_file = str(card.get("model_file", "model.joblib"))
         expected = card["artifacts"].get(model_file)
         url = self._url(VERSIONS_DIR, f"v{version:04d}", model_file)
-        if not isinstance(expected, str):
+        if not isinstance(expected, str) or not _safe_relative_name(model_file):
             raise IntegrityError(
                 f"registry {self.root}: version {version} card records no sha256 for its model "
                 f"file {model_file!r}; refusing to load {url}"
@@ -520,15 +576,27 @@ class ObjectStoreRegistry:
                 "reason": str(reason), "actor": str(actor),
                 "card_sha256": hashlib.sha256(
                     self._read(VERSIONS_DIR, f"v{version:04d}", CARD_FILE)).hexdigest(),
+                "nonce": uuid.uuid4().hex,
             }
             payload = json.dumps(to_jsonable(event), sort_keys=True, allow_nan=False)
             if self._create(self._key(LOG_DIR, f"{slot:08d}.json"), payload.encode("utf-8")):
-                self._write_alias(event)
+                self._sync_alias(event)
                 log.info("registry %s: %s version %s (previous %s)", self.root, kind,
                          version, current)
                 return event
             time.sleep(0.05)  # lost the slot to another writer: re-read the log
         raise RegistryError(f"registry {self.root}: could not append to the promotion log")
+
+    def _sync_alias(self, event: dict) -> None:
+        """Write the alias, then re-read the log: a slower concurrent writer may have put an
+        older event there after a newer promotion; the last event always wins."""
+        for _ in range(5):
+            self._write_alias(event)
+            events = self.history()
+            if not events or events[-1] == event or events[-1].get("version") == event.get(
+                    "version"):
+                return
+            event = events[-1]
 
     def _write_alias(self, event: dict) -> None:
         alias = {
@@ -556,7 +624,7 @@ class ObjectStoreRegistry:
             except (OSError, ValueError):
                 alias = None
             if not isinstance(alias, dict) or alias.get("version") != events[-1].get("version"):
-                self._write_alias(events[-1])
+                self._sync_alias(events[-1])
         now = time.time()
         claims = self._names(CLAIMS_DIR)
         with store_errors(f"registry {self.root}: listing", self._url(VERSIONS_DIR)):
@@ -581,13 +649,42 @@ class ObjectStoreRegistry:
                      else float(modified or now))
             if now - stamp < older_than_seconds:
                 continue  # possibly still uploading
+            # A tombstone at card.json first: a writer that is merely slow, not dead, then fails
+            # to commit (its only-if-absent card write is refused) instead of committing a
+            # version whose files were just removed. Tombstones are never listed.
+            tomb = json.dumps({"aborted": True, "at": _utc_now(), "by": "cleanup_staging",
+                               "nonce": uuid.uuid4().hex}).encode("utf-8")
+            if not self._create(self._key(VERSIONS_DIR, vname, CARD_FILE), tomb):
+                continue  # the writer committed after all
             with store_errors(f"registry {self.root}: removing", self._url(VERSIONS_DIR, vname)):
-                if self._fs.exists(self._key(VERSIONS_DIR, vname)):
-                    self._fs.rm(self._key(VERSIONS_DIR, vname), recursive=True)
-                    removed.append(self._url(VERSIONS_DIR, vname))
-        if removed:
-            log.info("registry %s: removed %d abandoned uploads", self.root, len(removed))
+                for key in sorted(k for k in objects
+                                  if k.startswith(self._key(VERSIONS_DIR, vname) + "/")):
+                    self._fs.rm_file(key)
+            removed.append(self._url(VERSIONS_DIR, vname))
+        removed_local = _cleanup_local_staging(older_than_seconds, now)
+        if removed or removed_local:
+            log.info("registry %s: removed %d abandoned uploads and %d local staging dirs",
+                     self.root, len(removed), removed_local)
         return removed
+
+    def _exists(self, key: str) -> bool:
+        with store_errors(f"registry {self.root}: checking", key):
+            return bool(self._fs.exists(key))
+
+
+def _cleanup_local_staging(older_than_seconds: float, now: float) -> int:
+    """Remove this machine's ``ml-lifecycle-staging-*`` temp dirs untouched for that long
+    (``stage()`` is called after fitting, so a live staging dir is minutes old at most)."""
+    count = 0
+    for path in Path(tempfile.gettempdir()).glob("ml-lifecycle-staging-*"):
+        try:
+            newest = max([path.stat().st_mtime, *(p.lstat().st_mtime for p in path.rglob("*"))])
+        except OSError:
+            continue
+        if now - newest >= max(older_than_seconds, 3600.0):
+            shutil.rmtree(path, ignore_errors=True)
+            count += 1
+    return count
 
 
 def _mkdirs(path: Path) -> Path:

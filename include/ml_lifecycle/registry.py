@@ -128,13 +128,13 @@ def _champion_stack(events: list[dict]) -> list[int]:
 def open_registry(root: str | Path, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> Any:
     """The registry at ``root``: a :class:`Registry` for a local path or shared volume, an
     :class:`~ml_lifecycle.object_registry.ObjectStoreRegistry` for an ``s3://`` URL."""
-    from .storage import is_url
+    from .storage import as_path, is_url
 
     if is_url(root):
         from .object_registry import ObjectStoreRegistry
 
         return ObjectStoreRegistry(str(root))
-    return Registry(root, lock_timeout=lock_timeout)
+    return Registry(as_path(root), lock_timeout=lock_timeout)  # file:///x -> /x
 
 
 class Registry:

@@ -25,7 +25,7 @@ import pandas as pd
 
 from .errors import EXIT_GATE_REJECTED, EXIT_OK, DataError, RegistryError
 from .io import atomic_write_json
-from .storage import as_path
+from .storage import as_path, is_file
 
 if TYPE_CHECKING:
     from .config import Config
@@ -290,7 +290,7 @@ def run_training(
         "created_at": (now or datetime.now(UTC)).isoformat(),
         "trigger": {"reason": reason, **(trigger or {})},
         "data": {
-            "files": file_hashes([f for f in files if as_path(f).is_file()]),
+            "files": file_hashes([f for f in files if is_file(f)]),
             "rows_loaded": n_loaded,
             "rows_used": len(frame),
             "rows_dropped_missing_target": n_loaded - len(frame),

@@ -161,7 +161,11 @@ class LifecycleNotifier(BaseNotifier):
         alert = self.build_alert(context)
         path = self.alert_path(alert)
         alert["path"] = str(path)
-        atomic_write_json(path, alert)
+        try:
+            atomic_write_json(path, alert)
+        except Exception as exc:  # e.g. the object store is down: still send email/Slack
+            self.log.error("alerts: could not store %s (%s: %s)", path, type(exc).__name__, exc)
+            alert["path"] = None
         level = {"info": logging.INFO, "warning": logging.WARNING}.get(self.severity,
                                                                        logging.ERROR)
         self.log.log(level, "ALERT %s [%s] %s -> %s", alert["kind"], alert["severity"],

@@ -157,9 +157,9 @@ def resolve_training_request(
     if report:
         resolved = check_run_path(cfg, str(report), "params.drift_report")
         trigger["drift_report"] = resolved
-        from ml_lifecycle.storage import as_path
+        from ml_lifecycle.storage import is_file
 
-        if resolved.endswith(".json") and as_path(resolved).is_file():
+        if resolved.endswith(".json") and is_file(resolved):
             try:
                 summary = read_json(resolved)
             except ValueError:  # not a drift report after all: keep only its path

@@ -86,7 +86,9 @@ class BatchFileSensor(_TimeoutFromParams):
         day = run_day(context)
         path = batch_path(cfg, day)
         self._looked_for = (day, str(path))
-        found = path.is_file()
+        from ml_lifecycle.storage import is_file
+
+        found = is_file(path)
         self.log.info("batch for %s at %s: %s", day, path, "found" if found else "not yet")
         return PokeReturnValue(found, {"day": day, "path": str(path)})
 

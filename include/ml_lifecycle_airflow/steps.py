@@ -34,11 +34,17 @@ TOP_REASONS = 5
 
 @contextlib.contextmanager
 def fail_on_core_errors() -> Iterator[None]:
-    """Turn the core's expected errors into a non-retried task failure with the same message."""
-    from ml_lifecycle.errors import MLLifecycleError
+    """Turn the core's expected errors into a non-retried task failure with the same message.
+
+    A :class:`~ml_lifecycle.errors.StorageError` (object store unreachable, throttled, denied)
+    stays a normal exception: it may be transient, so the task's retries apply.
+    """
+    from ml_lifecycle.errors import MLLifecycleError, StorageError
 
     try:
         yield
+    except StorageError:
+        raise
     except MLLifecycleError as exc:
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
 

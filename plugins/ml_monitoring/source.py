@@ -221,6 +221,8 @@ def drift_view(source: Source) -> dict[str, Any]:
     same for the model's scores; ``performance`` lists the days whose check had labels.
     """
     from ml_lifecycle.drift.store import day_report_path, drift_history, read_day
+    from ml_lifecycle.errors import MLLifecycleError
+    from ml_lifecycle.storage import is_file
 
     root = source.root
     days = drift_history(root)
@@ -234,8 +236,8 @@ def drift_view(source: Source) -> dict[str, Any]:
             continue
         try:
             result = read_day(root, day) or {}
-            summary["has_report"] = day_report_path(root, day).is_file()
-        except (OSError, ValueError) as exc:
+            summary["has_report"] = is_file(day_report_path(root, day))
+        except (OSError, ValueError, MLLifecycleError) as exc:
             summary["error"] = str(exc)
             continue
         for feature in (result.get("data_drift") or {}).get("features") or []:
@@ -289,6 +291,7 @@ def day_report(source: Source, day: str) -> Any:
         DataError: ``day`` is not a ``YYYY-MM-DD`` date.
     """
     from ml_lifecycle.drift.store import day_report_path
+    from ml_lifecycle.storage import is_file
 
     path = day_report_path(source.root, day)
-    return path if path.is_file() else None
+    return path if is_file(path) else None

@@ -49,13 +49,7 @@ from .decision import (
     prediction_drift,
     prepare_feature,
 )
-from .policy import (
-    decide_retrain,
-    load_policy_state,
-    monitoring_lock,
-    record_decision,
-    save_policy_state,
-)
+from .policy import decide_retrain, policy_transaction, record_decision
 from .profile import PROFILE_JSON, PROFILE_NPZ, ReferenceProfile, load_profile
 from .report import render_html, to_json
 from .settings import DriftConfig
@@ -334,31 +328,32 @@ def run_drift_check(
                      "policy": cfg.policy.model_dump(mode="json")},
         "timings_seconds": evaluation["timings_seconds"],
     }
-    with monitoring_lock(root):
-        state = load_policy_state(root)
-        decision = decide_retrain(
-            data_drift=result["data_drift"], prediction_drift=result["prediction_drift"],
-            performance=result["concept_drift"], quality=result["quality"], state=state,
-            registry_state=_registry_state(registry, version, card), now=now, cfg=cfg.policy,
-            day=day,
-        )
-        result.update(decision=decision, retrain=decision["retrain"],
-                      severity=decision["severity"], reasons=decision["reasons"])
-        paths: dict[str, Any] = {"store_json": str(day_json_path(root, day)),
-                                 "store_html": str(day_report_path(root, day)),
-                                 "json": None, "html": None}
-        if report_dir is not None:
-            paths["json"] = join(report_dir, f"drift_{day}.json")
-            paths["html"] = join(report_dir, f"drift_{day}.html")
-        result["report_paths"] = paths
-        result["timings_seconds"]["total"] = round(time.perf_counter() - started, 4)
-        html = render_html(result)
-        write_day(root, day, result, html)
-        if report_dir is not None:
-            atomic_write_text(paths["html"], html)
-            atomic_write_text(paths["json"], to_json(result))
-        save_policy_state(root, record_decision(state, decision, day=day, now=now,
-                                                champion=version))
+    for attempt in policy_transaction(root):
+        with attempt:
+            state = attempt.load()
+            decision = decide_retrain(
+                data_drift=result["data_drift"], prediction_drift=result["prediction_drift"],
+                performance=result["concept_drift"], quality=result["quality"], state=state,
+                registry_state=_registry_state(registry, version, card), now=now, cfg=cfg.policy,
+                day=day,
+            )
+            result.update(decision=decision, retrain=decision["retrain"],
+                          severity=decision["severity"], reasons=decision["reasons"])
+            paths: dict[str, Any] = {"store_json": str(day_json_path(root, day)),
+                                     "store_html": str(day_report_path(root, day)),
+                                     "json": None, "html": None}
+            if report_dir is not None:
+                paths["json"] = join(report_dir, f"drift_{day}.json")
+                paths["html"] = join(report_dir, f"drift_{day}.html")
+            result["report_paths"] = paths
+            result["timings_seconds"]["total"] = round(time.perf_counter() - started, 4)
+            html = render_html(result)
+            write_day(root, day, result, html)
+            if report_dir is not None:
+                atomic_write_text(paths["html"], html)
+                atomic_write_text(paths["json"], to_json(result))
+            attempt.save(record_decision(state, decision, day=day, now=now,
+                                         champion=version))
     return {k: result[k] for k in RESULT_KEYS}
 
 

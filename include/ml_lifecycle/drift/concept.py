@@ -213,10 +213,10 @@ def concept_drift(
 
 
 def _read_table(path: str | Path) -> pd.DataFrame:
-    from ..storage import as_path
+    from ..storage import as_path, is_file
 
     p = as_path(path)
-    if not p.is_file():
+    if not is_file(p):
         raise DataError(f"labels/predictions file '{p}' does not exist")
     try:
         if p.suffix.lower() in (".parquet", ".pq"):

@@ -297,35 +297,116 @@ def state_path(root: str | Path) -> Any:
 
 def load_policy_state(root: str | Path) -> dict[str, Any]:
     """Read the policy state (a fresh one when none is stored yet)."""
+    from ..storage import is_file
+
     path = state_path(root)
-    if not path.is_file():
+    if not is_file(path):
         return empty_state()
     state = read_json(path)
     return state if isinstance(state, dict) else empty_state()
 
 
-def save_policy_state(root: str | Path, state: dict[str, Any]) -> Path:
-    """Write the policy state atomically."""
+def save_policy_state(root: str | Path, state: dict[str, Any]) -> Any:
+    """Write the policy state atomically (no concurrency control: see
+    :func:`policy_transaction` for read-decide-write)."""
     return atomic_write_json(state_path(root), state)
 
 
-@contextlib.contextmanager
-def monitoring_lock(root: str | Path) -> Iterator[None]:
-    """Exclusive lock on the monitoring store (two checks never interleave read-decide-write).
+class StateConflict(Exception):
+    """Another writer changed the policy state between this attempt's read and its write."""
 
-    For a URL root (object store) the lock is a local file keyed by the URL: it serialises the
-    checks of one machine only (the drift-check DAG runs one check at a time anyway).
+
+class _Attempt:
+    """One read-decide-write attempt on the policy state (see :func:`policy_transaction`)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = root
+        self.conflict = False
+        self.done = False
+        self._etag: str | None = None
+        self._lock: Any = None
+
+    def __enter__(self) -> _Attempt:
+        from ..storage import is_url
+
+        if not is_url(self.root):
+            self._lock = _flock(Path(self.root) / "monitoring" / ".lock")
+            self._lock.__enter__()
+        return self
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
+        if self._lock is not None:
+            self._lock.__exit__(kind, exc, tb)
+        if kind is None:
+            self.done = True
+            return False
+        if isinstance(exc, StateConflict):
+            self.conflict = True
+            return True  # swallowed: the transaction runs the body again
+        return False
+
+    def load(self) -> dict[str, Any]:
+        """The current state (remembering its version for :meth:`save`)."""
+        import json
+
+        from ..storage import is_url, read_with_token
+
+        if not is_url(self.root):
+            return load_policy_state(self.root)
+        data, self._etag = read_with_token(str(state_path(self.root)))
+        if data is None:
+            return empty_state()
+        state = json.loads(data.decode("utf-8"))
+        return state if isinstance(state, dict) else empty_state()
+
+    def save(self, state: dict[str, Any]) -> None:
+        """Write ``state``; on an object store only if nobody wrote since :meth:`load`
+        (:class:`StateConflict` otherwise, and the transaction retries)."""
+        from ..io import dumps_json
+        from ..storage import is_url, write_if_unchanged
+
+        if not is_url(self.root):
+            save_policy_state(self.root, state)
+            return
+        data = (dumps_json(state) + "\n").encode("utf-8")
+        if not write_if_unchanged(str(state_path(self.root)), data, self._etag):
+            raise StateConflict(str(state_path(self.root)))
+
+
+def policy_transaction(root: str | Path, attempts: int = 50) -> Iterator[_Attempt]:
+    """Read-decide-write on the policy state, safe against concurrent writers::
+
+        for attempt in policy_transaction(root):
+            with attempt:
+                state = attempt.load()
+                ...  # decide
+                attempt.save(new_state)
+
+    On a local path or shared volume each attempt holds ``<root>/monitoring/.lock`` (flock), so
+    the first attempt always succeeds. On an object store there is no lock: ``save`` is a
+    conditional PUT on the ETag ``load`` saw (``If-Match``, or ``If-None-Match: *`` for a new
+    state), and when another worker wrote in between the body runs again on the new state.
+
+    Raises:
+        StorageError: still conflicting after ``attempts`` tries.
     """
-    from ..storage import is_url
+    import random
+    import time
 
-    if is_url(root):
-        import hashlib
-        import tempfile
+    from ..errors import StorageError
 
-        key = hashlib.sha256(str(root).encode()).hexdigest()[:16]
-        path = Path(tempfile.gettempdir()) / "ml-lifecycle-locks" / f"monitoring-{key}.lock"
-    else:
-        path = Path(root) / "monitoring" / ".lock"
+    for number in range(attempts):
+        attempt = _Attempt(root)
+        yield attempt
+        if attempt.done or not attempt.conflict:
+            return
+        time.sleep(random.uniform(0.02, 0.2) * min(number + 1, 5))
+    raise StorageError(f"{state_path(root)}: still changed by other writers after {attempts} "
+                       "attempts; expected concurrent drift checks to settle")
+
+
+@contextlib.contextmanager
+def _flock(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -334,6 +415,22 @@ def monitoring_lock(root: str | Path) -> Iterator[None]:
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+@contextlib.contextmanager
+def monitoring_lock(root: str | Path) -> Iterator[None]:
+    """Exclusive lock on a local monitoring store (flock on ``<root>/monitoring/.lock``).
+
+    Object stores have no lock: use :func:`policy_transaction`, which works on both.
+    """
+    from ..errors import StorageError
+    from ..storage import is_url
+
+    if is_url(root):
+        raise StorageError(f"monitoring_lock('{root}'): an object store has no lock; use "
+                           "policy_transaction() (conditional writes)")
+    with _flock(Path(root) / "monitoring" / ".lock"):
+        yield
 
 
 def mark_retrain_finished(
@@ -359,13 +456,14 @@ def mark_retrain_finished(
         The new state (saved).
     """
     now = now or datetime.now(UTC)
-    with monitoring_lock(root):
-        state = load_policy_state(root)
-        pending = state.get("pending")
-        if pending and (trigger_id is None or pending.get("trigger_id") == trigger_id):
-            state.setdefault("finished", []).append(
-                {**state["pending"], "finished_at": now.isoformat(), "outcome": outcome,
-                 "version": version})
-            state["pending"] = None
-            save_policy_state(root, state)
+    for attempt in policy_transaction(root):
+        with attempt:
+            state = attempt.load()
+            pending = state.get("pending")
+            if pending and (trigger_id is None or pending.get("trigger_id") == trigger_id):
+                state.setdefault("finished", []).append(
+                    {**state["pending"], "finished_at": now.isoformat(), "outcome": outcome,
+                     "version": version})
+                state["pending"] = None
+                attempt.save(state)
     return state

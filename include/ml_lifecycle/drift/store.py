@@ -88,7 +88,9 @@ def write_day(
 def read_day(root: str | Path, day: str) -> dict[str, Any] | None:
     """The stored result of ``day`` (None when that day was never checked)."""
     path = day_json_path(root, day)
-    return read_json(path) if path.is_file() else None
+    from ..storage import is_file
+
+    return read_json(path) if is_file(path) else None
 
 
 def summarize(result: dict[str, Any]) -> dict[str, Any]:
@@ -137,8 +139,10 @@ def drift_history(root: str | Path) -> list[dict[str, Any]]:
     Returns:
         A list of :func:`summarize` dicts; unreadable files are reported as such, not skipped.
     """
+    from ..storage import is_dir
+
     folder = monitoring_dir(root) / "days"
-    if not folder.is_dir():
+    if not is_dir(folder):
         return []
     out = []
     for path in sorted(folder.glob("*.json"), key=lambda p: p.name):
