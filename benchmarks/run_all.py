@@ -271,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         results = json.loads(json_path.read_text())
     started = time.monotonic()
     history = results.get("meta", {}).get("history", [])
+    kept_peers = results.get("meta", {}).get("peer_versions")  # drift figures kept from before
     if results.get("meta"):
         old = results["meta"]
         history.append({k: old.get(k) for k in ("started_at", "figures_run", "total_seconds",
@@ -290,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
         results["meta"]["peer_versions"] = peers_env.versions()
     elif (BENCH_DIR / ".peers-venv" / "bin" / "python").exists():
         results["meta"]["peer_versions"] = peers_env.versions()
+    elif kept_peers and "drift" in results and "drift" not in figures:
+        results["meta"]["peer_versions"] = kept_peers
     log(f"machine: {results['meta']['machine']['cores_usable']} cores, "
         f"{results['meta']['machine']['memory_total_gb']} GB, load "
         f"{results['meta']['machine']['loadavg_at_start']}; OMP_NUM_THREADS "
