@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-UNSEEN = "__unseen__"  # current categories absent from the reference (plus pooled-away ones)
+UNSEEN = "__unseen__"  # new current categories + the profile's pooled-away ones (n_other > 0)
 RARE = "__rare__"  # categories pooled because their expected count is too small
 
 
@@ -424,8 +424,9 @@ class CategoricalCurrent:
     """A batch column aligned with the reference categories, ready for the tests.
 
     ``labels``/``ref_counts``/``cur_counts`` form the 2 x k contingency table the tests use:
-    reference categories, then ``__unseen__`` (current values the reference never had), with
-    columns whose expected count is below ``rare_min_expected`` pooled into ``__rare__``.
+    reference categories, then each current value the reference never had (all of them in one
+    ``__unseen__`` column when the profile pooled categories away), with columns whose expected
+    count is below ``rare_min_expected`` pooled into ``__rare__``.
     """
 
     name: str
@@ -476,17 +477,38 @@ def prepare_categorical(
     counts, n_rows, n_missing = value_counts(values)
     index = reference.index
     k = len(reference.categories)
-    cur = np.zeros(k + 1, dtype=np.int64)
     unseen: dict[str, int] = {}
+    seen = np.zeros(k, dtype=np.int64)
     for key, count in counts.items():
         i = index.get(key)
         if i is None:
             unseen[key] = count
-            cur[k] += count
         else:
-            cur[i] = count
-    ref = np.concatenate([reference.counts, [reference.n_other]]).astype(np.int64)
-    labels = [*reference.categories, UNSEEN]
+            seen[i] = count
+    # Pitfall avoided: lumping every current-only category into one column (reference count 0)
+    # makes a long-tailed feature (ids, merchants) "drift" on data from the very same
+    # distribution: a batch always holds tail values the finite reference sample happened to
+    # miss (about the reference's share of singletons, Good-Turing), while the reference's own
+    # tail values missing from the batch are spread over many columns. Each current-only
+    # category is therefore its own column, like each reference category; the sparse ones on
+    # *both* sides are then pooled into __rare__ by their combined expected counts (symmetric
+    # under "no drift"), and a new category with real mass keeps its own column and is
+    # detected. Only when the profile itself pooled categories away (``n_other``) can a new
+    # value not be told from a pooled one: those share the __unseen__ column.
+    ref_parts: list[Any] = [reference.counts]
+    cur_parts: list[Any] = [seen]
+    labels = list(reference.categories)
+    if reference.n_other > 0:
+        ref_parts.append([reference.n_other])
+        cur_parts.append([sum(unseen.values())])
+        labels.append(UNSEEN)
+    elif unseen:
+        new = sorted(unseen)
+        ref_parts.append(np.zeros(len(new), dtype=np.int64))
+        cur_parts.append([unseen[c] for c in new])
+        labels.extend(new)
+    ref = np.concatenate(ref_parts).astype(np.int64)
+    cur = np.concatenate(cur_parts).astype(np.int64)
     keep = (ref + cur) > 0
     ref, cur = ref[keep], cur[keep]
     labels = [lab for lab, kept in zip(labels, keep.tolist(), strict=True) if kept]
