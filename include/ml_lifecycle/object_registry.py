@@ -51,7 +51,7 @@ import joblib
 
 from .errors import IntegrityError, RegistryError, StorageError
 from .io import atomic_write_bytes, dumps_json, sha256_file, to_jsonable
-from .registry import _UNSET, _champion_stack, _check_version_arg, _safe_relative_name
+from .registry import _UNSET, _check_version_arg, _safe_relative_name, _VersionReads
 from .storage import (
     as_path,
     check_url,
@@ -81,7 +81,7 @@ def _utc_now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-class ObjectStoreRegistry:
+class ObjectStoreRegistry(_VersionReads):
     """A model registry under an ``s3://bucket/prefix`` URL (see the module docstring).
 
     Constructing it touches nothing remote; ``register`` checks once that the root is writable.
@@ -281,77 +281,23 @@ class ObjectStoreRegistry:
 
     # ------------------------------------------------------------------ reading versions
 
-    def _read_card_or_none(self, version: int) -> dict | None:
-        try:
-            card = json.loads(self._read(VERSIONS_DIR, f"v{version:04d}", CARD_FILE))
-        except (OSError, ValueError):
-            return None
-        if (
-            not isinstance(card, dict)
-            or card.get("version") != version
-            or not isinstance(card.get("artifacts"), dict)
-        ):
-            return None
-        return card
+    # Primitives of the shared version reads (registry._VersionReads).
+    _noun = "object"
+    _warn_skipped = False  # a version without card.json may be an upload in progress
 
-    def list_versions(self) -> list[dict]:
-        """Cards of all complete versions (with ``card.json``), sorted, with ``is_champion``."""
-        champion = self.champion()
-        cards = []
-        numbers = sorted(
+    def _version_numbers(self) -> list[int]:
+        return sorted(
             int(m.group(1)) for m in map(_VERSION_RE.match, self._names(VERSIONS_DIR)) if m
         )
-        for number in numbers:
-            card = self._read_card_or_none(number)
-            if card is None:
-                continue  # an upload in progress or abandoned: not a version
-            card["is_champion"] = number == champion
-            cards.append(card)
-        return cards
 
-    def get_card(self, version: int) -> dict:
-        """The card of ``version``; ``RegistryError`` if it is not a complete version."""
-        version = _check_version_arg(version)
-        card = self._read_card_or_none(version)
-        if card is None:
-            known = [c["version"] for c in self.list_versions()]
-            raise RegistryError(
-                f"registry {self.root}: unknown version {version} (no valid "
-                f"{VERSIONS_DIR}/v{version:04d}/{CARD_FILE}); known versions: {known or 'none'}"
-            )
-        return card
+    def _version_bytes(self, version: int, name: str) -> bytes:
+        return self._read(VERSIONS_DIR, f"v{version:04d}", name)
 
-    def version_dir(self, version: int) -> Any:
-        """URL (as a :class:`upath.UPath`) of a complete version."""
-        self.get_card(version)
-        return as_path(self._url(VERSIONS_DIR, f"v{version:04d}"))
+    def _version_sha(self, version: int, name: str) -> str:
+        return hashlib.sha256(self._version_bytes(version, name)).hexdigest()
 
-    def artifact_path(self, version: int, name: str) -> Any:
-        """URL (as a :class:`upath.UPath`) of the artifact ``name`` of ``version``."""
-        card = self.get_card(version)
-        if name != CARD_FILE and name not in card["artifacts"]:
-            raise RegistryError(
-                f"registry {self.root}: version {version} has no artifact {name!r}; expected one "
-                f"of {sorted(card['artifacts'])}"
-            )
-        if not _safe_relative_name(name):
-            raise IntegrityError(
-                f"registry {self.root}: version {version} card lists unsafe artifact name {name!r}"
-            )
-        return as_path(self._url(VERSIONS_DIR, f"v{version:04d}", name))
-
-    def read_artifact(self, version: int, name: str) -> bytes:
-        """The bytes of an artifact, checked against the sha256 its card records."""
-        path = self.artifact_path(version, name)
-        card = self.get_card(version)
-        data = self._read(VERSIONS_DIR, f"v{version:04d}", name)
-        expected = card["artifacts"].get(name)
-        if expected is not None and hashlib.sha256(data).hexdigest() != expected:
-            raise IntegrityError(
-                f"registry {self.root}: {path} failed its integrity check: expected sha256 "
-                f"{expected}, found {hashlib.sha256(data).hexdigest()}"
-            )
-        return data
+    def _version_path(self, version: int, name: str | None = None) -> Any:
+        return as_path(self._url(VERSIONS_DIR, f"v{version:04d}", *([name] if name else [])))
 
     def local_copy(self, version: int, cache_dir: str | Path | None = None,
                    names: tuple[str, ...] | None = None) -> Path:
@@ -398,84 +344,6 @@ class ObjectStoreRegistry:
             atomic_write_bytes(target / CARD_FILE, card_bytes)
         return target
 
-    def verify(self, version: int) -> None:
-        """Recompute every artifact's sha256; ``IntegrityError`` naming each mismatch."""
-        card = self.get_card(version)
-        vname = f"v{version:04d}"
-        problems = []
-        expected_card = self._recorded_card_sha(version)
-        if expected_card is not None:
-            found = hashlib.sha256(self._read(VERSIONS_DIR, vname, CARD_FILE)).hexdigest()
-            if found != expected_card:
-                problems.append(
-                    f"{CARD_FILE}: expected sha256 {expected_card} (recorded at promotion), "
-                    f"found {found}"
-                )
-        for name, expected in sorted(card["artifacts"].items()):
-            if not _safe_relative_name(name):
-                problems.append(f"{name!r}: unsafe artifact name in card")
-                continue
-            try:
-                found = hashlib.sha256(self._read(VERSIONS_DIR, vname, name)).hexdigest()
-            except FileNotFoundError:
-                problems.append(f"{name}: expected sha256 {expected}, found: object missing")
-                continue
-            if found != expected:
-                problems.append(f"{name}: expected sha256 {expected}, found {found}")
-        if problems:
-            raise IntegrityError(
-                f"registry {self.root}: version {version} ({self._url(VERSIONS_DIR, vname)}) "
-                "failed its integrity check: " + "; ".join(problems)
-            )
-
-    def _recorded_card_sha(self, version: int) -> str | None:
-        for event in reversed(self.history()):
-            if event.get("version") == version and isinstance(event.get("card_sha256"), str):
-                return event["card_sha256"]
-        return None
-
-    def load_model(self, version: int | None = None) -> Any:
-        """Load a version's model (``None`` = the champion) after checking its sha256."""
-        if version is None:
-            version = self.champion()
-            if version is None:
-                raise RegistryError(
-                    f"registry {self.root}: no champion yet; promote a version first"
-                )
-        card = self.get_card(version)
-        model_file = str(card.get("model_file", "model.joblib"))
-        expected = card["artifacts"].get(model_file)
-        url = self._url(VERSIONS_DIR, f"v{version:04d}", model_file)
-        if not isinstance(expected, str) or not _safe_relative_name(model_file):
-            raise IntegrityError(
-                f"registry {self.root}: version {version} card records no sha256 for its model "
-                f"file {model_file!r}; refusing to load {url}"
-            )
-        expected_card = self._recorded_card_sha(version)
-        if expected_card is not None:
-            found_card = hashlib.sha256(
-                self._read(VERSIONS_DIR, f"v{version:04d}", CARD_FILE)).hexdigest()
-            if found_card != expected_card:
-                raise IntegrityError(
-                    f"registry {self.root}: version {version} {CARD_FILE} was modified: expected "
-                    f"sha256 {expected_card} (recorded at promotion), found {found_card}; "
-                    "refusing to load the model"
-                )
-        try:
-            data = self._read(VERSIONS_DIR, f"v{version:04d}", model_file)
-        except FileNotFoundError:
-            raise IntegrityError(
-                f"registry {self.root}: version {version} model object {url} is missing "
-                f"(expected sha256 {expected})"
-            ) from None
-        found = hashlib.sha256(data).hexdigest()
-        if found != expected:
-            raise IntegrityError(
-                f"registry {self.root}: version {version} model object {url} failed its "
-                f"integrity check: expected sha256 {expected}, found {found}; it will not be loaded"
-            )
-        return joblib.load(_stdio.BytesIO(data))
-
     # ------------------------------------------------------------------ champion and history
 
     def _log_names(self) -> list[str]:
@@ -483,8 +351,11 @@ class ObjectStoreRegistry:
 
     def history(self) -> list[dict]:
         """All promotion events, oldest first (the log objects in slot order)."""
+        return self._history(self._log_names())
+
+    def _history(self, names: list[str]) -> list[dict]:
         events = []
-        for name in self._log_names():
+        for name in names:
             if name not in self._events:
                 try:
                     event = json.loads(self._read(LOG_DIR, name))
@@ -508,11 +379,6 @@ class ObjectStoreRegistry:
             return events[-1]["version"]
         return None
 
-    def champion_card(self) -> dict | None:
-        """The champion's card, or ``None`` when there is no champion."""
-        version = self.champion()
-        return None if version is None else self.get_card(version)
-
     def promote(
         self, version: int, *, reason: str = "", actor: str = "cli",
         expected_champion: Any = _UNSET,
@@ -534,27 +400,7 @@ class ObjectStoreRegistry:
         """Make an earlier version the champion again; return the ``rollback`` event."""
 
         def target(events: list[dict], current: int | None) -> int:
-            if current is None:
-                raise RegistryError(
-                    f"registry {self.root}: nothing to roll back: there is no champion yet"
-                )
-            chosen = to_version
-            if chosen is None:
-                stack = _champion_stack(events)
-                if len(stack) < 2:
-                    raise RegistryError(
-                        f"registry {self.root}: nothing to roll back to: version {current} is "
-                        "the first champion in the promotion history"
-                    )
-                chosen = stack[-2]
-            chosen = _check_version_arg(chosen)
-            if chosen == current:
-                raise RegistryError(
-                    f"registry {self.root}: cannot roll back to version {chosen}: it is "
-                    "already the champion"
-                )
-            self.verify(chosen)
-            return chosen
+            return self._rollback_target(events, current, to_version)
 
         return self._append("rollback", target, expected_champion, reason, actor)
 
@@ -562,7 +408,7 @@ class ObjectStoreRegistry:
         """Write the next log slot only-if-absent; re-read and retry when another writer won."""
         for _ in range(_MAX_ATTEMPTS):
             names = self._log_names()
-            events = self.history()
+            events = self._history(names)
             current = events[-1].get("version") if events else None
             if expected is not _UNSET and current != expected:
                 raise RegistryError(
@@ -574,8 +420,7 @@ class ObjectStoreRegistry:
             event = {
                 "event": kind, "version": version, "previous": current, "at": _utc_now(),
                 "reason": str(reason), "actor": str(actor),
-                "card_sha256": hashlib.sha256(
-                    self._read(VERSIONS_DIR, f"v{version:04d}", CARD_FILE)).hexdigest(),
+                "card_sha256": self._version_sha(version, CARD_FILE),
                 "nonce": uuid.uuid4().hex,
             }
             payload = json.dumps(to_jsonable(event), sort_keys=True, allow_nan=False)

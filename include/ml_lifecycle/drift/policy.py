@@ -330,7 +330,7 @@ class _Attempt:
         from ..storage import is_url
 
         if not is_url(self.root):
-            self._lock = _flock(Path(self.root) / "monitoring" / ".lock")
+            self._lock = monitoring_lock(self.root)
             self._lock.__enter__()
         return self
 
@@ -406,18 +406,6 @@ def policy_transaction(root: str | Path, attempts: int = 50) -> Iterator[_Attemp
 
 
 @contextlib.contextmanager
-def _flock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
-
-
-@contextlib.contextmanager
 def monitoring_lock(root: str | Path) -> Iterator[None]:
     """Exclusive lock on a local monitoring store (flock on ``<root>/monitoring/.lock``).
 
@@ -429,8 +417,15 @@ def monitoring_lock(root: str | Path) -> Iterator[None]:
     if is_url(root):
         raise StorageError(f"monitoring_lock('{root}'): an object store has no lock; use "
                            "policy_transaction() (conditional writes)")
-    with _flock(Path(root) / "monitoring" / ".lock"):
+    path = Path(root) / "monitoring" / ".lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def mark_retrain_finished(
