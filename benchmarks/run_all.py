@@ -12,6 +12,8 @@ a row says otherwise:
 4. the embedded demo, ``make demo`` (``demo_bench.py``);
 5. scale: the drift check at 2M and 5M rows, training at 2M, and time ~ rows^k fitted on
    10^4..10^6 rows.
+6. label-free performance estimation: estimate vs realized ROC-AUC/F1 on the demo's days and on
+   shifted Adult slices, and its time at 1M rows (``estimation.py``; in ``results.json`` only).
 
 The peers (Evidently, NannyML) run in ``benchmarks/.peers-venv``, created here on first use
 from ``benchmarks/requirements-peers.txt``. Workers run with ``OMP_NUM_THREADS`` unset (the
@@ -53,14 +55,16 @@ from common import (
     MAIN_PYTHON,
     OUT,
     ROOT,
+    bench_env,
     loadavg,
     loglog_exponent,
     machine_info,
+    run_json,
     versions_of,
 )
 from render import render, render_performance
 
-FIGURES = ("drift", "training", "dag", "demo", "scale")
+FIGURES = ("drift", "training", "dag", "demo", "scale", "estimation")
 RESULTS_JSON = BENCH_DIR / "results.json"
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
 PERFORMANCE_MD = ROOT / "docs" / "performance.md"
@@ -147,6 +151,15 @@ def fig_training(cfg: dict[str, Any]) -> dict[str, Any]:
 def fig_dag(cfg: dict[str, Any]) -> dict[str, Any]:
     res = dag_parse.measure(cfg["dag_repeats"], log=log)
     res["command"] = f"{dag_parse.COMMAND} --repeats {cfg['dag_repeats']}"
+    log(f"reproduce: {res['command']}")
+    return res
+
+
+def fig_estimation(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Label-free performance estimation: accuracy and time (``estimation.py``, fresh process)."""
+    quick = ["--quick"] if cfg["mode"] == "quick" else []
+    res = run_json([str(MAIN_PYTHON), str(BENCH_DIR / "estimation.py"), *quick],
+                   env=bench_env(cfg["threads"]), timeout=7200)
     log(f"reproduce: {res['command']}")
     return res
 
@@ -303,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         "dag": lambda: fig_dag(cfg),
         "demo": lambda: fig_demo(cfg),
         "scale": lambda: fig_scale(cfg, results),
+        "estimation": lambda: fig_estimation(cfg),
     }
     for name in FIGURES:
         if name not in figures:

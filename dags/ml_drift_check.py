@@ -9,13 +9,14 @@ wait_for_batch -> check_drift -> retrain_decision -+-> trigger_retrain  ==> ml_t
 
 * **wait_for_batch** (reschedule mode) waits for the day's batch; after `batch_wait_minutes` the
   run fails with "no batch file ... for <day>" (`task_failure` alert). Nothing else runs.
-* **check_drift** runs the drift core for the day: batch quality, data drift against the
-  champion's reference profile, prediction drift, concept drift on the labels that have arrived
-  for earlier days (joined with `ml_batch_scoring`'s predictions), and the retrain policy
-  (severity, cooldown, budget). It writes the JSON and HTML reports, records an
+* **check_drift** runs the drift core for the day: the champion's label-free performance
+  estimate, its realized metric on the labels that have arrived for earlier days (joined with
+  `ml_batch_scoring`'s predictions), batch quality, data and prediction drift against the
+  champion's reference profile (the explanation), and the retrain policy (performance-led
+  severity, cooldown, budget). It writes the JSON and HTML reports, records an
   `ml_lifecycle_drift_verdict` asset event with the verdict as metadata, and sends a
-  `drift_breach` alert when drift was found. A batch that lacks a column fails here, naming it;
-  no retrain is triggered and the champion is untouched.
+  `drift_breach` alert once per alert episode (`drift_resolved` when it closes). A batch that
+  lacks a column fails here, naming it; no retrain is triggered and the champion is untouched.
 * **retrain_decision** branches on the policy's decision.
 * **trigger_retrain** starts `ml_training` for real with conf `{reason, drift_report,
   as_of_day, triggered_by, trigger_id}` and run id `drift_retrain__<day>` (a re-run of the day never

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
 import shutil
 import sys
@@ -64,6 +65,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--days", type=int, default=21, help="simulated days (default 21)")
     parser.add_argument("--shift-day", type=int, default=7, help="covariate shift (day index)")
     parser.add_argument("--concept-day", type=int, default=14, help="concept change (day index)")
+    parser.add_argument("--harmless-day", type=int, default=3,
+                        help="harmless shift from this day index until the covariate shift: "
+                             "inputs drift, the model is not hurt (default 3; -1: none)")
     parser.add_argument("--initial-rows", type=int, default=6000)
     parser.add_argument("--rows-per-day", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
@@ -110,7 +114,8 @@ def simulate_data(cfg: Any, args: argparse.Namespace) -> dict[str, Any]:
     return simulate(out, days=args.days, seed=args.seed, start_date=start,
                     initial_rows=args.initial_rows, rows_per_day=args.rows_per_day,
                     label_delay_days=cfg.lifecycle.label_delay_days,
-                    shift_day=args.shift_day, concept_day=args.concept_day)
+                    shift_day=args.shift_day, concept_day=args.concept_day,
+                    harmless_day=None if args.harmless_day < 0 else args.harmless_day)
 
 
 # --------------------------------------------------------------------------- the play
@@ -143,7 +148,8 @@ def day_row(cfg: Any, day: str, states: dict[str, str], regime: str,
                blocked_by=list((result.get("decision") or {}).get("blocked_by") or []),
                model_checked=(result.get("model") or {}).get("version"),
                retrain_triggered=bool(result.get("retrain")),
-               report_html=(result.get("report_paths") or {}).get("html"))
+               report_html=(result.get("report_paths") or {}).get("html"),
+               **performance_of(result))
     run = training_runs.get(retrain_run_id(day))
     card = cards.get(retrain_run_id(day))
     if not row["retrain_triggered"]:
@@ -192,6 +198,53 @@ def top_reason(reasons: list[str], severity: str) -> str:
     return reasons[0] if reasons else ""
 
 
+def performance_of(result: dict[str, Any]) -> dict[str, Any]:
+    """The watched metric of one stored check: ``watched_metric``, ``estimated`` (``value``,
+    ``low``, ``high``, ``flagged``; None without an estimate) and ``realized`` (``value``,
+    ``flagged``; None before labels arrive), read through the store's summary."""
+    from ml_lifecycle.drift.store import summarize
+
+    summary = summarize(result)
+    estimated = None
+    if summary.get("estimated_metric") is not None:
+        estimated = {"value": summary["estimated_metric"], "low": summary.get("estimated_low"),
+                     "high": summary.get("estimated_high"),
+                     "flagged": bool(summary.get("estimated_flagged"))}
+    realized = None
+    if summary.get("realized_metric") is not None:
+        realized = {"value": summary["realized_metric"],
+                    "flagged": summary.get("concept_drift") == "drift"}
+    return {"watched_metric": summary.get("watched_metric"), "estimated": estimated,
+            "realized": realized}
+
+
+def _metric_text(value: Any) -> str | None:
+    """``0.812`` (3 decimals); None when not a finite number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return f"{value:.3f}" if math.isfinite(value) else None
+
+
+def estimated_cell(row: dict[str, Any]) -> str:
+    """``0.812 [0.790,0.834]`` (``!`` appended when flagged); ``-`` without an estimate."""
+    entry = row.get("estimated") or {}
+    value = _metric_text(entry.get("value"))
+    if value is None:
+        return "-"
+    low, high = _metric_text(entry.get("low")), _metric_text(entry.get("high"))
+    text = value + (f" [{low},{high}]" if low is not None and high is not None else "")
+    return text + (" !" if entry.get("flagged") else "")
+
+
+def realized_cell(row: dict[str, Any]) -> str:
+    """``0.845`` (``!`` appended on concept drift); ``-`` before labels arrive."""
+    entry = row.get("realized") or {}
+    value = _metric_text(entry.get("value"))
+    if value is None:
+        return "-"
+    return value + (" !" if entry.get("flagged") else "")
+
+
 def retrain_cell(row: dict[str, Any]) -> str:
     if row["retrain_triggered"]:
         return "yes"
@@ -204,19 +257,32 @@ def short(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def print_table(rows: list[dict[str, Any]], metric_name: str) -> None:
-    header = (f"{'day':<10}  {'data':<8}  {'verdict':<8}  {'severity':<8}  {'top reason':<56}  "
-              f"{'retrain':<19}  {'gate':<12}  {'champ':<5}  live {metric_name}")
-    say(header)
-    say("-" * len(header))
+def table_lines(rows: list[dict[str, Any]], metric_name: str) -> list[str]:
+    """The per-day table (header, rule, one line per day, a legend line), as text lines."""
+    watched = next((str(r["watched_metric"]) for r in rows if r.get("watched_metric")), "")
+    header = (f"{'day':<10}  {'data':<8}  {'estimated':<21}  {'realized':<8}  {'verdict':<8}  "
+              f"{'severity':<8}  {'top reason':<56}  {'retrain':<19}  {'gate':<12}  "
+              f"{'champ':<5}  live {metric_name}")
+    lines = [header, "-" * len(header)]
     for r in rows:
         metric = r.get("live_metric")
         live = (f"{metric['value']:.3f} (v{metric['model_version']})" if metric else "-")
         gate = r["gate"] + (f" v{r['candidate']}" if r.get("candidate") else "")
         verdict = {"no_drift": "ok", "insufficient_data": "n/a"}.get(r["verdict"], r["verdict"])
-        say(f"{r['day']:<10}  {r['regime'][:8]:<8}  {verdict:<8}  {r['severity']:<8}  "
+        lines.append(
+            f"{r['day']:<10}  {r['regime'][:8]:<8}  {estimated_cell(r):<21}  "
+            f"{realized_cell(r):<8}  {verdict:<8}  {r['severity']:<8}  "
             f"{short(r['top_reason'], 56):<56}  {retrain_cell(r):<19}  {gate:<12}  "
             f"{'v' + str(r['champion']):<5}  {live}")
+    lines.append(f"estimated / realized: the drift check's {watched or 'watched metric'}, "
+                 "label-free estimate [interval] / on the labelled trailing window; "
+                 "! = flagged")
+    return lines
+
+
+def print_table(rows: list[dict[str, Any]], metric_name: str) -> None:
+    for line in table_lines(rows, metric_name):
+        say(line)
 
 
 # --------------------------------------------------------------------------- main
@@ -241,8 +307,11 @@ def main(argv: list[str] | None = None) -> int:
     regimes = {r["date"]: r["regime"] for r in truth["positive_rate_per_day"]}
     say(f"[{time.monotonic() - started:5.1f}s] simulated {len(days)} days {days[0]} .. "
         f"{days[-1]} ({args.rows_per_day} rows/day, labels "
-        f"{cfg.lifecycle.label_delay_days} days late): covariate shift on "
-        f"{sim['covariate_shift_day']}, concept change on {sim['concept_change_day']}")
+        f"{cfg.lifecycle.label_delay_days} days late): "
+        + (f"harmless shift from {sim['harmless_shift_day']}, " if sim.get("harmless_in_window")
+           else "")
+        + f"covariate shift on {sim['covariate_shift_day']}, concept change on "
+        f"{sim['concept_change_day']}")
 
     extra = {
         settings.CONFIG_ENV: str(settings.config_path(ROOT)),
@@ -322,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
                        "initial_rows": args.initial_rows, "seed": args.seed,
                        "covariate_shift_day": sim["covariate_shift_day"],
                        "concept_change_day": sim["concept_change_day"],
+                       "harmless_shift_day": sim.get("harmless_shift_day"),
                        "label_delay_days": cfg.lifecycle.label_delay_days},
         "initial_champion": initial_champion,
         "days": rows,

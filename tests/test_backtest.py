@@ -66,7 +66,7 @@ def test_no_label_is_used_before_it_arrives(demo: dict[str, Any], monkeypatch) -
 
     monkeypatch.setattr(train_module, "run_training", spy_train)
     monkeypatch.setattr(drift_check, "run_drift_check", spy_check)
-    result = run_backtest(demo["config"], every=[1], strategies=["every_1", "drift"])
+    result = run_backtest(demo["config"], every=[1], strategies=["every_1", "performance"])
     day_of = _day_of_id(demo["root"])
     used_batch_labels = 0
     for kind, today, ids in seen:
@@ -80,8 +80,8 @@ def test_no_label_is_used_before_it_arrives(demo: dict[str, Any], monkeypatch) -
 
 
 def test_two_runs_with_the_same_seed_are_identical(demo: dict[str, Any]) -> None:
-    a = run_backtest(demo["config"], every=[3], strategies=["every_3", "drift"])
-    b = run_backtest(demo["config"], every=[3], strategies=["every_3", "drift"])
+    a = run_backtest(demo["config"], every=[3], strategies=["every_3", "performance", "drift"])
+    b = run_backtest(demo["config"], every=[3], strategies=["every_3", "performance", "drift"])
     for s in a["strategies"] + b["strategies"]:
         s.pop("compute_seconds")
     assert a["strategies"] == b["strategies"]

@@ -32,7 +32,11 @@ START = dt.date(2026, 3, 1)
 FAST = ["model.max_iter=60", "model.patience=5", "evaluation.bootstrap=20",
         "evaluation.importance_repeats=1", "gate.bootstrap=50", "quality.min_rows=100",
         # The policy the assertions rely on, whatever the demo config says.
-        "policy.min_severity=medium", "policy.cooldown_days=3", "policy.budget_max_retrains=4"]
+        "policy.min_severity=medium", "policy.cooldown_days=3", "policy.budget_max_retrains=4",
+        # DAG wiring, not the decision, is under test here: the drift-led rule makes "shifted
+        # day -> retrain" certain on 500-row batches (the performance-led default is tested in
+        # test_drift_check.py, test_drift_policy.py and the backtest)
+        "policy.trigger=drift"]
 
 
 def day(offset: int) -> str:

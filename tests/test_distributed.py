@@ -65,18 +65,23 @@ def write_test_env(path: Path, **extra: str) -> dict[str, str]:
     )
 
 
-S3_CONFIG = f"{CONTAINER_HOME}/var/s3-config.yaml"
+TEST_CONFIG = f"{CONTAINER_HOME}/var/test-config.yaml"
 
 
-def write_s3_config(topo: NativeTopology, bucket: str) -> None:
-    """configs/demo.yaml with the registry and every lifecycle output on ``s3://bucket``."""
+def write_test_config(topo: NativeTopology, bucket: str | None) -> None:
+    """configs/demo.yaml with the drift-led retrain rule (the cluster's wiring is under test: the
+    simulated covariate shift costs the model ~3 % of ROC-AUC, within the performance-led
+    default's tolerance, so that rule would rightly not retrain) and, with ``bucket``, the
+    registry and every lifecycle output on ``s3://bucket``."""
     import yaml
 
     raw = yaml.safe_load((PROJECT_ROOT / "configs" / "demo.yaml").read_text())
-    raw["registry"]["root"] = f"s3://{bucket}/late-delivery/registry"
-    for key in ("predictions", "reports", "alerts"):
-        raw["lifecycle"][key] = f"s3://{bucket}/late-delivery/{key}"
-    Path(topo.mapping.path(S3_CONFIG)).write_text(yaml.safe_dump(raw))
+    raw.setdefault("policy", {})["trigger"] = "drift"
+    if bucket:
+        raw["registry"]["root"] = f"s3://{bucket}/late-delivery/registry"
+        for key in ("predictions", "reports", "alerts"):
+            raw["lifecycle"][key] = f"s3://{bucket}/late-delivery/{key}"
+    Path(topo.mapping.path(TEST_CONFIG)).write_text(yaml.safe_dump(raw))
 
 
 def core_cli(topo: NativeTopology, *args: str, extra_env: dict[str, str] | None = None) -> str:
@@ -108,7 +113,7 @@ def _cluster(tmp_path_factory: pytest.TempPathFactory, store: str,
              s3_env: dict[str, str]) -> Iterator[dict[str, Any]]:
     started = time.monotonic()
     workdir = tmp_path_factory.mktemp(f"native-compose-{store}")
-    extra = {**s3_env, "ML_LIFECYCLE_CONFIG": S3_CONFIG} if s3_env else {}
+    extra = {**s3_env, "ML_LIFECYCLE_CONFIG": TEST_CONFIG}
     env_values = write_test_env(workdir / "test.env", **extra)
     topo = NativeTopology(workdir, env_file=workdir / "test.env",
                           environ={"OMP_NUM_THREADS": "1"}, scale={"airflow-worker": WORKERS},
@@ -118,9 +123,9 @@ def _cluster(tmp_path_factory: pytest.TempPathFactory, store: str,
         topo.prepare()
         # Before `docker compose up`: demo data and a first champion on the shared volume,
         # written through the same /opt/airflow paths the components see.
+        bucket = new_bucket() if s3_env else None
+        write_test_config(topo, bucket)
         if s3_env:
-            bucket = new_bucket()
-            write_s3_config(topo, bucket)
             print(f"[test] artifact store: s3://{bucket} at {s3_env['AWS_ENDPOINT_URL_S3']} "
                   "(registry, predictions, reports, alerts); batches and labels on the volume",
                   flush=True)

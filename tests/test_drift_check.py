@@ -45,8 +45,14 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     batches.mkdir()
     fresh = make_table(n=1200, seed=1).drop(columns=["label"])
     fresh.to_csv(batches / "fresh.csv", index=False)
+    # harmless: x1 moves (the model's most important feature), P(y|x) is that of training
     shifted = fresh.assign(x1=fresh["x1"] + 1.0)
     shifted.to_csv(batches / "shifted.csv", index=False)
+    # harmful covariate shift: x1 crowds around the decision boundary (logit ~ 0), where the
+    # model cannot rank the rows well: its ROC-AUC on such a batch is far below its test level
+    rng = np.random.default_rng(5)
+    fresh.assign(x1=rng.normal(1.33, 0.3, len(fresh))).to_csv(batches / "harmful.csv",
+                                                              index=False)
     fresh.drop(columns=["x2"]).to_csv(batches / "no_x2.csv", index=False)
     config_path = base / "config.json"  # JSON is YAML
     config_path.write_text(json.dumps(raw))
@@ -88,20 +94,74 @@ def test_no_drift_on_a_fresh_batch_and_drift_on_a_shifted_one(trained, tmp_path:
         assert Path(ok["report_paths"][key]).is_file(), key
     assert json.loads(Path(ok["report_paths"]["json"]).read_text())["verdict"] == "no_drift"
 
+    assert ok["estimated_performance"]["status"] == "no_drift" and ok["alert"]["action"] is None
+
+    # the inputs move (data and prediction drift) but the model is not hurt: drift explains,
+    # it does not retrain (policy.trigger: performance, the default)
     moved = run_drift_check(cfg, batch_path=str(batches / "shifted.csv"), day="2026-07-01",
                             now=NOW)
-    assert moved["verdict"] == "drift" and moved["retrain"]
+    assert moved["verdict"] == "drift" and not moved["retrain"] and moved["severity"] == "low"
     assert moved["data_drift"]["drifted_features"] == ["x1"]
     assert moved["prediction_drift"]["status"] == "drift"
-    assert moved["severity"] == "high" and moved["decision"]["trigger_id"] == "drift-2026-07-01"
-    assert [h["day"] for h in drift_history(cfg.registry.root)] == ["2026-06-30", "2026-07-01"]
-    assert load_policy_state(cfg.registry.root)["pending"]["trigger_id"] == "drift-2026-07-01"
+    est = moved["estimated_performance"]
+    assert est["status"] == "no_drift" and est["method"] == "cbpe" and est["metric"] == "roc_auc"
+    assert est["low"] <= est["value"] <= est["high"] and est["reference_value"] > 0.6
+    assert set(est["metrics"]) >= {"roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy"}
+    assert moved["alert"]["action"] is None
+
+    # the inputs move where the model is weak: the estimate drops, the policy retrains
+    hurt = run_drift_check(cfg, batch_path=str(batches / "harmful.csv"), day="2026-07-02",
+                           now=NOW)
+    est = hurt["estimated_performance"]
+    assert est["status"] == "drift" and est["flagged"] and est["drop"] > est["tolerance"]
+    assert est["high"] < est["reference_value"] and est["reliable"]
+    assert hurt["retrain"] and hurt["severity"] == "high"
+    assert hurt["decision"]["trigger_id"] == "drift-2026-07-02"
+    assert hurt["alert"]["action"] == "open"
+    history = drift_history(cfg.registry.root)
+    assert [h["day"] for h in history] == ["2026-06-30", "2026-07-01", "2026-07-02"]
+    assert history[-1]["estimated_metric"] == est["value"] and history[-1]["alert"] == "open"
+    assert load_policy_state(cfg.registry.root)["pending"]["trigger_id"] == "drift-2026-07-02"
+    assert "estimated" in Path(hurt["report_paths"]["store_html"]).read_text()
+
+
+def test_the_drift_trigger_keeps_the_earlier_rule(trained, tmp_path: Path) -> None:
+    cfg = _fresh_cfg(trained, tmp_path)
+    cfg = cfg.model_copy(update={"policy": cfg.policy.model_copy(update={"trigger": "drift"})})
+    moved = run_drift_check(cfg, batch_path=str(trained["batches"] / "shifted.csv"),
+                            day="2026-07-01", now=NOW)
+    assert moved["retrain"] and moved["severity"] == "high"
+
+
+def test_the_estimator_is_hash_checked_and_optional(trained, tmp_path: Path) -> None:
+    from ml_lifecycle.errors import IntegrityError
+
+    cfg = _fresh_cfg(trained, tmp_path)
+    vdir = Registry(cfg.registry.root).version_dir(1)
+    card = Registry(cfg.registry.root).champion_card()
+    assert {"performance_estimator.json", "performance_estimator.npz"} <= set(card["artifacts"])
+    assert card["performance_estimation"]["method"] == "cbpe"
+    assert set(card["performance_estimation"]["reference"]["roc_auc"]) == {"estimated",
+                                                                           "realized"}
+    stored = vdir / "performance_estimator.json"
+    original = stored.read_bytes()
+    stored.write_bytes(original.replace(b'"threshold"', b'"threshold" ', 1))
+    with pytest.raises(IntegrityError, match="performance estimator"):
+        run_drift_check(cfg, batch_path=str(trained["batches"] / "fresh.csv"),
+                        day="2026-07-01", now=NOW)
+    stored.write_bytes(original)
+    off = cfg.model_copy(update={"drift": cfg.drift.model_copy(
+        update={"estimate_performance": False})})
+    result = run_drift_check(off, batch_path=str(trained["batches"] / "harmful.csv"),
+                             day="2026-07-01", now=NOW)
+    assert result["estimated_performance"]["status"] == "unavailable"
+    assert not result["retrain"]  # no estimate, no labels: nothing says the model is hurt
 
 
 def test_rechecking_a_day_overwrites_it_and_keeps_a_single_trigger(trained,
                                                                    tmp_path: Path) -> None:
     cfg = _fresh_cfg(trained, tmp_path)
-    shifted = str(trained["batches"] / "shifted.csv")
+    shifted = str(trained["batches"] / "harmful.csv")
     first = run_drift_check(cfg, batch_path=shifted, day="2026-07-01", now=NOW)
     again = run_drift_check(cfg, batch_path=shifted, day="2026-07-01",
                             now=NOW + timedelta(minutes=10))
@@ -113,6 +173,9 @@ def test_rechecking_a_day_overwrites_it_and_keeps_a_single_trigger(trained,
                             now=NOW + timedelta(days=1))
     assert later["verdict"] == "drift" and not later["retrain"]
     assert "pending" in later["decision"]["blocked_by"]
+    # one alert for the episode: the re-run repeats it, the next day is quiet
+    assert first["alert"]["action"] == again["alert"]["action"] == "open"
+    assert later["alert"]["action"] is None
 
 
 def test_concept_drift_from_delayed_labels_of_past_batches(trained, tmp_path: Path) -> None:
@@ -173,7 +236,7 @@ def test_cli_exit_codes(trained, tmp_path: Path, capsys: pytest.CaptureFixture[s
     base = ["--config", str(config), "--day", "2026-07-01"]
     assert cli_main([*base, "--batch", str(batches / "fresh.csv")]) == EXIT_OK
     assert "verdict no_drift" in capsys.readouterr().out
-    code = cli_main([*base, "--batch", str(batches / "shifted.csv"), "--json",
+    code = cli_main([*base, "--batch", str(batches / "harmful.csv"), "--json",
                      "--report-dir", str(tmp_path / "out")])
     assert code == EXIT_RETRAIN_RECOMMENDED
     printed = json.loads(capsys.readouterr().out)
@@ -226,7 +289,7 @@ def test_python_dash_m_wires_the_command(trained, tmp_path: Path) -> None:
     project = Path(__file__).resolve().parents[1]
     proc = subprocess.run(
         [sys.executable, "-m", "ml_lifecycle", "check-drift", "--config", str(config),
-         "--batch", str(trained["batches"] / "shifted.csv"), "--day", "2026-07-01"],
+         "--batch", str(trained["batches"] / "harmful.csv"), "--day", "2026-07-01"],
         capture_output=True, text=True, cwd=project, timeout=120,
         env={**__import__("os").environ, "PYTHONPATH": str(project / "include")},
     )

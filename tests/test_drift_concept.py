@@ -153,3 +153,69 @@ def test_labels_and_predictions_are_joined_by_id_in_a_trailing_window(tmp_path: 
     assert len(trailing_window(frame, day="2026-04-09", window_days=None, max_rows=5)) == 5
     with pytest.raises(DataError, match="score column"):
         load_labelled(cfg, labels)  # a labelled frame without scores
+
+
+def test_the_test_splits_own_error_enters_the_interval_of_the_drop() -> None:
+    """Before: the test-split metric was treated as exact. On a 400-row test split its own
+    sampling error is as large as the tolerance, so the interval of the drop was too narrow:
+    it missed the true drop (zero here: same distribution) in ~40 % of clean windows and flagged
+    clean windows whenever the test split happened to be lucky. Resampling the test rows too
+    (``reference_y`` / ``reference_scores``) restores the interval's coverage."""
+    rng = np.random.default_rng(11)
+    covered = {False: 0, True: 0}
+    flagged = {False: 0, True: 0}
+    reps = 120
+    for _ in range(reps):
+        def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
+            score = rng.random(n)  # a calibrated model: P(y=1 | score) = 0.25 + 0.5 * score
+            return (rng.random(n) < 0.25 + 0.5 * score).astype(float), score
+
+        test_y, test_s = draw(400)
+        win_y, win_s = draw(3000)
+        ref = compute_metric("classification", "roc_auc", test_y, test_s, 0.5)
+        for resample in (False, True):
+            out = concept_drift(
+                win_y, win_s, task="classification", metric="roc_auc", reference_value=ref,
+                tolerance=0.02, tolerance_mode="absolute", min_labelled=100, n_boot=200,
+                seed=int(rng.integers(1 << 30)),
+                reference_y=test_y if resample else None,
+                reference_scores=test_s if resample else None)
+            assert out["reference_resampled"] is resample
+            covered[resample] += out["drop_low"] <= 0.0 <= out["drop_high"]
+            flagged[resample] += out["flagged"]
+    assert covered[True] / reps >= 0.88, covered
+    assert covered[False] / reps <= 0.75, covered  # the old interval ignored the test's error
+    assert flagged[True] / reps <= 0.08, flagged  # one-sided 2.5 % level, 120 windows
+    assert flagged[False] > 2 * max(flagged[True], 1), flagged
+
+
+def test_one_rule_picks_the_judged_days_in_production_and_in_the_backtest() -> None:
+    """Before: the backtest judged concept drift on days an earlier champion scored."""
+    from ml_lifecycle.backtest import Batch, _labelled_scores
+    from ml_lifecycle.drift.concept import judged_days
+
+    candidates = {"2026-03-01": [1], "2026-03-02": [1, 2], "2026-03-03": [2],
+                  "2026-03-04": [2], "2026-03-09": [2]}
+    assert judged_days(candidates, day="2026-03-05", window_days=30, champion=2) == [
+        "2026-03-03", "2026-03-04"]
+    assert judged_days(candidates, day="2026-03-05", window_days=3, champion=2) == [
+        "2026-03-03", "2026-03-04"]
+    assert judged_days(candidates, day="2026-03-05", window_days=2, champion=None) == [
+        "2026-03-03", "2026-03-04"]
+    assert judged_days(candidates, day="2026-03-05", window_days=0, champion=None) == [
+        "2026-03-01", "2026-03-02", "2026-03-03", "2026-03-04"]
+    # the realized metric is judged on the most recent labelled day(s): a chunk
+    assert judged_days(candidates, day="2026-03-05", window_days=30, champion=2,
+                       recent_days=1) == ["2026-03-04"]
+
+    cfg = config_from_dict(make_config_dict("unused.csv", "unused-registry"))
+    scored, batches = {}, []
+    for day, version in (("2026-03-01", 1), ("2026-03-02", 1), ("2026-03-03", 2)):
+        ids = [f"{day}-{i}" for i in range(4)]
+        scored[day] = pd.DataFrame({"row_id": ids, "score": [0.1, 0.9, 0.2, 0.8],
+                                    "model_version": version})
+        batches.append(Batch(day=day, path="unused", labels=pd.DataFrame(
+            {"row_id": ids, "label": [0, 1, 0, 1]}), labels_available=day))
+    rows = _labelled_scores(cfg, scored, batches, "2026-03-04", champion=2)
+    assert rows is not None and set(rows["row_id"].str[:10]) == {"2026-03-03"}
+    assert _labelled_scores(cfg, scored, batches, "2026-03-04", champion=3) is None

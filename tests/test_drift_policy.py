@@ -19,7 +19,11 @@ from ml_lifecycle.drift.policy import (
 from ml_lifecycle.drift.settings import PolicyConfig
 
 NOW = datetime(2026, 6, 15, 6, 0, tzinfo=UTC)
-CFG = PolicyConfig(cooldown_days=3, budget_max_retrains=2, budget_period_days=30,
+# The retrain mechanics (cooldown, pending trigger, budget, re-runs, state) do not depend on what
+# grades the severity: they are tested with the earlier drift-led rule (policy.trigger: drift),
+# where data drift in important features alone asks for a retrain. The performance-led default
+# is tested from test_performance_trigger_grades on.
+CFG = PolicyConfig(trigger="drift", cooldown_days=3, budget_max_retrains=2, budget_period_days=30,
                    pending_timeout_hours=48)
 OLD_CHAMPION = {"champion": 1, "champion_created_at": "2026-01-01T00:00:00+00:00",
                 "latest_created_at": "2026-01-01T00:00:00+00:00"}
@@ -38,10 +42,11 @@ OK_QUALITY = {"severity": "ok", "n_warnings": 0}
 
 
 def _decide(data=NO_DRIFT, pred=None, perf=None, quality=OK_QUALITY, state=None,
-            registry=OLD_CHAMPION, now=NOW, cfg=CFG, day="2026-06-15") -> dict:
+            registry=OLD_CHAMPION, now=NOW, cfg=CFG, day="2026-06-15", estimated=None,
+            verdict=None) -> dict:
     return decide_retrain(data_drift=data, prediction_drift=pred, performance=perf,
                           quality=quality, state=state, registry_state=registry, now=now,
-                          cfg=cfg, day=day)
+                          cfg=cfg, day=day, estimated=estimated, verdict=verdict)
 
 
 def _state_with_triggers(*ages_days: float, pending_age_hours: float | None = None) -> dict:
@@ -100,7 +105,7 @@ def test_cooldown_blocks_unless_critical() -> None:
     critical = _decide(IMPORTANT_DRIFT, perf=BIG_DROP, state=recent)
     assert critical["retrain"] and critical["severity"] == "critical"
     assert "cooldown overridden: severity is critical" in critical["notes"]
-    strict = PolicyConfig(cooldown_days=3, critical_overrides_cooldown=False)
+    strict = PolicyConfig(trigger="drift", cooldown_days=3, critical_overrides_cooldown=False)
     assert not _decide(perf=BIG_DROP, state=recent, cfg=strict)["retrain"]
     assert _decide(IMPORTANT_DRIFT, state=_state_with_triggers(3.5))["retrain"]
 
@@ -122,7 +127,8 @@ def test_a_pending_trigger_is_released_by_a_newer_version_or_its_timeout() -> No
     newer = {"champion": 1, "champion_created_at": OLD_CHAMPION["champion_created_at"],
              "latest_created_at": (NOW - timedelta(hours=1)).isoformat()}
     released = _decide(IMPORTANT_DRIFT, state=state, registry=newer,
-                       cfg=PolicyConfig(cooldown_days=0))  # a rejected candidate counts too
+                       # a rejected candidate counts too
+                       cfg=PolicyConfig(trigger="drift", cooldown_days=0))
     assert released["retrain"] and released["pending"] is None
     expired = _decide(IMPORTANT_DRIFT, state=_state_with_triggers(pending_age_hours=49))
     assert expired["retrain"] and any("expired" in n for n in expired["notes"])
@@ -135,7 +141,8 @@ def test_budget_per_period() -> None:
     assert decision["retrains_in_period"] == 2
     critical = _decide(perf=BIG_DROP, state=spent)
     assert not critical["retrain"] and critical["blocked_by"] == ["budget"]
-    overriding = PolicyConfig(budget_max_retrains=2, critical_overrides_budget=True)
+    overriding = PolicyConfig(trigger="drift", budget_max_retrains=2,
+                              critical_overrides_budget=True)
     assert _decide(perf=BIG_DROP, state=spent, cfg=overriding)["retrain"]
     assert _decide(IMPORTANT_DRIFT, state=_state_with_triggers(5.0, 31.0))["retrain"]
 
@@ -143,6 +150,7 @@ def test_budget_per_period() -> None:
 def test_critical_data_quality_blocks_a_retrain() -> None:
     decision = _decide(IMPORTANT_DRIFT, quality={"severity": "critical"})
     assert not decision["retrain"] and decision["blocked_by"] == ["quality"]
+    assert decision["severity"] == "critical"
 
 
 def test_recording_a_trigger_then_rerunning_the_same_day_does_not_double_it() -> None:
@@ -185,3 +193,148 @@ def test_replaying_past_days_ignores_models_created_later() -> None:
     later = {"champion": 1, "champion_created_at": (NOW + timedelta(days=300)).isoformat()}
     decision = _decide(IMPORTANT_DRIFT, registry=later)
     assert decision["retrain"] and decision["last_retrain_at"] is None
+
+
+# --------------------------------------------------------------------------- performance-led
+
+PERF = PolicyConfig(cooldown_days=3, budget_max_retrains=2, budget_period_days=30)
+EST_DROP = {"status": "drift", "flagged": True, "reliable": True, "reliability": 1.0,
+            "method": "cbpe", "reason": "estimated roc_auc 0.71 vs 0.86"}
+EST_OK = {"status": "no_drift", "flagged": False, "reliable": True, "reliability": 1.0,
+          "method": "cbpe", "reason": "within tolerance"}
+EST_OK_UNRELIABLE = {**EST_OK, "reliable": False, "reliability": 0.6}
+CRITICAL_QUALITY = {"severity": "critical", "n_critical": 1, "n_warnings": 0, "issues": [
+    {"severity": "critical", "message": "'age': 95.0% missing (reference 0.0%)"}]}
+
+
+def test_performance_is_the_default_trigger() -> None:
+    assert PolicyConfig().trigger == "performance"
+
+
+@pytest.mark.parametrize(
+    ("data", "pred", "perf", "est", "expected"),
+    [
+        (NO_DRIFT, None, None, EST_OK, "none"),
+        # drift alone explains, it does not reach the retrain severity (medium)
+        (IMPORTANT_DRIFT, None, None, EST_OK, "low"),
+        ({**IMPORTANT_DRIFT, "weighted_drift": 0.9}, PRED_DRIFT, None, EST_OK, "low"),
+        (NO_DRIFT, PRED_DRIFT, None, EST_OK, "low"),
+        # the model's estimated or realized harm drives it
+        (IMPORTANT_DRIFT, PRED_DRIFT, None, EST_DROP, "high"),
+        (NO_DRIFT, None, None, EST_DROP, "high"),
+        (NO_DRIFT, None, SMALL_DROP, EST_OK, "high"),
+        (NO_DRIFT, None, BIG_DROP, None, "critical"),
+        # an unreliable estimate does not escalate at the default settings
+        (IMPORTANT_DRIFT, None, None, EST_OK_UNRELIABLE, "low"),
+    ],
+)
+def test_performance_trigger_grades(data, pred, perf, est, expected) -> None:
+    severity, reasons = assess_severity(data, pred, perf, OK_QUALITY, PERF, estimated=est)
+    assert severity == expected, reasons
+
+
+def test_harmless_drift_never_recommends_a_retrain_but_harm_does() -> None:
+    harmless = _decide({**IMPORTANT_DRIFT, "weighted_drift": 0.94}, pred=PRED_DRIFT,
+                       estimated=EST_OK, cfg=PERF)
+    assert not harmless["retrain"] and harmless["severity"] == "low"
+    assert harmless["alert"]["action"] is None
+    hurt = _decide(NO_DRIFT, estimated=EST_DROP, cfg=PERF)
+    assert hurt["retrain"] and hurt["severity"] == "high" and hurt["alert"]["action"] == "open"
+    realized = _decide(NO_DRIFT, perf=SMALL_DROP, estimated=EST_OK, cfg=PERF)
+    assert realized["retrain"], "a concept change is caught by the realized metric"
+
+
+def test_escalate_unreliable_is_a_setting() -> None:
+    escalating = PolicyConfig(escalate_unreliable=True)
+    severity, reasons = assess_severity(IMPORTANT_DRIFT, None, None, OK_QUALITY, escalating,
+                                        estimated=EST_OK_UNRELIABLE)
+    assert severity == "medium" and any("unreliable" in r for r in reasons)
+    severity, _ = assess_severity(IMPORTANT_DRIFT, None, None, OK_QUALITY, escalating,
+                                  estimated=EST_OK)
+    assert severity == "low"  # a reliable estimate without a drop stays an explanation
+    severity, _ = assess_severity(IGNORED_DRIFT, None, None, OK_QUALITY, escalating,
+                                  estimated=EST_OK_UNRELIABLE)
+    assert severity == "low"  # drift the model ignores does not escalate either
+
+
+@pytest.mark.parametrize("trigger", ["performance", "drift"])
+@pytest.mark.parametrize("block", [True, False])
+def test_critical_quality_alerts_and_blocks_on_its_own(trigger: str, block: bool) -> None:
+    # before: a feature 95 % missing gave severity 'none', no alert and no block
+    cfg = PolicyConfig(trigger=trigger, block_on_critical_quality=block)
+    decision = _decide(NO_DRIFT, quality=CRITICAL_QUALITY, estimated=EST_OK, cfg=cfg)
+    assert decision["severity"] == "critical"
+    assert not decision["retrain"] and decision["blocked_by"] == ["quality"]
+    assert decision["alert"]["action"] == "open"
+    assert any("95.0% missing" in r for r in decision["reasons"])
+    # critical quality never overrides the cooldown as a critical performance drop does
+    cooled = _decide(NO_DRIFT, quality=CRITICAL_QUALITY, state=_state_with_triggers(1.0),
+                     cfg=cfg)
+    assert not cooled["retrain"] and "cooldown overridden" not in " ".join(cooled["notes"])
+
+
+def test_with_blocking_off_quality_does_not_stop_a_real_harm() -> None:
+    cfg = PolicyConfig(block_on_critical_quality=False)
+    decision = _decide(NO_DRIFT, perf=SMALL_DROP, quality=CRITICAL_QUALITY, cfg=cfg)
+    assert decision["retrain"] and decision["severity"] == "critical"
+    blocked = _decide(NO_DRIFT, perf=SMALL_DROP, quality=CRITICAL_QUALITY, cfg=PERF)
+    assert not blocked["retrain"] and blocked["blocked_by"] == ["quality"]
+
+
+# --------------------------------------------------------------------------- alert episodes
+
+
+def _run_days(signals: list[dict], cfg: PolicyConfig = PERF) -> list[dict]:
+    """Decide and record day after day (the check's transaction, without files)."""
+    state = empty_state()
+    out = []
+    for offset, signal in enumerate(signals):
+        now = NOW + timedelta(days=offset)
+        day = f"{now:%Y-%m-%d}"
+        decision = _decide(signal.get("data", NO_DRIFT), perf=signal.get("perf"),
+                           estimated=signal.get("est", EST_OK), state=state, now=now, day=day,
+                           cfg=cfg, verdict=signal.get("verdict"),
+                           registry=signal.get("registry", OLD_CHAMPION))
+        state = record_decision(state, decision, day=day, now=now, champion=1)
+        out.append({"decision": decision, "state": state})
+    return out
+
+
+def test_one_alert_per_episode_a_reminder_and_a_resolution() -> None:
+    cfg = PolicyConfig(alert_reminder_days=7, cooldown_days=3)
+    harm = {"est": EST_DROP}
+    days = _run_days([harm] * 9 + [{"est": EST_OK}], cfg)
+    actions = [d["decision"]["alert"]["action"] for d in days]
+    # day 0 opens; days 1-6 quiet (retrain pending/blocked); day 7 reminds; day 9 resolves
+    assert actions == ["open", None, None, None, None, None, None, "reminder", None, "resolved"]
+    assert days[0]["decision"]["retrain"] and not days[1]["decision"]["retrain"]
+    assert days[-1]["state"]["episode"] is None
+    closed = days[-1]["state"]["episodes"][-1]
+    assert closed["opened_day"] == "2026-06-15" and closed["closed_day"] == "2026-06-24"
+    # the pending trigger expired (no model registered), so the policy retriggered after the
+    # cooldown: still no new alert inside the episode
+    retrains = sum(d["decision"]["retrain"] for d in days)
+    assert retrains >= 2 and closed["alerts"] == 2 and closed["retrains"] == retrains
+
+
+def test_an_episode_escalates_and_survives_days_that_cannot_be_judged() -> None:
+    days = _run_days([{"est": EST_DROP}, {"perf": BIG_DROP},
+                      {"est": EST_OK, "verdict": "insufficient_data"}, {"est": EST_OK}])
+    actions = [d["decision"]["alert"]["action"] for d in days]
+    assert actions == ["open", "escalated", None, "resolved"]
+    assert days[1]["state"]["episode"]["max_severity"] == "critical"
+
+
+def test_rerunning_a_day_repeats_its_alert_action() -> None:
+    first = _decide(estimated=EST_DROP, cfg=PERF)
+    state = record_decision(empty_state(), first, day="2026-06-15", now=NOW, champion=1)
+    again = _decide(estimated=EST_DROP, cfg=PERF, state=state, now=NOW + timedelta(minutes=3))
+    assert again["alert"]["action"] == "open"
+    closing_day = NOW + timedelta(days=1)
+    resolved = _decide(estimated=EST_OK, cfg=PERF, state=state, now=closing_day,
+                       day="2026-06-16")
+    state = record_decision(state, resolved, day="2026-06-16", now=closing_day)
+    rerun = _decide(estimated=EST_OK, cfg=PERF, state=state, now=closing_day,
+                    day="2026-06-16")
+    assert resolved["alert"]["action"] == rerun["alert"]["action"] == "resolved"
+    assert len(record_decision(state, rerun, day="2026-06-16", now=closing_day)["episodes"]) == 1

@@ -147,7 +147,12 @@ def test_concept_pairs_keep_labelled_days_the_champion_scored(
     for day in ("2026-03-01", "2026-03-02"):
         lifecycle.score_batch(cfg, day)
     pairs = lifecycle.concept_pairs(cfg, "2026-03-05", champion=1)
-    assert [Path(p).name for _, p in pairs] == ["2026-03-01.csv", "2026-03-02.csv"]
+    # drift.performance_recent_days (1): the realized metric judges the latest labelled day
+    assert [Path(p).name for _, p in pairs] == ["2026-03-02.csv"]
+    pooled = cfg.model_copy(update={"drift": cfg.drift.model_copy(
+        update={"performance_recent_days": None})})
+    assert [Path(p).name for _, p in lifecycle.concept_pairs(pooled, "2026-03-05", champion=1)
+            ] == ["2026-03-01.csv", "2026-03-02.csv"]
     assert lifecycle.concept_pairs(cfg, "2026-03-05", champion=2) == []  # scored by another model
     assert lifecycle.concept_pairs(cfg, "2026-03-04", champion=1)[-1][1].endswith(
         "2026-03-01.csv")  # 03-02's labels arrive on 03-05

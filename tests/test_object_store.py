@@ -222,7 +222,9 @@ def test_registry_url_is_validated_in_the_config(root: str, expected: str) -> No
 
 START = "2026-03-01"
 FAST = ["model.max_iter=60", "model.patience=5", "evaluation.bootstrap=20",
-        "evaluation.importance_repeats=1", "gate.bootstrap=50", "quality.min_rows=100"]
+        "evaluation.importance_repeats=1", "gate.bootstrap=50", "quality.min_rows=100",
+        # the shifted day must trigger (storage is under test, not the decision)
+        "policy.trigger=drift"]
 
 
 def test_lifecycle_with_every_folder_on_s3(s3: dict[str, str], tmp_path: Path,

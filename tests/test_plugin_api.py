@@ -388,8 +388,31 @@ def test_drift_page_shows_days_effect_sizes_performance_and_reports(
     assert len(plots) == len(features) + 1
     assert all('data-role="threshold"' in p for p in plots)
     assert 'fill="#c62828"' in "".join(plots)  # drifted days are drawn red
+    # the performance chart comes first, above the drift plots (drift explains it)
     performance = re.search(r'<svg[^>]*data-plot="performance".*?</svg>', html, re.S)
-    assert performance and "test value" in performance.group(0)
+    assert performance, "labels arrive one day later: the realized metric is plotted"
+    assert html.index('data-plot="performance"') < html.index('data-plot="effect-size"')
+    chart = performance.group(0)
+    assert 'data-role="reference"' in chart and 'data-role="tolerance"' in chart
+    realized = [d for d in history if d.get("realized_metric") is not None]
+    assert realized and chart.count('data-role="realized-point"') == len(realized)
+    estimated = [d for d in history if d.get("estimated_metric") is not None]
+    assert chart.count('data-role="estimated-point"') + chart.count('data-role="flagged"') \
+        == len(estimated)
+    # the history table: estimated (value [low, high]) and realized columns, the alert action
+    head = html.split('<table id="drift-days">', 1)[1].split("</tr>", 1)[0]
+    for column in ("estimated", "realized", "alert"):
+        assert f"<th>{column}</th>" in head, column
+    for day in history:
+        row = html.split(f'<tr data-day="{day["day"]}">', 1)[1].split("</tr>", 1)[0]
+        cell = row.split('class="small realized">', 1)[1].split("</td>", 1)[0]
+        if day.get("realized_metric") is None:
+            assert "no labels" in cell
+        else:
+            assert f"{day['realized_metric']:.3f}" in cell
+        cell = row.split('class="small estimated">', 1)[1].split("</td>", 1)[0]
+        if day.get("estimated_metric") is not None:
+            assert re.search(r"\d\.\d{3} <span class=\"muted\">\[\d\.\d{3}, \d\.\d{3}\]", cell)
 
 
 def test_day_reports_are_served_and_unknown_days_are_not_found(
@@ -401,6 +424,65 @@ def test_day_reports_are_served_and_unknown_days_are_not_found(
                  "/drift/reports/..%2F..%2Fchampion.json", "/api/drift/2020-01-01",
                  "/api/drift/not-a-day"):
         assert client.get(path).status_code == 404, path
+
+
+def _estimated_result(day: str, value: float, *, flagged: bool = False,
+                      realized: float | None = None, alert: str | None = None) -> dict[str, Any]:
+    """A stored check result with the performance parts of issue 13 (synthetic)."""
+    return {
+        "day": day, "checked_at": f"{day}T06:00:00+00:00", "verdict": "no_drift",
+        "severity": "high" if flagged else "none", "retrain": flagged, "reasons": [],
+        "decision": {"blocked_by": []}, "model": {"name": "m", "version": 1},
+        "data_drift": {"verdict": "no_drift", "n_tested": 3, "n_drifted": 0, "features": []},
+        "prediction_drift": {"status": "no_drift"},
+        "concept_drift": {"status": "no_drift" if realized is not None else "insufficient_data",
+                          "metric": "roc_auc", "value": realized, "reference_value": 0.857,
+                          "tolerance": 0.043},
+        "estimated_performance": {
+            "status": "drift" if flagged else "no_drift", "flagged": flagged, "method": "cbpe",
+            "metric": "roc_auc", "higher_is_better": True, "value": value,
+            "low": value - 0.02, "high": value + 0.02, "confidence": 0.95,
+            "reference_value": 0.86, "reference_realized": 0.857, "tolerance": 0.043,
+            "reliability": 0.97, "reliable": True, "min_reliability": 0.9,
+            "outside_support": {}, "metrics": {}, "assumptions": [], "n_rows": 800,
+            "reason": "synthetic"},
+        "alert": {"action": alert, "episode": None},
+    }
+
+
+def test_drift_page_shows_the_estimated_performance(empty_config: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stored days with the label-free estimate: chart above the drift plots, table columns."""
+    from ml_lifecycle.drift.store import write_day
+
+    raw = yaml.safe_load(empty_config.read_text())
+    root = Path(raw["registry"]["root"])
+    days = [(START + dt.timedelta(days=i)).isoformat() for i in range(4)]
+    write_day(root, days[0], {**_estimated_result(days[0], 0.85),
+                              "estimated_performance": None, "alert": None}, None)
+    write_day(root, days[1], _estimated_result(days[1], 0.84, realized=0.85), None)
+    write_day(root, days[2], _estimated_result(days[2], 0.83, realized=0.84, alert=EVIL), None)
+    write_day(root, days[3], _estimated_result(days[3], 0.80, flagged=True, alert="open"), None)
+    html = make_client(empty_config, monkeypatch).get("/drift").text
+    assert "<script>" not in html and "&lt;script&gt;" in html  # the alert text is escaped
+    chart = re.search(r'<svg[^>]*data-plot="performance".*?</svg>', html, re.S).group(0)
+    assert chart.count('data-role="estimated-point"') == 2
+    assert chart.count('data-role="flagged"') == 1
+    assert chart.count('data-role="realized-point"') == 2
+    assert 'data-role="interval"' in chart and "reference 0.860" in chart
+    assert "tolerance boundary 0.817" in chart
+    assert "with the estimated performance flagged" in html
+    row = html.split(f'<tr data-day="{days[3]}">', 1)[1].split("</tr>", 1)[0]
+    assert "roc_auc 0.800 <span class=\"muted\">[0.780, 0.820]</span>" in row
+    assert ">flagged</span>" in row and ">open</span>" in row and "reliability 97%" in row
+    assert "no labels" in row
+    row = html.split(f'<tr data-day="{days[1]}">', 1)[1].split("</tr>", 1)[0]
+    assert "roc_auc 0.850" in row and "test 0.857" in row
+    row = html.split(f'<tr data-day="{days[0]}">', 1)[1].split("</tr>", 1)[0]
+    assert "no estimate" in row
+    api = make_client(empty_config, monkeypatch).get("/api/drift").json()
+    assert [d["estimated_metric"] for d in api["days"]] == [None, 0.84, 0.83, 0.80]
+    assert api["days"][3]["alert"] == "open" and api["days"][3]["estimated_flagged"] is True
 
 
 # --------------------------------------------------------------------------- JSON API

@@ -45,6 +45,8 @@ FAST = {
     "quality__min_rows": 50, "model__max_iter": 15, "model__patience": 3,
     "evaluation__bootstrap": 10, "evaluation__importance_repeats": 1, "gate__bootstrap": 50,
     "policy__cooldown_days": 0,
+    # racing checks of shifted days that all want a retrain: the drift-led rule
+    "policy__trigger": "drift",
 }
 NOW = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
 CLI_ENV = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "include"), "OMP_NUM_THREADS": "1"}

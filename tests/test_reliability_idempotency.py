@@ -43,7 +43,9 @@ START = "2026-03-01"
 DRIFTED_DAY = "2026-03-05"  # the simulated shift starts on day 4 (0-based) = 2026-03-05
 FAST = ["model.max_iter=30", "model.patience=5", "evaluation.bootstrap=10",
         "evaluation.importance_repeats=1", "gate.bootstrap=50", "quality.min_rows=100",
-        "policy.cooldown_days=0"]
+        "policy.cooldown_days=0",
+        # retries of a day that triggers: the drift-led rule makes the shifted day trigger
+        "policy.trigger=drift"]
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +15,19 @@ from scipy.stats import ks_2samp
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import train_test_split
+from threadpoolctl import threadpool_limits
 
 from ml_lifecycle.config import load_config
+from ml_lifecycle.drift.decision import DRIFT, data_drift, prepare_batch
+from ml_lifecycle.drift.profile import build_profile
+from ml_lifecycle.drift.settings import DriftConfig
 from ml_lifecycle.errors import ConfigError, DataError
 from ml_lifecycle.simulate import (
     CATEGORICAL_FEATURES,
     FEATURES,
+    HARMLESS_FEATURES,
+    HARMLESS_HOUR_MAP,
+    HARMLESS_TEMPERATURE_PIVOT,
     NUMERIC_FEATURES,
     cli_main,
     simulate,
@@ -69,6 +77,14 @@ def _fit(frame: pd.DataFrame) -> tuple[HistGradientBoostingClassifier, dict[str,
 def _auc(model: HistGradientBoostingClassifier, cats: dict, frame: pd.DataFrame) -> float:
     scores = model.predict_proba(_model_input(frame, cats))[:, 1]
     return float(roc_auc_score(frame["late"], scores))
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Fit and score the small models on one OpenMP thread: several threads on a busy machine
+    make HistGradientBoosting ~10 times slower here."""
+    with threadpool_limits(limits=1):
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -336,6 +352,22 @@ def test_rerun_with_fewer_days_removes_stale_files(tmp_path: Path) -> None:
         ({"shift_day": -1}, "shift_day"),
         ({"seed": -3}, "seed"),
         ({"start_date": "01/02/2026"}, "start_date"),
+        ({"harmless_day": -1}, "harmless_day must be >= 0, found -1"),
+        ({"harmless_day": 2.0}, "harmless_day must be an integer, found 2.0"),
+        ({"harmless_day": True}, "harmless_day must be an integer, found True"),
+        # default shift_day 10: the harmless period would be empty (it ends at the shift)
+        (
+            {"harmless_day": 10},
+            r"harmless_day must be < shift_day \(the harmless period ends where the covariate "
+            r"shift starts\), found harmless_day=10 and shift_day=10",
+        ),
+        (
+            {"harmless_day": 12, "shift_day": 15, "concept_day": 12},
+            r"harmless_day must be < concept_day \(the harmless period ends where the concept "
+            r"change starts\), found harmless_day=12 and concept_day=12",
+        ),
+        # refused even when the shift lies after the simulated window (swapped arguments)
+        ({"days": 3, "harmless_day": 30, "shift_day": 20}, "harmless_day must be < shift_day"),
     ],
 )
 def test_invalid_arguments(tmp_path: Path, kwargs: dict, message: str) -> None:
@@ -395,3 +427,193 @@ def test_default_arguments_are_fast(tmp_path: Path) -> None:
     assert summary["rows"] == 12000 + 30 * 2000
     assert summary["covariate_shift_day"] == "2026-01-11"
     assert summary["concept_change_day"] == "2026-01-21"
+
+
+
+# --------------------------------------------------------------------------- harmless shift
+
+HARMLESS = dict(initial_rows=8000, rows_per_day=2000, days=5, shift_day=4, concept_day=5)
+HARMLESS_DAY = 1  # days 1-3 carry the harmless shift; day 0 is clean, day 4 the covariate shift
+HARMLESS_DAYS = slice(HARMLESS_DAY, HARMLESS["shift_day"])
+
+
+@pytest.fixture(scope="module")
+def harmless_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+    """The same simulation without and with the harmless shift (and the latter's summary)."""
+    base = tmp_path_factory.mktemp("harmless")
+    simulate(base / "clean", seed=7, **HARMLESS)
+    summary = simulate(base / "moved", seed=7, harmless_day=HARMLESS_DAY, **HARMLESS)
+    return base / "clean", base / "moved", summary
+
+
+def _without_sentinels(frame: pd.DataFrame) -> pd.DataFrame:
+    """Feature columns as the pipeline reads them (prep_time_min 0 -> missing)."""
+    x = frame[FEATURES].copy()
+    x["prep_time_min"] = x["prep_time_min"].replace(0, np.nan)
+    return x
+
+
+def test_no_harmless_day_writes_the_default_files(small: Path, tmp_path: Path) -> None:
+    summary = simulate(tmp_path / "none", seed=7, harmless_day=None, **SMALL)
+    assert _files(tmp_path / "none") == _files(small)
+    truth = json.loads((small / "ground_truth.json").read_text())
+    assert not any(key.startswith("harmless") for key in truth)
+    assert {r["regime"] for r in truth["positive_rate_per_day"]} == {
+        "reference", "covariate_shift", "concept_change"}
+    assert summary["harmless_shift_day"] is None and summary["harmless_shift_end_day"] is None
+    assert summary["harmless_in_window"] is False and summary["harmless_days"] == 0
+
+
+def test_a_harmless_day_is_the_clean_day_with_moved_features(
+    harmless_pair: tuple[Path, Path, dict],
+) -> None:
+    clean_root, moved_root, _ = harmless_pair
+    clean_files, moved_files = _files(clean_root), _files(moved_root)
+    assert sorted(clean_files) == sorted(moved_files)
+    # the training table, the schedule and the days outside the harmless period: same bytes
+    for name in ("train.csv", "manifest.json", "batches/2026-01-01.csv", "labels/2026-01-01.csv",
+                 "batches/2026-01-05.csv", "labels/2026-01-05.csv"):
+        assert clean_files[name] == moved_files[name], name
+    kept = [c for c in ["order_id", "order_date", *FEATURES] if c not in HARMLESS_FEATURES]
+    train = pd.read_csv(clean_root / "train.csv")
+    for clean, moved in zip(_day_frames(clean_root)[HARMLESS_DAYS],
+                            _day_frames(moved_root)[HARMLESS_DAYS], strict=True):
+        pd.testing.assert_frame_equal(clean[kept], moved[kept])
+        # re-zoning: only 'center' orders move, to 'harbor', about 60 % of them
+        rezoned = clean["region"] != moved["region"]
+        assert (clean.loc[rezoned, "region"] == "center").all()
+        assert (moved.loc[rezoned, "region"] == "harbor").all()
+        assert 0.5 <= rezoned.sum() / (clean["region"] == "center").sum() <= 0.7
+        # afternoon dispatch: exactly the mapped hours move, to their mapped hour
+        mapped = clean["hour_of_day"].isin(list(HARMLESS_HOUR_MAP))
+        assert mapped.mean() > 0.05
+        assert (moved["hour_of_day"] == clean["hour_of_day"].replace(HARMLESS_HOUR_MAP)).all()
+        # cool dry spell: warm temperatures mirrored below the pivot (unless the mirror would
+        # leave the training range), (t - 14)^2 unchanged, nothing else touched
+        pivot, temp = HARMLESS_TEMPERATURE_PIVOT, clean["temperature_c"]
+        mirrored = (temp > pivot) & (2 * pivot - temp >= train["temperature_c"].min())
+        assert mirrored.mean() > 0.3
+        assert ((temp != moved["temperature_c"]) == mirrored).all()
+        np.testing.assert_allclose((moved["temperature_c"] - pivot) ** 2, (temp - pivot) ** 2,
+                                   atol=1e-9)
+        # labels come from the same draws: only a few re-zoned orders (0.05 logit) can differ
+        flipped = clean["late"] != moved["late"]
+        assert flipped.sum() <= 0.005 * len(clean) and not (flipped & ~rezoned).any()
+
+
+def test_harmless_values_stay_inside_the_training_support(
+    harmless_pair: tuple[Path, Path, dict],
+) -> None:
+    clean_root, moved_root, _ = harmless_pair
+    train = pd.read_csv(clean_root / "train.csv")
+    clean = pd.concat(_day_frames(clean_root)[HARMLESS_DAYS], ignore_index=True)
+    moved = pd.concat(_day_frames(moved_root)[HARMLESS_DAYS], ignore_index=True)
+    for col in HARMLESS_FEATURES:
+        values = moved.loc[moved[col] != clean[col], col]  # the moved values
+        assert len(values) > 0.05 * len(moved), col
+        if col in NUMERIC_FEATURES:
+            assert train[col].min() <= values.min() and values.max() <= train[col].max(), col
+            if col == "hour_of_day":  # hours train.csv has, not just its range
+                assert set(values) <= set(train[col]), col
+        else:
+            assert set(values) <= set(train[col].dropna()), col
+    assert pd.api.types.is_integer_dtype(moved["hour_of_day"])
+
+
+def test_the_ground_truth_records_the_harmless_shift(
+    harmless_pair: tuple[Path, Path, dict],
+) -> None:
+    _, moved_root, summary = harmless_pair
+    truth = json.loads((moved_root / "ground_truth.json").read_text())
+    assert truth["harmless_shift_day"] == summary["harmless_shift_day"] == "2026-01-02"
+    assert truth["harmless_shift_end_day"] == summary["harmless_shift_end_day"] == "2026-01-05"
+    assert truth["harmless_shift_offset"] == 1 and truth["harmless_shift_end_offset"] == 4
+    assert truth["harmless_in_window"] is True and summary["harmless_in_window"] is True
+    assert summary["harmless_days"] == 3
+    assert truth["harmless_shift_features"] == HARMLESS_FEATURES
+    assert set(HARMLESS_FEATURES) <= set(FEATURES)
+    assert "harmless" in truth["harmless_shift_description"].lower()
+    regimes = [r["regime"] for r in truth["positive_rate_per_day"]]
+    assert regimes == ["reference", "harmless_shift", "harmless_shift", "harmless_shift",
+                       "covariate_shift"]
+    for frame, rate in zip(_day_frames(moved_root), truth["positive_rate_per_day"], strict=True):
+        assert rate["positive_rate"] == pytest.approx(frame["late"].mean(), abs=1e-6)
+    # the schedule the monitoring reads does not tell (like the other change points)
+    assert "harmless" not in (moved_root / "manifest.json").read_text()
+
+
+def test_a_harmless_day_after_the_window_changes_nothing(tmp_path: Path) -> None:
+    args = dict(seed=3, days=2, initial_rows=200, rows_per_day=50, shift_day=5, concept_day=9)
+    simulate(tmp_path / "plain", **args)
+    summary = simulate(tmp_path / "late", harmless_day=3, **args)
+    assert summary["harmless_in_window"] is False and summary["harmless_days"] == 0
+    assert summary["harmless_shift_day"] == "2026-01-04"
+    plain, late = _files(tmp_path / "plain"), _files(tmp_path / "late")
+    assert {k: v for k, v in late.items() if k != "ground_truth.json"} == {
+        k: v for k, v in plain.items() if k != "ground_truth.json"}
+    truth = json.loads(late["ground_truth.json"])
+    assert truth["harmless_in_window"] is False
+    assert [r["regime"] for r in truth["positive_rate_per_day"]] == ["reference"] * 2
+
+
+def test_the_harmless_shift_does_not_hurt_a_model_but_the_drift_check_sees_it(
+    harmless_pair: tuple[Path, Path, dict],
+) -> None:
+    """A model trained on train.csv scores the harmless days as well as the same days without
+    the shift, while the data-drift check flags exactly the moved features."""
+    clean_root, moved_root, _ = harmless_pair
+    train = pd.read_csv(clean_root / "train.csv")
+    model, cats = _fit(train)
+    clean_days, moved_days = _day_frames(clean_root), _day_frames(moved_root)
+    clean = pd.concat(clean_days[HARMLESS_DAYS], ignore_index=True)
+    moved = pd.concat(moved_days[HARMLESS_DAYS], ignore_index=True)
+    scores_clean = model.predict_proba(_model_input(clean, cats))[:, 1]
+    scores_moved = model.predict_proba(_model_input(moved, cats))[:, 1]
+    # measured (seed 7): ROC-AUC 0.849 on both, per day within 0.002
+    assert abs(roc_auc_score(moved["late"], scores_moved)
+               - roc_auc_score(clean["late"], scores_clean)) <= 0.02
+    rows = HARMLESS["rows_per_day"]
+    for k in range(len(clean) // rows):
+        day = slice(k * rows, (k + 1) * rows)
+        assert abs(roc_auc_score(moved["late"][day], scores_moved[day])
+                   - roc_auc_score(clean["late"][day], scores_clean[day])) <= 0.02, k
+    # the late rate is the clean one; the model's mean score moves a little (measured +0.008:
+    # its temperature curve is not exactly symmetric around 14 C)
+    assert abs(moved["late"].mean() - clean["late"].mean()) <= 0.005
+    assert abs(scores_moved.mean() - scores_clean.mean()) <= 0.015
+
+    cfg = DriftConfig()
+    profile = build_profile(_without_sentinels(train), numeric=NUMERIC_FEATURES,
+                            categorical=CATEGORICAL_FEATURES, settings=cfg)
+
+    def drifted(frame: pd.DataFrame) -> list[str]:
+        batch = _without_sentinels(frame)
+        return data_drift(profile, prepare_batch(profile, batch, cfg), cfg,
+                          n_rows=len(batch))["drifted_features"]
+
+    expected = [f for f in FEATURES if f in HARMLESS_FEATURES]  # profile order
+    for k in range(HARMLESS["shift_day"]):
+        assert drifted(clean_days[k]) == [], k
+        assert drifted(moved_days[k]) == (expected if k >= HARMLESS_DAY else []), k
+    # and each moved feature on its own: significant and past its effect threshold
+    batch = _without_sentinels(moved_days[HARMLESS_DAY])
+    result = data_drift(profile, prepare_batch(profile, batch, cfg), cfg, n_rows=len(batch))
+    for f in result["features"]:
+        if f["feature"] in HARMLESS_FEATURES:
+            assert f["status"] == DRIFT and f["p_value_adjusted"] < 1e-6, f["reason"]
+
+
+def test_cli_harmless_day(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "cli"
+    common = ["--out", str(out), "--days", "3", "--initial-rows", "300", "--rows-per-day", "100",
+              "--shift-day", "2", "--start-date", "2026-03-01"]
+    assert cli_main([*common, "--harmless-day", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "harmless shift on 2026-03-02 until 2026-03-03 (exclusive), 1 day(s)" in text
+    truth = json.loads((out / "ground_truth.json").read_text())
+    assert [r["regime"] for r in truth["positive_rate_per_day"]] == [
+        "reference", "harmless_shift", "covariate_shift"]
+    with pytest.raises(ConfigError, match="harmless_day must be < shift_day"):
+        cli_main([*common, "--harmless-day", "2"])
+    assert cli_main(common) == 0
+    assert "harmless shift" not in capsys.readouterr().out

@@ -11,9 +11,17 @@ Each strategy replays the same dated batches, in order, through the same code th
    day produced.
 
 No information from the future: a batch's labels are used (for concept drift, for retraining)
-only from their arrival day on. Strategies: ``never`` (no retraining: no registry writes at all),
-``every_k`` for each k, ``drift`` (the configured policy), and one drift strategy per combination of
-the ``backtest.grid`` settings. Each strategy starts from a copy of the same initial registry.
+only from their arrival day on, and concept drift is judged only on days the champion in place
+scored (the rule production uses, :func:`~.drift.concept.judged_days`). Strategies: ``never`` (no
+retraining: no registry writes at all), ``every_k`` for each k, the configured policy under each
+trigger (``performance``: estimated and realized performance drive the decision, the default;
+``performance+escalate``: the same with ``policy.escalate_unreliable``; ``drift``: the earlier
+rule, data and prediction drift on their own), and one policy strategy per combination of the
+``backtest.grid`` settings. Each strategy starts from a copy of the same initial registry.
+
+With a simulator's ``ground_truth.json`` the summary also counts the retrains on
+harmless-shift days (inputs drift, the model is not hurt: each of them is a wasted retrain) and
+the detection delay of the covariate shift and of the concept change.
 """
 
 from __future__ import annotations
@@ -37,6 +45,13 @@ from .config import Config, apply_overrides, config_from_dict, load_raw
 from .errors import EXIT_OK, ConfigError, DataError
 from .evaluate import compute_metric, higher_is_better
 from .io import atomic_write_json, atomic_write_text, dumps_json
+
+#: The policy strategies every backtest runs: name -> config overrides.
+POLICY_STRATEGIES: dict[str, list[str]] = {
+    "performance": ["policy.trigger=performance", "policy.escalate_unreliable=false"],
+    "performance+escalate": ["policy.trigger=performance", "policy.escalate_unreliable=true"],
+    "drift": ["policy.trigger=drift"],
+}
 
 
 @dataclass
@@ -167,16 +182,26 @@ def _training_frame(cfg: Config, original: pd.DataFrame, batches: list[Batch],
 
 
 def _labelled_scores(cfg: Config, scored: dict[str, pd.DataFrame], batches: list[Batch],
-                     today: str) -> pd.DataFrame | None:
-    """Past scored rows whose labels have arrived: the concept-drift input of the drift check."""
+                     today: str, champion: int | None) -> pd.DataFrame | None:
+    """Past scored rows whose labels have arrived: the concept-drift input of the drift check.
+
+    The days are chosen by the rule production uses (:func:`~.drift.concept.judged_days`, also
+    behind ``lifecycle.concept_pairs``): within ``drift.performance_window_days`` and scored by
+    the champion in place today only.
+    """
+    from .drift.concept import judged_days
+
+    arrived = {b.day: b for b in arrived_labels(batches, today) if b.day in scored}
+    candidates = {d: scored[d]["model_version"].unique().tolist() for d in arrived}
     parts = []
     score_col = cfg.drift.score_column
-    for b in arrived_labels(batches, today):
-        if b.day not in scored:
-            continue
-        s = scored[b.day].merge(b.labels.assign(**{_id_col(cfg): b.labels[_id_col(cfg)]
-                                                   .astype(str)}),
-                                on=_id_col(cfg), how="inner")
+    for d in judged_days(candidates, day=today, window_days=cfg.drift.performance_window_days,
+                         recent_days=cfg.drift.performance_recent_days,
+                         champion=champion):
+        b = arrived[d]
+        s = scored[d].drop(columns=["model_version"]).merge(
+            b.labels.assign(**{_id_col(cfg): b.labels[_id_col(cfg)].astype(str)}),
+            on=_id_col(cfg), how="inner")
         parts.append(s.rename(columns={"score": score_col}))
     return pd.concat(parts, ignore_index=True) if parts else None
 
@@ -210,19 +235,24 @@ def run_strategy(name: str, kind: str, cfg: Config, base_registry: Path, work: P
         card = registry.get_card(champion)
         batch = load_table(cfg.data, b.path, require_target=False)
         scores = predict_scores(model, batch, cfg.task)
-        scored[b.day] = pd.DataFrame({id_col: batch[id_col].astype(str), "score": scores})
+        scored[b.day] = pd.DataFrame({id_col: batch[id_col].astype(str), "score": scores,
+                                      "model_version": champion})
         record: dict[str, Any] = {"day": b.day, "champion": champion, "retrain": False,
                                   "verdict": None, "severity": None, "gate": None,
                                   "labels_used_through": None,
                                   "threshold": card.get("threshold")}
         want = False
         trigger: dict[str, Any] = {}
-        if kind == "drift":
-            labelled = _labelled_scores(cfg, scored, batches, b.day)
+        if kind == "policy":
+            labelled = _labelled_scores(cfg, scored, batches, b.day, champion)
             result = run_drift_check(cfg, batch_path=b.path, day=b.day, labels=labelled,
                                      registry=registry, now=now)
+            estimated = result.get("estimated_performance") or {}
             record.update(verdict=result["verdict"], severity=result["severity"],
-                          reasons=result["reasons"][:3])
+                          reasons=result["reasons"][:3],
+                          alert=(result.get("alert") or {}).get("action"),
+                          estimated_metric=estimated.get("value"),
+                          estimated_flagged=estimated.get("flagged"))
             want = bool(result["retrain"])
             trigger = {"drift_report": result["report_paths"].get("store_json")}
         elif kind == "every" and every and (i + 1) % every == 0:
@@ -235,7 +265,7 @@ def run_strategy(name: str, kind: str, cfg: Config, base_registry: Path, work: P
                           version=outcome["version"],
                           labels_used_through=max((a.day for a in
                                                    arrived_labels(batches, b.day)), default=None))
-            if kind == "drift":
+            if kind == "policy":
                 mark_retrain_finished(root, outcome=record["gate"], version=outcome["version"],
                                       now=now)
         days.append(record)
@@ -282,7 +312,13 @@ def _encode(cfg: Config, values: pd.Series) -> np.ndarray:
 
 
 def summarize(cfg: Config, metric: str, run: dict[str, Any],
-              change_points: list[str]) -> dict[str, Any]:
+              change_points: list[str],
+              harmless: tuple[str, str] | None = None) -> dict[str, Any]:
+    """One strategy's figures: retrains, promotions, live metric, delays, wasted retrains.
+
+    ``harmless`` is the ``[first, end)`` day range of a harmless shift: retrains there are
+    counted as ``harmless_retrains``.
+    """
     values = [d["live_metric"] for d in run["days"] if d.get("live_metric") is not None]
     hib = higher_is_better(metric)
     floor = cfg.gate.floors.get(metric)
@@ -304,6 +340,10 @@ def summarize(cfg: Config, metric: str, run: dict[str, Any],
         "days_with_labels": len(values),
         "days_below_floor": below,
         "detection_delay_days": delays,
+        "harmless_retrains": None if harmless is None else sum(
+            1 for d in run["days"] if d["retrain"] and harmless[0] <= d["day"] < harmless[1]),
+        "alerts": sum(1 for d in run["days"]
+                      if d.get("alert") in ("open", "escalated", "reminder")),
         "compute_seconds": round(run["seconds"], 2),
     }
 
@@ -464,10 +504,14 @@ def run_backtest(config_path: str, *, overrides: list[str] | None = None,
             batch_list = batch_list[: bt.max_batches]
         change_points = list(bt.change_points)
         truth = Path(batch_list[0].path).parent.parent / "ground_truth.json"
-        if not change_points and truth.exists() and not bt.period:
+        harmless: tuple[str, str] | None = None
+        if truth.exists() and not bt.period:
             gt = json.loads(truth.read_text())
-            change_points = [d for d in (gt.get("covariate_shift_day"),
-                                         gt.get("concept_change_day")) if d]
+            if not change_points:
+                change_points = [d for d in (gt.get("covariate_shift_day"),
+                                             gt.get("concept_change_day")) if d]
+            if gt.get("harmless_shift_day") and gt.get("harmless_shift_end_day"):
+                harmless = (gt["harmless_shift_day"], gt["harmless_shift_end_day"])
         first = datetime.fromisoformat(batch_list[0].day).replace(tzinfo=UTC)
         base_cfg = cfg.model_copy(deep=True)
         base_cfg.registry.root = str(work / "initial" / "registry")
@@ -481,15 +525,16 @@ def run_backtest(config_path: str, *, overrides: list[str] | None = None,
         plan: list[tuple[str, str, Config, int | None]] = [("never", "never", cfg, None)]
         for k in (every if every is not None else bt.every_k):
             plan.append((f"every_{k}", "every", cfg, k))
-        plan.append(("drift", "drift", cfg, None))
+        for name, sets in POLICY_STRATEGIES.items():
+            plan.append((name, "policy", _config_with(raw, sets, config_path), None))
         grid = grid if grid is not None else bt.grid
         if grid:
             keys = sorted(grid)
             for combo in itertools.product(*(grid[k] for k in keys)):
                 sets = [f"{k}={v}" for k, v in zip(keys, combo, strict=True)]
-                name = "drift[" + ",".join(f"{k.split('.')[-1]}={v}" for k, v in
+                name = "policy[" + ",".join(f"{k.split('.')[-1]}={v}" for k, v in
                                            zip(keys, combo, strict=True)) + "]"
-                plan.append((name, "drift", _config_with(raw, sets, config_path), None))
+                plan.append((name, "policy", _config_with(raw, sets, config_path), None))
         if strategies:
             plan = [p for p in plan if p[0] in strategies or p[1] in strategies]
         runs = []
@@ -501,7 +546,7 @@ def run_backtest(config_path: str, *, overrides: list[str] | None = None,
         horizon = batch_list[-1].day
         for run in runs:
             live_metrics(cfg, metric, run, batch_list, horizon)
-        summaries = [summarize(cfg, metric, r, change_points) for r in runs]
+        summaries = [summarize(cfg, metric, r, change_points, harmless) for r in runs]
         result: dict[str, Any] = {
             "metric": metric,
             "higher_is_better": higher_is_better(metric),
@@ -509,6 +554,7 @@ def run_backtest(config_path: str, *, overrides: list[str] | None = None,
             "first_day": batch_list[0].day,
             "last_day": batch_list[-1].day,
             "change_points": change_points,
+            "harmless_shift": list(harmless) if harmless else None,
             "initial_model": {"version": initial["version"],
                               "metrics": {metric: initial["metrics"][metric]}},
             "strategies": summaries,
@@ -530,17 +576,28 @@ def run_backtest(config_path: str, *, overrides: list[str] | None = None,
 
 
 def compare(summaries: list[dict[str, Any]], metric: str) -> dict[str, Any]:
-    """The drift policy relative to retraining every batch: metric ratio and retrain share."""
+    """Each policy strategy relative to retraining every batch: metric ratio, retrain share.
+
+    Returns:
+        ``{strategy: {"metric_ratio", "retrain_share"}}`` for every policy strategy (empty
+        without ``every_1``).
+    """
     by = {s["strategy"]: s for s in summaries}
-    daily, drift = by.get("every_1"), by.get("drift")
-    if not daily or not drift or not daily["mean_live_metric"] or drift["mean_live_metric"] is None:
+    daily = by.get("every_1")
+    if not daily or not daily["mean_live_metric"]:
         return {}
-    if higher_is_better(metric):
-        ratio = drift["mean_live_metric"] / daily["mean_live_metric"]
-    else:
-        ratio = daily["mean_live_metric"] / drift["mean_live_metric"]
-    share = drift["retrains"] / daily["retrains"] if daily["retrains"] else None
-    return {"drift_vs_every_1_metric_ratio": ratio, "drift_vs_every_1_retrain_share": share}
+    out: dict[str, Any] = {}
+    for s in summaries:
+        if s["strategy"] in ("never",) or s["strategy"].startswith("every_") \
+                or s["mean_live_metric"] is None:
+            continue
+        if higher_is_better(metric):
+            ratio = s["mean_live_metric"] / daily["mean_live_metric"]
+        else:
+            ratio = daily["mean_live_metric"] / s["mean_live_metric"]
+        share = s["retrains"] / daily["retrains"] if daily["retrains"] else None
+        out[s["strategy"]] = {"metric_ratio": ratio, "retrain_share": share}
+    return out
 
 
 def _parse_grid(items: list[str]) -> dict[str, list[Any]]:
@@ -558,7 +615,8 @@ def _parse_grid(items: list[str]) -> dict[str, list[Any]]:
 def format_table(result: dict[str, Any]) -> str:
     metric = result["metric"]
     head = (f"{'strategy':<28} {'retrains':>8} {'promoted':>8} {'mean ' + metric:>14} "
-            f"{'worst':>8} {'<floor':>6} {'delay (days)':>16} {'seconds':>8}")
+            f"{'worst':>8} {'<floor':>6} {'delay (days)':>16} {'harmless':>8} {'alerts':>6} "
+            f"{'seconds':>8}")
     lines = [head, "-" * len(head)]
     for s in result["strategies"]:
         mean = "n/a" if s["mean_live_metric"] is None else f"{s['mean_live_metric']:.4f}"
@@ -566,12 +624,11 @@ def format_table(result: dict[str, Any]) -> str:
         delay = ",".join("-" if v is None else str(v) for v in s["detection_delay_days"].values())
         lines.append(f"{s['strategy']:<28} {s['retrains']:>8} {s['promotions']:>8} {mean:>14} "
                      f"{worst:>8} {_fmt(s['days_below_floor']):>6} {delay or '-':>16} "
+                     f"{_fmt(s.get('harmless_retrains')):>8} {s.get('alerts', 0):>6} "
                      f"{s['compute_seconds']:>8.1f}")
-    comp = result.get("comparison") or {}
-    if comp:
-        share = comp["drift_vs_every_1_retrain_share"]
-        ratio = comp["drift_vs_every_1_metric_ratio"]
-        lines.append(f"drift policy vs retraining every batch: {ratio:.1%}"
+    for name, comp in (result.get("comparison") or {}).items():
+        share = comp["retrain_share"]
+        lines.append(f"{name} vs retraining every batch: {comp['metric_ratio']:.1%}"
                      f" of its mean live {metric}, "
                      f"{'n/a' if share is None else f'{share:.0%}'} of its retrains")
     return "\n".join(lines)
@@ -589,7 +646,9 @@ def cli_main(argv: list[str]) -> int:
                         help="retrain every k batches (repeatable; default backtest.every_k)")
     parser.add_argument("--grid", action="append", default=[],
                         help="policy variant grid: dotted.key=v1,v2 (repeatable)")
-    parser.add_argument("--strategies", help="comma-separated subset (e.g. never,every_1,drift)")
+    parser.add_argument("--strategies",
+                        help="comma-separated subset (e.g. never,every_1,performance,drift; "
+                             "'policy' selects every policy strategy)")
     parser.add_argument("--work-dir", help="keep the strategies' registries here")
     parser.add_argument("--report-dir", help="write backtest.json and backtest.html here")
     parser.add_argument("--json", action="store_true", help="print the JSON result on stdout")

@@ -241,20 +241,25 @@ def concept_pairs(cfg: Config, day: str, champion: int | None = None) -> list[tu
     """
     import pandas as pd
 
+    from .drift.concept import judged_days
+
     day = as_day(day)
-    window = cfg.drift.performance_window_days
-    first = shift_day(day, -window) if window else None
-    pairs = []
+    candidates: dict[str, list[int] | None] = {}
+    files: dict[str, tuple[str, str]] = {}
     for past, labels in arrived_labels(cfg, day).items():
         preds = predictions_path(cfg, past)
-        if past > day or (first and past < first) or not is_file(preds):
+        if past > day or not is_file(preds):
             continue
+        versions = None
         if champion is not None:
-            versions = pd.read_csv(str(preds), usecols=["model_version"])["model_version"]
-            if versions.empty or set(versions.dropna().astype(int)) != {int(champion)}:
-                continue
-        pairs.append((str(labels), str(preds)))
-    return pairs
+            column = pd.read_csv(str(preds), usecols=["model_version"])["model_version"]
+            versions = [int(v) for v in column.dropna().unique()] if len(column) else []
+        candidates[past] = versions
+        files[past] = (str(labels), str(preds))
+    chosen = judged_days(candidates, day=day, window_days=cfg.drift.performance_window_days,
+                         recent_days=cfg.drift.performance_recent_days,
+                         champion=champion)
+    return [files[past] for past in chosen]
 
 
 def model_data_time(card: dict[str, Any]) -> str | None:

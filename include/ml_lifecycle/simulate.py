@@ -14,7 +14,8 @@ out_dir/
 
 The story:
 
-* days ``< shift_day`` are drawn from exactly the distribution of ``train.csv``;
+* days ``< shift_day`` are drawn from exactly the distribution of ``train.csv`` (but see the
+  optional harmless shift below);
 * from ``shift_day`` on (covariate shift, "winter + suburban expansion"): longer distances
   (+30%), the ``suburbs`` region grows from 6% to 30% of orders, rain/snow/storm become common,
   it is colder, a quarter of the orders come from new merchants and ``prep_time_min`` is unknown
@@ -25,8 +26,24 @@ The story:
   late-night orders become late. A model trained before the change loses ROC-AUC clearly; a
   model retrained on post-change labels recovers.
 
+Optionally (``harmless_day``), the days ``harmless_day <= day < min(shift_day, concept_day)`` carry
+a **harmless shift** ("harbor hub + afternoon dispatch + cool dry spell"): ``region``,
+``hour_of_day`` and ``temperature_c`` move clearly, every value stays inside the range and
+categories of ``train.csv``, and the label is drawn from the same feature -> label relation. Each
+move is chosen so that an order's true probability of being late barely changes (see
+:data:`HARMLESS_DESCRIPTION`), so a data-drift check flags the moved features while a model
+trained on ``train.csv`` keeps its ROC-AUC (within 0.01 of the same days without the shift,
+tests/test_simulate.py) and its mean score moves by about 0.01 at most: retraining on these days
+is wasted. The moved features carry a small share of the model's permutation importance (8-12 %
+for demo-config models, next to the default ``drift.importance_drift_share`` of 0.1), so whether
+the batch as a whole is called drifted depends on the trained model.
+
 All randomness comes from ``numpy.random.default_rng`` seeded with ``[seed, stream, index]``, so
-the same arguments give byte-identical files, and day ``k``'s rows do not depend on ``days``.
+the same arguments give byte-identical files, and day ``k``'s rows do not depend on ``days``. The
+harmless shift draws its own randomness from a separate stream and otherwise transforms the day's
+draws, so ``harmless_day=None`` (the default) writes exactly the files of a simulator without it,
+and a harmless day has the same rows as the clean day it replaces except for the moved features
+(and the label of the odd re-zoned order, whose probability moved by 0.05 logit).
 The core package never imports Airflow; the CLI entry point is :func:`cli_main`.
 """
 
@@ -107,10 +124,47 @@ SHIFTED_FEATURES = [
     "prep_time_min",
 ]
 
+# The harmless shift (days harmless_day .. min(shift_day, concept_day) - 1). Each move keeps an
+# order's true logit unchanged (hour, temperature) or changes it by 0.05 (region) under the
+# reference relation, the only one in force on these days (the concept-change relation has a
+# 'center' low-emission zone for vans, which re-zoning would dodge).
+# Re-zoning: share of the orders of region key that are now booked under region value ('harbor'
+# is 0.05 logit less risky than 'center'; neither acts through distance or an interaction).
+HARMLESS_REZONING: dict[str, tuple[str, float]] = {"center": ("harbor", 0.60)}
+# Afternoon dispatch: hours without any rush/late-night effect (in either relation) move to other
+# such hours (night 3-7h, morning 8-10h and 21h orders are dispatched at 14-16h).
+HARMLESS_HOUR_MAP: dict[int, int] = {
+    3: 14,
+    4: 14,
+    5: 15,
+    6: 15,
+    7: 16,
+    8: 14,
+    9: 15,
+    10: 15,
+    21: 16,
+}
+# Cool dry spell: temperatures above the label's neutral point are mirrored below it (the label
+# depends on temperature only through (temperature - 14)^2; weather is unchanged).
+HARMLESS_TEMPERATURE_PIVOT = 14.0
+HARMLESS_FEATURES = ["region", "hour_of_day", "temperature_c"]
+HARMLESS_DESCRIPTION = (
+    "Harmless shift ('harbor hub + afternoon dispatch + cool dry spell') from harmless_shift_day "
+    "until harmless_shift_end_day (the covariate shift or the concept change, whichever comes "
+    "first): 60% of the 'center' orders are booked under the new 'harbor' hub (the two regions "
+    "differ by 0.05 logit), orders of the 3-10h and 21h slots are dispatched at 14-16h (no rush "
+    "or late-night effect in any of these hours) and temperatures above 14 C are mirrored below "
+    "it (the label depends on (temperature_c - 14)^2 only; weather is unchanged). Every value "
+    "stays inside the range/categories of train.csv, the feature->label relation is that of the "
+    "reference period, and each order's true probability of being late is (almost) unchanged: "
+    "the inputs drift, the model is not hurt."
+)
+
 # RNG streams: default_rng([seed, stream, index]).
 _STREAM_WORLD = 0
 _STREAM_TRAIN = 1
 _STREAM_DAY = 2
+_STREAM_HARMLESS = 3  # only drawn from on harmless days
 
 _DATE_FILE = re.compile(r"^\d{4}-\d{2}-\d{2}\.csv$")
 
@@ -162,11 +216,76 @@ def _make_world(seed: int) -> _World:
     return _World(merchant_ids, merchant_p, new_merchant_p, merchant_effect)
 
 
+@dataclass(frozen=True)
+class _HarmlessShift:
+    """What a harmless day needs besides the day's generator: its own randomness and the
+    training support the moved values must stay in."""
+
+    rng: np.random.Generator  # separate stream: the day's own draws stay those of a clean day
+    low: dict[str, float]  # training minimum of each moved numeric feature
+    high: dict[str, float]  # training maximum of each moved numeric feature
+    regions: frozenset[str]  # regions present in the training table
+
+
+def _training_support(
+    train: pd.DataFrame,
+) -> tuple[dict[str, float], dict[str, float], frozenset[str]]:
+    """Range of the moved numeric features and the regions of the training table."""
+    numeric = [f for f in HARMLESS_FEATURES if f in NUMERIC_FEATURES]
+    low = {f: float(train[f].min()) for f in numeric}
+    high = {f: float(train[f].max()) for f in numeric}
+    return low, high, frozenset(train["region"].dropna().unique())
+
+
+def _apply_harmless_shift(
+    shift: _HarmlessShift,
+    region: np.ndarray,
+    temperature: np.ndarray,
+    hour: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Move the harmless features of a day's draws (before its labels are drawn).
+
+    Args:
+        shift: the harmless day's generator and the training support.
+        region: region indices.
+        temperature: the rounded temperatures the data records.
+        hour: integer hours.
+
+    Returns:
+        ``(region, temperature, hour)`` after the move: every moved value lies inside the
+        training support; the others are those of the clean day.
+    """
+    # Re-zoning (the only random move: which orders of a zone are re-booked).
+    moved_region = region.copy()
+    draw = shift.rng.random(len(region))
+    for source, (target, share) in HARMLESS_REZONING.items():
+        if target in shift.regions:
+            moved_region[(region == REGIONS.index(source)) & (draw < share)] = REGIONS.index(target)
+    # Cool dry spell: mirror what lies above the pivot, unless the mirror would leave the
+    # training range (values are moved, never clipped: (temperature - 14)^2 stays exact).
+    pivot = HARMLESS_TEMPERATURE_PIVOT
+    mirrored = np.round(2 * pivot - temperature, 1)
+    mirror = (temperature > pivot) & (mirrored >= shift.low["temperature_c"])
+    moved_temp = np.where(mirror, mirrored, temperature)
+    # Afternoon dispatch (to hours inside the training range).
+    moved_hour = hour.copy()
+    for source_hour, target_hour in HARMLESS_HOUR_MAP.items():
+        if shift.low["hour_of_day"] <= target_hour <= shift.high["hour_of_day"]:
+            moved_hour[hour == source_hour] = target_hour
+    return moved_region, moved_temp, moved_hour
+
+
 # --------------------------------------------------------------------------- generation
 
 
 def _generate(
-    rng: np.random.Generator, n: int, world: _World, *, shifted: bool, concept: bool
+    rng: np.random.Generator,
+    n: int,
+    world: _World,
+    *,
+    shifted: bool,
+    concept: bool,
+    harmless: _HarmlessShift | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Draw ``n`` orders (features, with missing values/sentinels) and their labels.
 
@@ -176,6 +295,8 @@ def _generate(
         world: shared merchant properties.
         shifted: apply the covariate shift to the input distributions.
         concept: use the changed feature -> label relation.
+        harmless: apply the harmless shift (after the features are drawn, before the labels;
+            ``rng`` is consumed exactly as without it).
 
     Returns:
         ``(features frame, late labels as int array, true probability of being late)``.
@@ -215,6 +336,8 @@ def _generate(
         np.where(peak < 0.9, rng.normal(19.5, 1.6, size=n), rng.uniform(0, 24, size=n)),
     )
     hour = np.mod(np.floor(hour), 24).astype(int)
+    if harmless is not None:
+        region, temperature, hour = _apply_harmless_shift(harmless, region, temperature, hour)
 
     # ---- the label: a logistic model with nonlinearities and interactions
     log_dist = np.log(distance / 4.0)
@@ -310,6 +433,7 @@ def _validate(
     shift_day: int,
     concept_day: int,
     seed: int,
+    harmless_day: int | None = None,
 ) -> None:
     checks = [
         ("days", days, 1),
@@ -320,11 +444,24 @@ def _validate(
         ("concept_day", concept_day, 0),
         ("seed", seed, 0),
     ]
+    if harmless_day is not None:
+        checks.append(("harmless_day", harmless_day, 0))
     for name, value, minimum in checks:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise ConfigError(f"simulate: {name} must be an integer, found {value!r}")
         if value < minimum:
             raise ConfigError(f"simulate: {name} must be >= {minimum}, found {value}")
+    if harmless_day is not None:
+        # The harmless period ends at the first real change; starting it at or after that change
+        # would describe an empty period (most likely swapped arguments), so it is refused even
+        # when that change lies after the simulated window.
+        for name, value in (("shift_day", shift_day), ("concept_day", concept_day)):
+            if harmless_day >= value:
+                raise ConfigError(
+                    f"simulate: harmless_day must be < {name} (the harmless period ends where "
+                    f"the {'covariate shift' if name == 'shift_day' else 'concept change'} "
+                    f"starts), found harmless_day={harmless_day} and {name}={value}"
+                )
 
 
 def _remove_stale(folder: Path, keep: set[str]) -> None:
@@ -347,6 +484,7 @@ def simulate(
     label_delay_days: int = 3,
     shift_day: int = 10,
     concept_day: int = 20,
+    harmless_day: int | None = None,
 ) -> dict[str, Any]:
     """Write the demo data set (train table, daily batches, delayed labels, manifest, truth).
 
@@ -362,17 +500,34 @@ def simulate(
         label_delay_days: a day's labels become available this many days later.
         shift_day: 0-based day offset where the covariate shift starts (may be >= days: none).
         concept_day: 0-based day offset where the concept change starts (may be >= days: none).
+        harmless_day: 0-based day offset where a harmless shift starts (see the module
+            docstring); it lasts until ``min(shift_day, concept_day)`` (exclusive) or the end of
+            the window, and must be smaller than both. ``None`` (default): no harmless period,
+            and the files are byte-identical to those written without this argument.
 
     Returns:
         A summary dict: ``out_dir``, ``train``, ``manifest``, ``ground_truth`` paths, ``days``,
         ``rows`` (train + batches), ``covariate_shift_day``, ``concept_change_day`` (dates),
-        ``shift_in_window``/``concept_in_window`` flags and ``train_positive_rate``.
+        ``shift_in_window``/``concept_in_window`` flags, ``train_positive_rate``,
+        ``harmless_shift_day`` (date, None without a harmless period), ``harmless_shift_end_day``
+        (first date after it, None without one), ``harmless_in_window`` and
+        ``harmless_days`` (number of simulated harmless days).
 
     Raises:
-        ConfigError: an argument is out of range or the start date is malformed.
+        ConfigError: an argument is out of range (``harmless_day`` not before ``shift_day`` and
+            ``concept_day``) or the start date is malformed.
         DataError: ``out_dir`` exists and is not a folder.
     """
-    _validate(days, initial_rows, rows_per_day, label_delay_days, shift_day, concept_day, seed)
+    _validate(
+        days,
+        initial_rows,
+        rows_per_day,
+        label_delay_days,
+        shift_day,
+        concept_day,
+        seed,
+        harmless_day,
+    )
     start = _parse_date(start_date, "simulate: start_date")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -394,6 +549,8 @@ def simulate(
     train_path = out / "train.csv"
     atomic_write_text(train_path, _to_csv(frame[[*columns_out, TARGET]]))
     train_rate = float(late.mean())
+    support = _training_support(frame)
+    harmless_end = min(shift_day, concept_day)
 
     # ---- daily batches and their delayed labels
     files: list[dict[str, str]] = []
@@ -403,8 +560,14 @@ def simulate(
         date = start + dt.timedelta(days=day)
         stamp = date.isoformat()
         shifted, concept = day >= shift_day, day >= concept_day
+        harmless = None
+        if harmless_day is not None and harmless_day <= day < harmless_end:
+            harmless_rng = np.random.default_rng([seed, _STREAM_HARMLESS, day])
+            harmless = _HarmlessShift(harmless_rng, *support)
         rng = np.random.default_rng([seed, _STREAM_DAY, day])
-        frame, late, _ = _generate(rng, rows_per_day, world, shifted=shifted, concept=concept)
+        frame, late, _ = _generate(
+            rng, rows_per_day, world, shifted=shifted, concept=concept, harmless=harmless
+        )
         frame[ID_COLUMN] = np.arange(next_id, next_id + rows_per_day)
         next_id += rows_per_day
         frame[TIME_COLUMN] = stamp
@@ -422,6 +585,8 @@ def simulate(
             }
         )
         regime = "concept_change" if concept else ("covariate_shift" if shifted else "reference")
+        if harmless is not None:
+            regime = "harmless_shift"
         rates.append(
             {
                 "date": stamp,
@@ -470,6 +635,24 @@ def simulate(
         "train_positive_rate": round(train_rate, 6),
         "positive_rate_per_day": rates,
     }
+    harmless_date = harmless_end_date = None
+    harmless_count = 0
+    if harmless_day is not None:
+        # Only written when asked for, so that the default output stays byte-identical.
+        harmless_date = (start + dt.timedelta(days=harmless_day)).isoformat()
+        harmless_end_date = (start + dt.timedelta(days=harmless_end)).isoformat()
+        harmless_count = max(0, min(days, harmless_end) - harmless_day)
+        truth.update(
+            {
+                "harmless_shift_day": harmless_date,
+                "harmless_shift_end_day": harmless_end_date,
+                "harmless_shift_offset": harmless_day,
+                "harmless_shift_end_offset": harmless_end,
+                "harmless_in_window": harmless_count > 0,
+                "harmless_shift_features": HARMLESS_FEATURES,
+                "harmless_shift_description": HARMLESS_DESCRIPTION,
+            }
+        )
     manifest_path = atomic_write_json(out / "manifest.json", manifest)
     truth_path = atomic_write_json(out / "ground_truth.json", truth)
     return {
@@ -484,6 +667,10 @@ def simulate(
         "shift_in_window": shift_day < days,
         "concept_in_window": concept_day < days,
         "train_positive_rate": round(train_rate, 6),
+        "harmless_shift_day": harmless_date,
+        "harmless_shift_end_day": harmless_end_date,
+        "harmless_in_window": harmless_count > 0,
+        "harmless_days": harmless_count,
     }
 
 
@@ -510,6 +697,13 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--concept-day", type=int, default=20, help="0-based day of the concept change (default 20)"
+    )
+    parser.add_argument(
+        "--harmless-day",
+        type=int,
+        default=None,
+        help="0-based day where a harmless shift starts (inputs drift, the model is not hurt); it "
+        "lasts until the covariate shift or concept change (default: none)",
     )
     return parser
 
@@ -538,9 +732,19 @@ def cli_main(argv: list[str]) -> int:
         label_delay_days=args.label_delay,
         shift_day=args.shift_day,
         concept_day=args.concept_day,
+        harmless_day=args.harmless_day,
     )
     elapsed = time.perf_counter() - started
     notes = []
+    if summary["harmless_shift_day"] is not None:
+        span = (
+            f"harmless shift on {summary['harmless_shift_day']} until "
+            f"{summary['harmless_shift_end_day']} (exclusive)"
+        )
+        if summary["harmless_in_window"]:
+            notes.append(f"{span}, {summary['harmless_days']} day(s)")
+        else:
+            notes.append(f"{span} (after the last simulated day: it does not occur)")
     for flag, what, date in (
         ("shift_in_window", "covariate shift", summary["covariate_shift_day"]),
         ("concept_in_window", "concept change", summary["concept_change_day"]),

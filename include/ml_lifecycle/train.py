@@ -276,6 +276,10 @@ def run_training(
         gate_dict["reasons"].append(champion_note)
     t = lap("gate", t)
 
+    estimator = _fit_performance_estimator(cfg, fit, x.iloc[va], y[va], x_test, y_test,
+                                           test_scores)
+    t = lap("performance_estimator", t)
+
     importances = permutation_importances(cfg, fit.pipeline, x.iloc[va], y[va])
     coefficients = linear_coefficients(cfg, fit.pipeline)
     t = lap("explain", t)
@@ -325,6 +329,10 @@ def run_training(
         **extra,
         "gate": gate_dict,
         "champion_at_training": champion_version,
+        "performance_estimation": None if estimator is None else {
+            k: v for k, v in estimator.to_dict().items()
+            if k in ("method", "reference", "calibration", "loss_info", "n_validation",
+                     "assumptions")},
         "importances": {f: v["mean"] for f, v in importances.items()},
         "importances_std": {f: v["std"] for f, v in importances.items()},
         "coefficients": coefficients,
@@ -344,6 +352,8 @@ def run_training(
                 staging / "split_assignment.parquet", index=False)
         _save_reference_profile(cfg, staging, x.iloc[tr], fit.validation_scores, metrics,
                                 card["importances"])
+        if estimator is not None:
+            estimator.save(staging)
         version = registry.register(staging, card)
     except BaseException:
         try:  # also releases the staging dir's liveness lock (its file and descriptor)
@@ -421,6 +431,27 @@ def _unseen_by_champion(registry: Any, version: int,
                           "note": f"only {int(unseen.sum())} test rows are unseen by the "
                                   f"champion (< {minimum}): compared on all test rows"}
     return unseen, {"rows": int(unseen.sum()), "excluded_seen_by_champion": int((~unseen).sum())}
+
+
+def _fit_performance_estimator(cfg: Config, fit: Any, x_val: pd.DataFrame, y_val: np.ndarray,
+                               x_test: pd.DataFrame, y_test: np.ndarray,
+                               test_scores: np.ndarray) -> Any:
+    """The label-free performance estimator: fitted on validation, its reference on test.
+
+    The calibration (classification) or the loss models (regression) learn from the validation
+    split only; the test split only gives the reference level (estimated and realized), so the
+    drift check compares a batch's estimate with the same estimator's output on test rows.
+    """
+    from .drift.estimate import PerformanceEstimator
+
+    if not cfg.drift.estimate_performance or fit.validation_scores is None:
+        return None
+    estimator = PerformanceEstimator(
+        cfg.task, threshold=float(fit.threshold), confidence=cfg.drift.performance_confidence,
+        draws=cfg.drift.estimate_simulations, max_rows=cfg.drift.estimate_max_rows,
+        seed=cfg.drift.seed)
+    estimator.fit(y_val, fit.validation_scores, pipeline=fit.pipeline, x_val=x_val)
+    return estimator.set_reference(y_test, test_scores, pipeline=fit.pipeline, x_test=x_test)
 
 
 def _save_reference_profile(cfg: Config, staging: Path, x_train: pd.DataFrame,

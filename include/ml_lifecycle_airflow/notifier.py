@@ -35,6 +35,7 @@ KIND_GATE_REJECTED = "gate_rejected"
 KIND_TASK_FAILURE = "task_failure"
 KIND_MODEL_PROMOTED = "model_promoted"
 KIND_RETRAIN_SKIPPED = "retrain_skipped"
+KIND_DRIFT_RESOLVED = "drift_resolved"
 
 #: kind -> (default severity, title)
 KINDS: dict[str, tuple[str, str]] = {
@@ -43,6 +44,7 @@ KINDS: dict[str, tuple[str, str]] = {
     KIND_TASK_FAILURE: ("error", "Task failed"),
     KIND_MODEL_PROMOTED: ("info", "New champion promoted"),
     KIND_RETRAIN_SKIPPED: ("warning", "Retrain skipped: not enough new labels"),
+    KIND_DRIFT_RESOLVED: ("info", "Drift episode resolved: the model is back within tolerance"),
 }
 EMAIL_ENV = "ML_LIFECYCLE_ALERT_EMAIL"
 SMTP_CONN_ENV = "ML_LIFECYCLE_SMTP_CONN_ID"

@@ -22,6 +22,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from .notifier import (
     KIND_DRIFT_BREACH,
+    KIND_DRIFT_RESOLVED,
     KIND_GATE_REJECTED,
     KIND_MODEL_PROMOTED,
     LifecycleNotifier,
@@ -303,15 +304,20 @@ def retrain_run_id(day: str) -> str:
 
 
 def check_drift(project_root: str | Path, context: Any, asset: Any = None) -> dict[str, Any]:
-    """Run the drift check for the run's day; decide the retrain; alert on a breach.
+    """Run the drift check for the run's day; decide the retrain; alert once per episode.
 
     The decision time is the end of the checked day (data clock), so re-running a day, or
     replaying history, gives the same decision as the day's original run; the registry is
     read through ``DataClockRegistry`` for the same reason. Concept drift is judged on the
     past days the champion scored whose labels have arrived by the day.
 
-    Returns (XCom): ``{"day", "verdict", "severity", "retrain", "breach", "reasons",
-    "report_json", "report_html", "champion", "retrain_run_id", "retrain_conf"}``.
+    Alerts follow the policy's episodes (``policy.alert_min_severity``,
+    ``policy.alert_reminder_days``): a ``drift_breach`` when an episode opens, escalates or is
+    due a reminder, a ``drift_resolved`` when it closes, nothing on the quiet days between.
+
+    Returns (XCom): ``{"day", "verdict", "severity", "retrain", "breach", "alert", "reasons",
+    "estimated", "report_json", "report_html", "champion", "retrain_run_id",
+    "retrain_conf"}``.
     """
     from ml_lifecycle.drift.check import run_drift_check
     from ml_lifecycle.lifecycle import DataClockRegistry, batch_path, concept_pairs, day_end
@@ -343,18 +349,29 @@ def check_drift(project_root: str | Path, context: Any, asset: Any = None) -> di
           f"retrain={summary['retrain']} champion=v{summary['champion']} "
           f"labelled days={len(labels)} reasons={summary['reasons']} "
           f"report={summary['report_html']}")
+    details = {k: v for k, v in summary.items() if k != "retrain_conf"}
     if summary["breach"]:
         LifecycleNotifier(
             KIND_DRIFT_BREACH, project_root=project_root,
-            message=(f"{day}: {summary['verdict']} (severity {summary['severity']}); retrain "
+            message=(f"{day}: {summary['alert']} - {summary['verdict']} (severity "
+                     f"{summary['severity']}); retrain "
                      f"{'triggered' if summary['retrain'] else 'not triggered'}: "
                      + "; ".join(summary["reasons"][:TOP_REASONS])),
-            details={k: v for k, v in summary.items() if k != "retrain_conf"},
+            details=details,
+        )(context)
+    elif summary["alert"] == "resolved":
+        LifecycleNotifier(
+            KIND_DRIFT_RESOLVED, project_root=project_root,
+            message=f"{day}: the drift episode is resolved (severity {summary['severity']})",
+            details=details,
         )(context)
     return summary
 
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low")
+#: alert-episode actions that send a ``drift_breach`` alert (``resolved`` sends
+#: ``drift_resolved``; quiet days send nothing)
+ALERTING_ACTIONS = ("open", "escalated", "reminder")
 REASON_MAX_CHARS = 280  # the training form's reason holds at most 300 characters
 
 
@@ -401,12 +418,17 @@ def summarize_drift(result: dict[str, Any], day: str) -> dict[str, Any]:
     data = result.get("data_drift") or {}
     verdict = str(result.get("verdict") or "unknown")
     retrain = bool(result.get("retrain"))
+    alert = (result.get("alert") or {}).get("action")
+    estimated = result.get("estimated_performance") or {}
     return {
         "day": day,
         "verdict": verdict,
         "severity": str(result.get("severity") or "none"),
         "retrain": retrain,
-        "breach": retrain or verdict == "drift",
+        "alert": alert,
+        "breach": alert in ALERTING_ACTIONS,
+        "estimated": {k: estimated.get(k) for k in (
+            "metric", "value", "low", "high", "reference_value", "status", "reliability")},
         "blocked_by": list(decision.get("blocked_by") or []),
         "reasons": [str(r) for r in result.get("reasons") or []][:TOP_REASONS],
         "drifted_features": list(data.get("drifted_features") or [])[:20],

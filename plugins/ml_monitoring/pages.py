@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from ml_lifecycle.charts import short_days
+
 from . import svg
 from .source import TRAINING_DAG_ID
 
@@ -67,6 +69,8 @@ COLOURS = {
     "passed": svg.GREEN, "rejected": svg.RED, "critical": "#b71c1c", "high": svg.RED,
     "medium": svg.ORANGE, "low": "#8d6e00", "none": svg.GREEN, "error": svg.RED,
     "warning": svg.ORANGE, "info": "#6b7280", "retrain": svg.RED, "no retrain": "#57606a",
+    "flagged": svg.RED, "open": svg.RED, "reminder": svg.ORANGE, "escalated": "#b71c1c",
+    "resolved": svg.GREEN,
 }
 
 
@@ -108,14 +112,6 @@ def interval(entry: dict[str, Any] | None, *, inline: bool = False) -> str:
         text += (f'{" " if inline else "<br>"}<span class="muted">[{fmt(entry["low"])}, '
                  f'{fmt(entry["high"])}]</span>')
     return text
-
-
-def short_days(days: list[str]) -> list[str]:
-    """``YYYY-MM-DD`` labels without the year when every day is in the same year."""
-    years = {d[:4] for d in days}
-    if len(years) == 1 and all(len(d) == 10 and d[4] == "-" for d in days):
-        return [d[5:] for d in days]
-    return list(days)
 
 
 def dag_run_link(base: str, dag_id: Any, run_id: Any) -> str:
@@ -532,35 +528,47 @@ def _effect_section(view: dict[str, Any], days: list[str]) -> str:
             "threshold). Features sorted by their largest effect relative to the threshold.</p>")
 
 
-def _performance_section(view: dict[str, Any], days: list[str]) -> str:
-    perf = view.get("performance") or []
-    if not perf:
-        return ('<p class="muted" data-state="no-labels">No labelled days yet: the performance '
-                "appears once the delayed labels of scored batches arrive.</p>")
-    by_day = {p["day"]: p for p in perf}
-    last = perf[-1]
-    metric = str(last.get("metric") or "metric")
-    reference = svg.finite(last.get("reference_value"))
-    tolerance = svg.finite(last.get("tolerance"))
-    hlines = []
-    if reference is not None:
-        hlines.append({"y": reference, "label": f"test value {fmt(reference)}",
-                       "colour": svg.GREEN})
-        if tolerance is not None:
-            limit = reference - tolerance if last.get("higher_is_better", True) \
-                else reference + tolerance
-            hlines.append({"y": limit, "label": "tolerated drop", "colour": svg.RED})
-    ordered = [by_day.get(d, {}) for d in days]
-    chart = svg.line_chart(
-        [{"name": f"{metric} on the labelled trailing window", "x": list(range(len(days))),
-          "y": [p.get("value") for p in ordered], "colour": svg.BLUE, "points": True,
-          "point_colours": [svg.RED if p.get("status") == "drift" else svg.BLUE
-                            for p in ordered]}],
-        kind="performance", label=f"{metric} over time on delayed labels", width=760,
-        height=230, x_labels=short_days(days), y_title=metric, hlines=hlines)
-    return (f"{chart}<p class='muted'>Each day's check scores the champion on the labelled rows "
-            "of its trailing window; red: a drop beyond the tolerance with a bootstrap interval "
-            "above zero (concept drift).</p>")
+def _performance_section(days: list[dict[str, Any]]) -> str:
+    """The chart of the watched metric per checked day, estimated and realized (the same chart
+    as in the day reports: :func:`ml_lifecycle.charts.performance_chart`)."""
+    if not any(d.get("estimated_metric") is not None or d.get("realized_metric") is not None
+               for d in days):
+        return ('<p class="muted" data-state="no-performance">No performance yet: the estimate '
+                "appears with checks of a model that has a performance estimator, the realized "
+                "metric once the delayed labels of scored batches arrive.</p>")
+    chart = svg.performance_chart(days, width=900, height=280)
+    return (f"{chart}<p class='muted'>Blue: the label-free estimate of each day's batch with its "
+            "interval (shaded); purple: the realized metric on the labelled trailing window, "
+            "once labels arrived (red ring: concept drift); green: the reference level (the "
+            "model on its test split); red dashes: the tolerance boundary; red: days whose "
+            "estimate was flagged. Drift below explains why the inputs moved.</p>")
+
+
+def _estimated_cell(d: dict[str, Any]) -> str:
+    if d.get("estimated_metric") is None:
+        status = d.get("estimated_status")
+        return (f'<span class="muted">{e(status) if status else "no estimate"}</span>')
+    text = (f"{e(d.get('watched_metric'))} "
+            + interval({"value": d.get("estimated_metric"), "low": d.get("estimated_low"),
+                        "high": d.get("estimated_high")}, inline=True))
+    if d.get("estimated_flagged"):
+        text += " " + badge("flagged")
+    reliability = svg.finite(d.get("reliability"))
+    if reliability is not None:
+        text += f'<div class="muted">reliability {100 * reliability:.0f}%</div>'
+    return text
+
+
+def _realized_cell(d: dict[str, Any]) -> str:
+    if d.get("realized_metric") is None:
+        return '<span class="muted">no labels</span>'
+    metric = d.get("performance_metric") or d.get("watched_metric")
+    text = f"{e(metric)} {fmt(d.get('realized_metric'))}"
+    if d.get("concept_drift") == "drift":
+        text += " " + badge("flagged")
+    if d.get("realized_reference") is not None:
+        text += f'<div class="muted">test {fmt(d.get("realized_reference"))}</div>'
+    return text
 
 
 def _drift_table(view: dict[str, Any], base: str) -> str:
@@ -571,7 +579,7 @@ def _drift_table(view: dict[str, Any], base: str) -> str:
                   if d.get("has_report") else '<span class="muted">none</span>')
         if d.get("verdict") == "unreadable":
             rows.append(f"<tr><td>{e(day)}</td><td>{badge('unreadable')}</td>"
-                        f"<td colspan=6 class=small>{e(d.get('error'))}</td></tr>")
+                        f"<td colspan=8 class=small>{e(d.get('error'))}</td></tr>")
             continue
         severity = d.get("severity")
         severity = "" if severity in (None, "none") else \
@@ -583,20 +591,21 @@ def _drift_table(view: dict[str, Any], base: str) -> str:
         if blocked:
             retrain_html += (f'<div class="small">blocked by: '
                              f'{e(", ".join(map(str, blocked)))}</div>')
-        perf = (f"{e(d.get('performance_metric'))} {fmt(d.get('performance_value'))}"
-                if d.get("performance_value") is not None else '<span class="muted">no labels'
-                "</span>")
+        alert = (badge(d["alert"]) if d.get("alert")
+                 else '<span class="muted">\u2013</span>')
         rows.append(
             f'<tr data-day="{e(day)}"><td><b>{e(day)}</b></td>'
             f"<td>{badge(d.get('verdict') or 'unavailable')}{severity}</td>"
+            f'<td class="small estimated">{_estimated_cell(d)}</td>'
+            f'<td class="small realized">{_realized_cell(d)}</td>'
             f"<td>{e(', '.join(map(str, drifted))) if drifted else '<span class=muted>none</span>'}"
             f'<div class="muted">{fmt(d.get("n_drifted"))} of {fmt(d.get("n_tested"))} tested'
             f"</div></td><td>{badge(d.get('prediction_drift') or 'unavailable')}</td>"
-            f"<td class=small>{perf}</td><td>{retrain_html}</td>"
+            f'<td>{retrain_html}</td><td class="alert">{alert}</td>'
             f"<td>v{e(d.get('model_version'))}</td><td>{report}</td></tr>")
-    return ('<table id="drift-days"><tr><th>day</th><th>verdict</th><th>drifted features</th>'
-            "<th>prediction drift</th><th>performance</th><th>retrain</th><th>model</th>"
-            f"<th>report</th></tr>{''.join(rows)}</table>")
+    return ('<table id="drift-days"><tr><th>day</th><th>verdict</th><th>estimated</th>'
+            "<th>realized</th><th>drifted features</th><th>prediction drift</th><th>retrain</th>"
+            f"<th>alert</th><th>model</th><th>report</th></tr>{''.join(rows)}</table>")
 
 
 def drift_page(view: dict[str, Any], *, base: str = "") -> str:
@@ -609,14 +618,18 @@ def drift_page(view: dict[str, Any], *, base: str = "") -> str:
     days = [str(d.get("day")) for d in days_all]
     n_drift = sum(1 for d in days_all if d.get("verdict") == "drift")
     n_retrain = sum(1 for d in days_all if d.get("retrain"))
+    n_flagged = sum(1 for d in days_all if d.get("estimated_flagged"))
     last = days_all[-1]
+    estimate = (f" \u00b7 <b>{n_flagged}</b> with the estimated performance flagged"
+                if any(d.get("estimated_metric") is not None for d in days_all) else "")
     body = (
         f"<h1>{title}</h1>"
         f'<div class="box">{len(days)} checked day(s), {e(days[0])} \u2192 {e(days[-1])} '
-        f"\u00b7 <b>{n_drift}</b> with drift \u00b7 <b>{n_retrain}</b> retrain(s) triggered "
-        f"\u00b7 last day {badge(last.get('verdict') or 'unavailable')}</div>"
-        f"<h2>Effect size per feature over time</h2>{_effect_section(view, days)}"
-        f"<h2>Performance over time</h2>{_performance_section(view, days)}"
+        f"\u00b7 <b>{n_drift}</b> with drift{estimate} \u00b7 <b>{n_retrain}</b> retrain(s) "
+        f"triggered \u00b7 last day {badge(last.get('verdict') or 'unavailable')}</div>"
+        f"<h2>Model performance over time</h2>{_performance_section(days_all)}"
+        f"<h2>Why the inputs moved: effect size per feature over time</h2>"
+        f"{_effect_section(view, days)}"
         f"<h2>Checked days</h2>{_drift_table(view, base)}"
         f'<p class="muted">JSON: <a href="{e(base)}api/drift">drift history</a></p>'
     )

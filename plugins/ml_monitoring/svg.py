@@ -2,107 +2,51 @@
 
 Every function returns one ``<svg>`` element as text. Every label is escaped; every number is
 formatted here, so nothing from the data can inject markup. Missing values (None, NaN) leave gaps.
+
+The primitives (escaping, number formats, ticks, scales, axes, legend, colours) and the
+performance chart come from the core's :mod:`ml_lifecycle.charts`, which the day reports use too.
 """
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Sequence
 from typing import Any
 
-BLUE = "#1f6feb"
-RED = "#c62828"
-GREEN = "#2e7d32"
-ORANGE = "#e65100"
-GREY = "#9aa5b1"
-DARK = "#1f2328"
-MUTED = "#57606a"
-GRID = "#e5e7eb"
+from ml_lifecycle.charts import (
+    BLUE,
+    DARK,
+    FONT,
+    GREEN,
+    GREY,
+    GRID,
+    MUTED,
+    ORANGE,
+    PURPLE,
+    RED,
+    domain,
+    finite,
+    fmt,
+    linear,
+    nice_ticks,
+    performance_chart,
+    svg_open,
+    tick_text,
+    x_axis_line,
+    x_category_labels,
+    x_title_text,
+    y_grid,
+    y_title_text,
+)
+from ml_lifecycle.charts import escape as _e
+from ml_lifecycle.charts import legend as legend_row
+from ml_lifecycle.charts import short as _short
 
-FONT = 'font-family="system-ui,-apple-system,Segoe UI,Roboto,sans-serif"'
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def finite(value: Any) -> float | None:
-    """``value`` as a float, or None when missing, not a number, NaN or infinite."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def fmt(value: Any, digits: int = 3) -> str:
-    """A compact number: ``0.485``, ``12.3``, ``1,234``, ``2.5e-05``; ``–`` when missing."""
-    number = finite(value)
-    if number is None:
-        return "\u2013"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    if number == 0:
-        return "0"
-    size = abs(number)
-    if size < 10 ** -digits or size >= 1e6:
-        return f"{number:.{max(digits - 1, 1)}e}"
-    if size >= 100:
-        return f"{number:,.0f}" if size >= 1000 else f"{number:.1f}"
-    return f"{number:.{digits}f}" if size < 1 else f"{number:.{digits}g}"
-
-
-def nice_ticks(low: float, high: float, count: int = 4) -> list[float]:
-    """About ``count`` round tick values covering [low, high]."""
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return []
-    if high <= low:
-        return [low]
-    raw = (high - low) / max(count, 1)
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = magnitude
-    for multiple in (1, 2, 2.5, 5, 10):
-        step = multiple * magnitude
-        if (high - low) / step <= count:
-            break
-    first = math.ceil(low / step - 1e-9) * step
-    ticks = []
-    value = first
-    while value <= high + step * 1e-9 and len(ticks) < 50:
-        ticks.append(0.0 if abs(value) < step * 1e-9 else value)
-        value += step
-    return ticks
-
-
-def _tick_text(value: float) -> str:
-    return _e(f"{value:.4g}")
-
-
-def _domain(values: list[float], pad: float = 0.06, include: Sequence[float] = ()) -> tuple[
-        float, float]:
-    points = [v for v in (*values, *include) if v is not None]
-    if not points:
-        return 0.0, 1.0
-    low, high = min(points), max(points)
-    if high == low:
-        spread = abs(high) * 0.1 or 1.0
-        return low - spread, high + spread
-    margin = (high - low) * pad
-    return low - margin, high + margin
-
-
-def _open(width: int, height: int, label: str, kind: str) -> str:
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-            f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(label)}" '
-            f'data-plot="{_e(kind)}" {FONT}><title>{_e(label)}</title>')
-
-
-def _short(text: str, limit: int = 22) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
-
+__all__ = [
+    "BLUE", "DARK", "FONT", "GREEN", "GREY", "GRID", "MUTED", "ORANGE", "PURPLE", "RED",
+    "confusion_matrix", "finite", "fmt", "hbar_chart", "histogram", "interval_chart",
+    "line_chart", "nice_ticks", "performance_chart",
+]
 
 def line_chart(
     series: list[dict[str, Any]],
@@ -141,51 +85,26 @@ def line_chart(
     x_low, x_high = (min(xs), max(xs)) if xs else (0.0, 1.0)
     if x_high == x_low:
         x_low, x_high = x_low - 0.5, x_high + 0.5
-    y_low, y_high = _domain(ys, include=[*extra, *([0.0] if y_from_zero else [])])
+    y_low, y_high = domain(ys, include=[*extra, *([0.0] if y_from_zero else [])])
     if y_from_zero and y_low < 0 <= min(ys + extra + [0.0]):
         y_low = 0.0
+    px = linear(x_low, x_high, left, inner_w)
+    py = linear(y_low, y_high, top + inner_h, -inner_h)
 
-    def px(x: float) -> float:
-        return left + (x - x_low) / (x_high - x_low) * inner_w
-
-    def py(y: float) -> float:
-        return top + inner_h - (y - y_low) / (y_high - y_low) * inner_h
-
-    out = [_open(width, height, label, kind)]
-    for tick in nice_ticks(y_low, y_high):
-        y = py(tick)
-        out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + inner_w}" y2="{y:.1f}" '
-                   f'stroke="{GRID}"/><text x="{left - 4}" y="{y + 3.5:.1f}" font-size="10" '
-                   f'text-anchor="end" fill="{MUTED}">{_tick_text(tick)}</text>')
-    out.append(f'<line x1="{left}" y1="{top + inner_h}" x2="{left + inner_w}" '
-               f'y2="{top + inner_h}" stroke="{GREY}"/>')
+    out = [svg_open(width, height, label, kind), y_grid(nice_ticks(y_low, y_high), py, left,
+                                                        inner_w)]
+    out.append(x_axis_line(left, top + inner_h, inner_w))
     if x_labels is not None:
-        n = len(x_labels)
-        longest = max((len(str(t)) for t in x_labels), default=1)
-        room = max(2, int(inner_w // (6.2 * longest + 10)))
-        step = max(1, math.ceil(n / room))
-        picks = list(range(0, n, step)) if n else []
-        if picks and picks[-1] != n - 1:
-            if (n - 1 - picks[-1]) < step / 2 and len(picks) > 1:
-                picks[-1] = n - 1
-            else:
-                picks.append(n - 1)
-        for i in picks:
-            x = px(i)
-            anchor = "end" if x > width - right - 3.2 * len(str(x_labels[i])) else "middle"
-            out.append(f'<text x="{x:.1f}" y="{top + inner_h + 14}" font-size="10" '
-                       f'text-anchor="{anchor}" fill="{MUTED}">{_e(x_labels[i])}</text>')
+        out.append(x_category_labels(x_labels, px, y=top + inner_h + 14, inner_w=inner_w,
+                                     right_edge=width - right))
     else:
         for tick in nice_ticks(x_low, x_high, 6):
             out.append(f'<text x="{px(tick):.1f}" y="{top + inner_h + 14}" font-size="10" '
-                       f'text-anchor="middle" fill="{MUTED}">{_tick_text(tick)}</text>')
+                       f'text-anchor="middle" fill="{MUTED}">{tick_text(tick)}</text>')
     if x_title:
-        out.append(f'<text x="{left + inner_w / 2:.1f}" y="{height - 6}" font-size="11" '
-                   f'text-anchor="middle" fill="{MUTED}">{_e(x_title)}</text>')
+        out.append(x_title_text(x_title, left + inner_w / 2, height - 6))
     if y_title:
-        out.append(f'<text x="12" y="{top + inner_h / 2:.1f}" font-size="11" '
-                   f'text-anchor="middle" fill="{MUTED}" transform="rotate(-90 12 '
-                   f'{top + inner_h / 2:.1f})">{_e(y_title)}</text>')
+        out.append(y_title_text(y_title, top + inner_h / 2))
     for line in hlines:
         value = finite(line.get("y"))
         if value is None:
@@ -238,13 +157,9 @@ def line_chart(
                 dot = _e(colours[i]) if i < len(colours) and colours[i] else colour
                 out.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3.2" fill="{dot}"/>')
     if legend:
-        x = left
-        for s in [s for s in series if s.get("name")]:
-            colour = _e(s.get("colour", BLUE))
-            name = _short(str(s["name"]), 40)
-            out.append(f'<rect x="{x}" y="6" width="12" height="3" fill="{colour}"/>'
-                       f'<text x="{x + 16}" y="11" font-size="11" fill="{DARK}">{_e(name)}</text>')
-            x += 28 + 6.5 * len(name)
+        entries = [{"label": s["name"], "colour": s.get("colour", BLUE)}
+                   for s in series if s.get("name")]
+        out.append(legend_row(entries, x=left)[0])
     out.append("</svg>")
     return "".join(out)
 
@@ -276,12 +191,12 @@ def hbar_chart(
         return left + (x - low) / (high - low) * inner
 
     zero = px(0.0)
-    out = [_open(width, height, label, kind)]
+    out = [svg_open(width, height, label, kind)]
     for tick in nice_ticks(low, high, 5):
         x = px(tick)
         out.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{height - 18}" '
                    f'stroke="{GRID}"/><text x="{x:.1f}" y="{height - 5}" font-size="10" '
-                   f'text-anchor="middle" fill="{MUTED}">{_tick_text(tick)}</text>')
+                   f'text-anchor="middle" fill="{MUTED}">{tick_text(tick)}</text>')
     for i, name in enumerate(labels):
         y = top + i * row
         value = nums[i]
@@ -320,23 +235,14 @@ def interval_chart(
     left, right, top, bottom = 52, 14, 12, 34
     inner_w, inner_h = width - left - right, height - top - bottom
     values = [finite(v) for it in items for v in (it.get("value"), it.get("low"), it.get("high"))]
-    y_low, y_high = _domain([v for v in values if v is not None], pad=0.1)
-
-    def py(y: float) -> float:
-        return top + inner_h - (y - y_low) / (y_high - y_low) * inner_h
-
+    y_low, y_high = domain([v for v in values if v is not None], pad=0.1)
+    py = linear(y_low, y_high, top + inner_h, -inner_h)
     n = max(len(items), 1)
     step = inner_w / n
-    out = [_open(width, height, label, kind)]
-    for tick in nice_ticks(y_low, y_high):
-        y = py(tick)
-        out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + inner_w}" y2="{y:.1f}" '
-                   f'stroke="{GRID}"/><text x="{left - 4}" y="{y + 3.5:.1f}" font-size="10" '
-                   f'text-anchor="end" fill="{MUTED}">{_tick_text(tick)}</text>')
+    out = [svg_open(width, height, label, kind), y_grid(nice_ticks(y_low, y_high), py, left,
+                                                        inner_w)]
     if y_title:
-        out.append(f'<text x="12" y="{top + inner_h / 2:.1f}" font-size="11" '
-                   f'text-anchor="middle" fill="{MUTED}" transform="rotate(-90 12 '
-                   f'{top + inner_h / 2:.1f})">{_e(y_title)}</text>')
+        out.append(y_title_text(y_title, top + inner_h / 2))
     show_every = max(1, math.ceil(len(items) / 12))
     for i, item in enumerate(items):
         x = left + step * (i + 0.5)
@@ -358,8 +264,7 @@ def interval_chart(
             weight = ' font-weight="700"' if item.get("highlight") else ""
             out.append(f'<text x="{x:.1f}" y="{top + inner_h + 15}" font-size="11" '
                        f'text-anchor="middle" fill="{DARK}"{weight}>{text}</text>')
-    out.append(f'<line x1="{left}" y1="{top + inner_h}" x2="{left + inner_w}" '
-               f'y2="{top + inner_h}" stroke="{GREY}"/>')
+    out.append(x_axis_line(left, top + inner_h, inner_w))
     out.append("</svg>")
     return "".join(out)
 
@@ -371,7 +276,7 @@ def confusion_matrix(counts: dict[str, Any], *, negative: str, positive: str,
     total = sum(cells.values()) or 1
     size, left, top = 96, 120, 42
     width, height = left + 2 * size + 20, top + 2 * size + 14
-    out = [_open(width, height, label, "confusion-matrix")]
+    out = [svg_open(width, height, label, "confusion-matrix")]
     out.append(f'<text x="{left + size:.0f}" y="14" font-size="11" text-anchor="middle" '
                f'fill="{MUTED}">predicted</text>')
     for j, name in enumerate((negative, positive)):
@@ -417,30 +322,23 @@ def histogram(counts: Sequence[Any], edges: Sequence[Any], *, kind: str, label: 
         x_high = x_low + 1.0
     peak = max(nums) or 1.0
 
-    def px(x: float) -> float:
-        return left + (x - x_low) / (x_high - x_low) * inner_w
-
-    out = [_open(width, height, label, kind)]
-    for tick in nice_ticks(0.0, peak):
-        y = top + inner_h - tick / peak * inner_h
-        out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + inner_w}" y2="{y:.1f}" '
-                   f'stroke="{GRID}"/><text x="{left - 4}" y="{y + 3.5:.1f}" font-size="10" '
-                   f'text-anchor="end" fill="{MUTED}">{_tick_text(tick)}</text>')
+    px = linear(x_low, x_high, left, inner_w)
+    py = linear(0.0, peak, top + inner_h, -inner_h)
+    out = [svg_open(width, height, label, kind), y_grid(nice_ticks(0.0, peak), py, left,
+                                                        inner_w)]
     for count, a, b in zip(nums, bounds[:-1], bounds[1:], strict=False):
         h = count / peak * inner_h
         out.append(f'<rect x="{px(a) + 0.5:.1f}" y="{top + inner_h - h:.1f}" '
                    f'width="{max(px(b) - px(a) - 1, 0.5):.1f}" height="{h:.1f}" fill="{BLUE}"/>')
     for tick in nice_ticks(x_low, x_high, 6):
         out.append(f'<text x="{px(tick):.1f}" y="{top + inner_h + 14}" font-size="10" '
-                   f'text-anchor="middle" fill="{MUTED}">{_tick_text(tick)}</text>')
+                   f'text-anchor="middle" fill="{MUTED}">{tick_text(tick)}</text>')
     if marker is not None and x_low <= marker <= x_high:
         x = px(marker)
         out.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + inner_h}" '
                    f'stroke="{ORANGE}" stroke-dasharray="3 3" data-role="marker"/>')
     if x_title:
-        out.append(f'<text x="{left + inner_w / 2:.1f}" y="{height - 5}" font-size="11" '
-                   f'text-anchor="middle" fill="{MUTED}">{_e(x_title)}</text>')
-    out.append(f'<line x1="{left}" y1="{top + inner_h}" x2="{left + inner_w}" '
-               f'y2="{top + inner_h}" stroke="{GREY}"/>')
+        out.append(x_title_text(x_title, left + inner_w / 2, height - 5))
+    out.append(x_axis_line(left, top + inner_h, inner_w))
     out.append("</svg>")
     return "".join(out)

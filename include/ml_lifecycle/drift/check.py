@@ -1,8 +1,10 @@
 """The drift check: a batch against the champion's reference profile, end to end.
 
 * :func:`evaluate_batch` - the core on in-memory objects (profile, batch frame, scores, labelled
-  rows): schema and quality, data drift with the BH + effect-size rule and the dataset verdict,
-  prediction drift, concept drift. No registry, no I/O.
+  rows, performance estimator): schema and quality, data drift with the BH + effect-size rule and
+  the dataset verdict, prediction drift, the label-free estimate of the model's metric
+  (:mod:`.estimate`) and the realized metric on arrived labels (concept drift). No registry, no
+  I/O.
 * :func:`run_drift_check` - what the CLI and the monitoring DAG run: loads the champion, its
   profile and the batch, scores it, evaluates, applies the retrain policy, stores the day's JSON
   and HTML in the monitoring store and returns the JSON-able result.
@@ -49,30 +51,43 @@ from .decision import (
     prediction_drift,
     prepare_feature,
 )
+from .estimate import (
+    ESTIMATOR_JSON,
+    ESTIMATOR_NPZ,
+    LOSS_MODEL_FILE,
+    PerformanceEstimator,
+    estimated_drift,
+    reliability,
+)
 from .policy import decide_retrain, policy_transaction, record_decision
 from .profile import PROFILE_JSON, PROFILE_NPZ, ReferenceProfile, load_profile
 from .report import render_html, to_json
 from .settings import DriftConfig
-from .store import day_json_path, day_report_path, validate_day, write_day
+from .store import day_json_path, day_report_path, drift_history, validate_day, write_day
 
 if TYPE_CHECKING:
     from ..config import Config
 
-RESULT_SCHEMA_VERSION = 1
+RESULT_SCHEMA_VERSION = 2
+HISTORY_DAYS_SHOWN = 90  # days of the performance chart in a day's report
 #: Top-level keys of every check result (stable; tests assert them).
 RESULT_KEYS = (
     "schema_version", "day", "checked_at", "verdict", "retrain", "severity", "reasons",
-    "decision", "model", "batch", "data_drift", "prediction_drift", "concept_drift", "quality",
-    "settings", "report_paths", "timings_seconds",
+    "decision", "alert", "model", "batch", "estimated_performance", "data_drift",
+    "prediction_drift", "concept_drift", "quality", "settings", "report_paths",
+    "timings_seconds",
 )
 
 
-def overall_verdict(data: dict[str, Any], pred: dict[str, Any], perf: dict[str, Any]) -> str:
-    """``drift`` if data, prediction or concept drift; ``insufficient_data`` if nothing could be
-    judged; else ``no_drift``."""
-    if data.get("verdict") == DRIFT or pred.get("drifted") or perf.get("flagged"):
+def overall_verdict(data: dict[str, Any], pred: dict[str, Any], perf: dict[str, Any],
+                    estimated: dict[str, Any] | None = None) -> str:
+    """``drift`` if data, prediction or concept drift or an estimated drop; ``insufficient_data``
+    if nothing could be judged; else ``no_drift``."""
+    est = estimated or {}
+    if data.get("verdict") == DRIFT or pred.get("drifted") or perf.get("flagged") \
+            or est.get("flagged"):
         return DRIFT
-    judged = [data.get("verdict"), pred.get("status"), perf.get("status")]
+    judged = [data.get("verdict"), pred.get("status"), perf.get("status"), est.get("status")]
     if all(v in (INSUFFICIENT, UNAVAILABLE, None) for v in judged):
         return INSUFFICIENT
     if data.get("verdict") == INSUFFICIENT:
@@ -97,6 +112,9 @@ def evaluate_batch(
     reference_metric: float | None = None,
     source: str = "batch",
     known_columns: list[str] | None = None,
+    estimator: PerformanceEstimator | None = None,
+    pipeline: Any = None,
+    min_reliability: float = 0.9,
 ) -> dict[str, Any]:
     """Evaluate one batch against a reference profile (no registry, no files).
 
@@ -113,10 +131,16 @@ def evaluate_batch(
         reference_metric: its value on the test split (default: from the profile).
         source: how to name the batch in messages.
         known_columns: expected non-feature columns (not reported as extra).
+        estimator: the model's fitted :class:`~.estimate.PerformanceEstimator` (None: the
+            estimate is ``unavailable``, e.g. a model trained before estimation existed); its
+            test-split sample also makes the realized-metric check resample the reference.
+        pipeline: the fitted model (regression estimation feeds its preprocessing to the loss
+            models).
+        min_reliability: ``policy.min_reliability`` (the estimate's reliability threshold).
 
     Returns:
-        JSON-able dict with ``verdict``, ``data_drift``, ``prediction_drift``,
-        ``concept_drift``, ``quality`` and ``timings_seconds``.
+        JSON-able dict with ``verdict``, ``estimated_performance``, ``data_drift``,
+        ``prediction_drift``, ``concept_drift``, ``quality`` and ``timings_seconds``.
 
     Raises:
         DataError: the batch is unusable (empty, missing feature columns, text in a numeric
@@ -158,9 +182,17 @@ def evaluate_batch(
     timings["scoring"] = round(t3 - t2, 4)
     pred = prediction_drift(profile.scores, scores, cfg, task=profile.task, threshold=threshold)
     metric = metric or cfg.performance_metric or DEFAULT_METRIC.get(profile.task, "roc_auc")
+    t4 = time.perf_counter()
+    estimated = _estimate(profile, batch, scores, quality, cfg, estimator=estimator,
+                          pipeline=pipeline, metric=metric, min_reliability=min_reliability,
+                          with_inf=with_inf)
+    t5 = time.perf_counter()
+    timings["estimate"] = round(t5 - t4, 4)
     if reference_metric is None:
         ref_entry = profile.test_metrics.get(metric)
         reference_metric = ref_entry.get("value") if isinstance(ref_entry, dict) else ref_entry
+    ref_y = getattr(estimator, "test_y_", None)
+    ref_s = getattr(estimator, "test_scores_", None)
     if labelled is not None:
         perf = concept_drift(
             labelled["y"].to_numpy(dtype=float), labelled["score"].to_numpy(dtype=float),
@@ -170,14 +202,16 @@ def evaluate_batch(
             min_labelled=cfg.performance_min_labelled, n_boot=cfg.performance_bootstrap,
             confidence=cfg.performance_confidence, seed=cfg.seed,
             threshold=0.5 if threshold is None else float(threshold),
+            reference_y=ref_y, reference_scores=ref_s,
         )
     else:
         perf = _unavailable("no labelled past batches given")
         perf["metric"] = metric
-    timings["prediction_and_concept"] = round(time.perf_counter() - t3, 4)
+    timings["prediction_and_concept"] = round(time.perf_counter() - t5 + (t4 - t3), 4)
     return {
-        "verdict": overall_verdict(data, pred, perf),
+        "verdict": overall_verdict(data, pred, perf, estimated),
         "batch": {"source": source, "n_rows": n_rows, "n_columns": int(batch.shape[1])},
+        "estimated_performance": estimated,
         "data_drift": data,
         "prediction_drift": pred,
         "concept_drift": perf,
@@ -186,25 +220,92 @@ def evaluate_batch(
     }
 
 
+def _estimate(
+    profile: ReferenceProfile,
+    batch: pd.DataFrame,
+    scores: np.ndarray | None,
+    quality: dict[str, Any],
+    cfg: DriftConfig,
+    *,
+    estimator: PerformanceEstimator | None,
+    pipeline: Any,
+    metric: str,
+    min_reliability: float,
+    with_inf: list[str],
+) -> dict[str, Any]:
+    """The ``estimated_performance`` part: the label-free estimate of the watched metric vs the
+    same estimate on the test split, with its reliability (share of the batch inside the
+    training support, weighted by importance)."""
+    rel, outside = reliability(quality.get("columns") or {}, profile.importances or {})
+    common = {"metric": metric, "tolerance": cfg.performance_tolerance,
+              "tolerance_mode": cfg.performance_tolerance_mode,
+              "confidence": cfg.performance_confidence, "reliability_value": rel,
+              "outside": outside, "min_reliability": min_reliability, "n_rows": len(batch),
+              "min_rows": cfg.min_rows}
+    if not cfg.estimate_performance:
+        out = estimated_drift(None, {}, method="off", **common)
+        out["reason"] = "drift.estimate_performance is off"
+        return out
+    if estimator is None or scores is None:
+        return estimated_drift(None, {}, method="none", **common)
+    features = None
+    if estimator.task == "regression":
+        features = batch[profile.features]
+        if with_inf:
+            features = features.assign(**{c: features[c].replace([np.inf, -np.inf], np.nan)
+                                          for c in with_inf})
+    estimates = estimator.estimate(np.asarray(scores, dtype=float), pipeline=pipeline,
+                                   features=features)
+    return estimated_drift(estimates, estimator.reference_, method=estimator.method, **common)
+
+
 # --------------------------------------------------------------------------- run with registry
 
 
-def _verify_profile_files(card: dict[str, Any], version_dir: Path) -> None:
-    """Check the profile files against the sha256 the model card recorded (when it did)."""
+def _verify_files(card: dict[str, Any], version_dir: Path, names: tuple[str, ...],
+                  what: str) -> None:
+    """Check stored files against the sha256 the model card recorded (when it did)."""
     artifacts = card.get("artifacts") or {}
-    for name in (PROFILE_JSON, PROFILE_NPZ):
+    for name in names:
         expected = artifacts.get(name)
         path = version_dir / name
         if expected and not path.is_file():
             raise IntegrityError(
-                f"reference profile file '{path}' is missing (the model card records sha256 "
+                f"{what} file '{path}' is missing (the model card records sha256 "
                 f"{expected}); refusing to check drift without it"
             )
         if expected and sha256_file(path) != expected:
             raise IntegrityError(
-                f"reference profile file '{path}' does not match the sha256 recorded in the "
+                f"{what} file '{path}' does not match the sha256 recorded in the "
                 f"model card ({expected}); refusing to use it"
             )
+
+
+def _load_estimator(card: dict[str, Any], version_dir: Path) -> PerformanceEstimator | None:
+    """The version's performance estimator, hash-checked; None when the card records none
+    (a model trained before estimation existed: the estimate is then ``unavailable``)."""
+    import json
+
+    artifacts = card.get("artifacts") or {}
+    if ESTIMATOR_JSON not in artifacts:
+        return None
+    names = (ESTIMATOR_JSON, ESTIMATOR_NPZ, LOSS_MODEL_FILE)
+    _verify_files(card, version_dir, names, "performance estimator")
+    meta = json.loads((version_dir / ESTIMATOR_JSON).read_text(encoding="utf-8"))
+    arrays = None
+    if ESTIMATOR_NPZ in artifacts:
+        with np.load(version_dir / ESTIMATOR_NPZ, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    loss_models = None
+    if LOSS_MODEL_FILE in artifacts:
+        import joblib  # hash-checked above against the card verified at promotion
+
+        loss_models = joblib.load(version_dir / LOSS_MODEL_FILE)
+    try:
+        return PerformanceEstimator.from_stored(meta, arrays, loss_models)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise IntegrityError(f"performance estimator in '{version_dir}' is unusable: "
+                             f"{exc}") from None
 
 
 def _metric_value(card: dict[str, Any], metric: str) -> float | None:
@@ -277,13 +378,15 @@ def run_drift_check(
     card = registry.get_card(version) if hasattr(registry, "get_card") else \
         registry.champion_card()
     # An object-store registry downloads a verified copy; a folder registry is read in place.
-    vdir = Path(registry.local_copy(version, names=(PROFILE_JSON, PROFILE_NPZ))
+    stored = (PROFILE_JSON, PROFILE_NPZ, ESTIMATOR_JSON, ESTIMATOR_NPZ, LOSS_MODEL_FILE)
+    vdir = Path(registry.local_copy(version, names=stored)
                 if hasattr(registry, "local_copy") else registry.version_dir(version))
     # The model first: load_model checks the card itself against the sha256 recorded at
     # promotion, so the profile hashes below come from a card that was not rewritten.
     model = registry.load_model(version)
-    _verify_profile_files(card, vdir)
+    _verify_files(card, vdir, (PROFILE_JSON, PROFILE_NPZ), "reference profile")
     profile = load_profile(vdir)
+    estimator = _load_estimator(card, vdir) if cfg.drift.estimate_performance else None
     t_load = time.perf_counter()
     batch = load_table(cfg.data, str(batch_path), require_target=False)
     task = card.get("task", cfg.task)
@@ -308,7 +411,8 @@ def run_drift_check(
         profile, batch, cfg.drift, scorer=scorer, labelled=labelled,
         threshold=None if threshold is None else float(threshold), metric=metric,
         reference_metric=_metric_value(card, metric), source=str(batch_path),
-        known_columns=known,
+        known_columns=known, estimator=estimator, pipeline=model,
+        min_reliability=cfg.policy.min_reliability,
     )
     evaluation["timings_seconds"]["load"] = round(t_load - started, 4)
     result: dict[str, Any] = {
@@ -320,6 +424,7 @@ def run_drift_check(
                   "threshold": threshold, "created_at": card.get("created_at")},
         "batch": {**evaluation["batch"], "path": str(batch_path),
                   "files": batch.attrs.get("files", [])},
+        "estimated_performance": evaluation["estimated_performance"],
         "data_drift": evaluation["data_drift"],
         "prediction_drift": evaluation["prediction_drift"],
         "concept_drift": evaluation["concept_drift"],
@@ -335,10 +440,12 @@ def run_drift_check(
                 data_drift=result["data_drift"], prediction_drift=result["prediction_drift"],
                 performance=result["concept_drift"], quality=result["quality"], state=state,
                 registry_state=_registry_state(registry, version, card), now=now, cfg=cfg.policy,
-                day=day,
+                day=day, estimated=result["estimated_performance"], verdict=result["verdict"],
             )
+            alert = decision["alert"]
             result.update(decision=decision, retrain=decision["retrain"],
-                          severity=decision["severity"], reasons=decision["reasons"])
+                          severity=decision["severity"], reasons=decision["reasons"],
+                          alert={"action": alert["action"], "episode": alert["episode"]})
             paths: dict[str, Any] = {"store_json": str(day_json_path(root, day)),
                                      "store_html": str(day_report_path(root, day)),
                                      "json": None, "html": None}
@@ -347,7 +454,7 @@ def run_drift_check(
                 paths["html"] = join(report_dir, f"drift_{day}.html")
             result["report_paths"] = paths
             result["timings_seconds"]["total"] = round(time.perf_counter() - started, 4)
-            html = render_html(result)
+            html = render_html(result, history=drift_history(root, last=HISTORY_DAYS_SHOWN))
             write_day(root, day, result, html)
             if report_dir is not None:
                 atomic_write_text(paths["html"], html)

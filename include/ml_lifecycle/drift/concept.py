@@ -12,6 +12,7 @@ by the id column, or takes a frame of already scored and labelled rows.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,14 +46,19 @@ def weighted_metric(
     weights: np.ndarray,
     threshold: float = 0.5,
 ) -> np.ndarray:
-    """A metric for many weightings of the same rows at once (bootstrap replicates).
+    """A metric for many weightings or labelings of the same rows at once.
+
+    Bootstrap replicates are weightings (``weights`` of shape (B, n), ``y`` of shape (n,));
+    simulated labelings (performance estimation) are label matrices (``y`` of shape (B, n),
+    ``weights`` of shape (1, n)). Labels may be fractional: with calibrated probabilities as
+    ``y`` the result is the expected metric (confidence-based performance estimation).
 
     Args:
         metric: one of roc_auc, pr_auc, brier, accuracy, precision, recall, f1,
             balanced_accuracy, rmse, mae, r2.
-        y: labels (0/1) or targets.
-        scores: the model's scores / predictions.
-        weights: (B, n) non-negative weights (bootstrap counts); one row per replicate.
+        y: labels (0/1, or probabilities) or targets: (n,) or (B, n).
+        scores: the model's scores / predictions (n,).
+        weights: (B, n) or (1, n) non-negative weights (bootstrap counts).
         threshold: decision threshold for the threshold metrics.
 
     Returns:
@@ -61,13 +67,17 @@ def weighted_metric(
     w = np.atleast_2d(np.asarray(weights, dtype=float))
     y = np.asarray(y, dtype=float)
     s = np.asarray(scores, dtype=float)
+
+    def wsum(values: np.ndarray) -> np.ndarray:  # per-replicate weighted sums
+        return w @ values if values.ndim == 1 else (w * values).sum(axis=1)
+
     total = w.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         if metric in ("roc_auc", "pr_auc"):
             order = np.argsort(s, kind="stable")
             if metric == "pr_auc":
                 order = order[::-1]
-            ss, ys, ws = s[order], y[order], w[:, order]
+            ss, ys, ws = s[order], y[..., order], w[:, order]
             starts = _groups(ss)
             pos = np.add.reduceat(ws * ys, starts, axis=1)
             neg = np.add.reduceat(ws * (1 - ys), starts, axis=1)
@@ -80,20 +90,20 @@ def weighted_metric(
             ap = np.sum(pos / p_tot[:, None] * precision, axis=1)
             return np.where(p_tot > 0, ap, np.nan)
         if metric == "brier":
-            return (w @ (s - y) ** 2) / total
+            return wsum((s - y) ** 2) / total
         if metric in ("rmse", "mae", "r2"):
             if metric == "rmse":
-                return np.sqrt((w @ (y - s) ** 2) / total)
+                return np.sqrt(wsum((y - s) ** 2) / total)
             if metric == "mae":
-                return (w @ np.abs(y - s)) / total
-            mean = (w @ y) / total
-            sst = (w * (y[None, :] - mean[:, None]) ** 2).sum(axis=1)
-            return np.where(sst > 0, 1 - (w @ (y - s) ** 2) / sst, np.nan)
+                return wsum(np.abs(y - s)) / total
+            mean = wsum(y) / total
+            sst = (w * (y - mean[:, None]) ** 2).sum(axis=1)
+            return np.where(sst > 0, 1 - wsum((y - s) ** 2) / sst, np.nan)
         pred = (s >= threshold).astype(float)
-        tp = w @ (pred * y)
-        fp = w @ (pred * (1 - y))
-        fn = w @ ((1 - pred) * y)
-        tn = w @ ((1 - pred) * (1 - y))
+        tp = wsum(pred * y)
+        fp = wsum(pred * (1 - y))
+        fn = wsum((1 - pred) * y)
+        tn = wsum((1 - pred) * (1 - y))
         if metric == "accuracy":
             return (tp + tn) / total
         if metric == "precision":
@@ -106,6 +116,22 @@ def weighted_metric(
         if metric == "balanced_accuracy":
             return (tp / (tp + fn) + tn / (tn + fp)) / 2
     raise ValueError(f"concept drift: no weighted form of metric '{metric}'")
+
+
+def bootstrap_metric(metric: str, y: np.ndarray, scores: np.ndarray, *, n_boot: int,
+                     seed: int, threshold: float = 0.5) -> np.ndarray:
+    """``n_boot`` bootstrap replicates of a metric (row resampling as weights, in chunks)."""
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    chunk = max(1, min(n_boot, 4_000_000 // max(n, 1)))
+    out, done = [], 0
+    while done < n_boot:
+        b = min(chunk, n_boot - done)
+        idx = rng.integers(0, n, size=(b, n))
+        weights = np.stack([np.bincount(row, minlength=n) for row in idx])
+        out.append(weighted_metric(metric, y, scores, weights, threshold))
+        done += b
+    return np.concatenate(out) if out else np.empty(0)
 
 
 # --------------------------------------------------------------------------- the test
@@ -125,6 +151,8 @@ def concept_drift(
     confidence: float = 0.95,
     seed: int = 42,
     threshold: float = 0.5,
+    reference_y: Any = None,
+    reference_scores: Any = None,
 ) -> dict[str, Any]:
     """Compare the model's metric on labelled recent rows with its test metric.
 
@@ -141,6 +169,10 @@ def concept_drift(
         confidence: level of the interval of the drop.
         seed: bootstrap seed.
         threshold: decision threshold for threshold metrics.
+        reference_y: the test split's labels (a sample), with ``reference_scores``: the test
+            value is then resampled too, so the interval of the drop carries the test split's
+            own sampling error (on a 400-row test split it is as large as a 5 % tolerance).
+        reference_scores: the model's scores on those test rows.
 
     Returns:
         JSON-able dict: ``status`` (``drift`` / ``no_drift`` / ``insufficient_data`` /
@@ -176,20 +208,20 @@ def concept_drift(
     sign = 1.0 if higher_is_better(metric) else -1.0
     value = compute_metric(task, metric, y, s, threshold)
     drop = sign * (reference_value - value)
-    rng = np.random.default_rng(seed)
-    boot = []
-    chunk = max(1, min(n_boot, 4_000_000 // max(len(y), 1)))
-    done = 0
-    while done < n_boot:
-        b = min(chunk, n_boot - done)
-        idx = rng.integers(0, len(y), size=(b, len(y)))
-        weights = np.stack([np.bincount(row, minlength=len(y)) for row in idx])
-        boot.append(weighted_metric(metric, y, s, weights, threshold))
-        done += b
-    values = np.concatenate(boot)
-    values = values[np.isfinite(values)]
+    values = bootstrap_metric(metric, y, s, n_boot=n_boot, seed=seed, threshold=threshold)
+    if reference_y is not None and reference_scores is not None and len(reference_y):
+        # the test value is an estimate too: resample the test rows alongside
+        ref_values = bootstrap_metric(metric, np.asarray(reference_y, dtype=float),
+                                      np.asarray(reference_scores, dtype=float), n_boot=n_boot,
+                                      seed=seed + 1, threshold=threshold)
+        ref_boot = ref_values - np.nanmean(ref_values) + reference_value
+        out["reference_resampled"] = True
+    else:
+        ref_boot = np.full(len(values), reference_value)
+        out["reference_resampled"] = False
+    ok = np.isfinite(values) & np.isfinite(ref_boot)
     alpha = (1 - confidence) / 2
-    drops = sign * (reference_value - values)
+    drops = sign * (ref_boot[ok] - values[ok])
     low, high = (float(np.quantile(drops, alpha)), float(np.quantile(drops, 1 - alpha))) \
         if len(drops) else (float("nan"), float("nan"))
     flagged = bool(drop > tol and low > 0)
@@ -207,6 +239,49 @@ def concept_drift(
            else "not flagged: " + " and ".join(why))
     )
     return out
+
+
+def judged_days(
+    candidates: Mapping[str, Iterable[int] | None],
+    *,
+    day: str,
+    window_days: int | None,
+    champion: int | None,
+    recent_days: int | None = None,
+) -> list[str]:
+    """The past days whose labelled scores may judge the champion on ``day`` (one rule for the
+    drift check in production, ``lifecycle.concept_pairs``, and for the backtest).
+
+    A past day counts when its labels have arrived by ``day`` and its predictions exist (the
+    caller's ``candidates``), it lies within ``drift.performance_window_days`` before ``day``
+    (0 or None: no limit) and, with ``champion`` given, every one of its rows was scored by the
+    champion: after a promotion the old model's errors are no evidence against the new one.
+
+    Args:
+        candidates: ``{past day: model versions that scored it}`` for the past days with
+            arrived labels and stored predictions (None: versions unknown, kept only without
+            ``champion``).
+        day: the checked day, ``YYYY-MM-DD``.
+        window_days: look back this many days.
+        champion: the model in place on ``day``.
+        recent_days: keep only the most recent N of those days
+            (``drift.performance_recent_days``; None: all).
+
+    Returns:
+        The judged days, oldest first.
+    """
+    first = (date.fromisoformat(day) - timedelta(days=window_days)).isoformat() \
+        if window_days else None
+    out = []
+    for past, versions in sorted(candidates.items()):
+        if past > day or (first and past < first):
+            continue
+        if champion is not None:
+            scored_by = {int(v) for v in versions} if versions is not None else set()
+            if scored_by != {int(champion)}:
+                continue
+        out.append(past)
+    return out[-recent_days:] if recent_days else out
 
 
 # --------------------------------------------------------------------------- loading labels

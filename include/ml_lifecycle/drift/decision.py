@@ -6,8 +6,15 @@ The rule that holds on large samples (docs/monitoring.md explains why):
   the Benjamini-Hochberg correction across the features of the batch at ``drift.fdr_q`` AND its
   effect size (default: Wasserstein distance in reference standard deviations for numeric
   features, PSI for categorical ones) reaches the test's threshold;
-* features with fewer than ``drift.min_rows`` usable values are ``insufficient_data``, never
-  drifted, and leave the BH family;
+* with ``drift.missing_share_test`` (default on) each feature's **missing share** is tested too
+  (:func:`missing_share_test`: the batch's missing rows vs the reference's, a 2 x 2 table); its
+  p-value joins the same BH family as the value tests, and the feature is also drifted when
+  that test is significant AND the absolute change of the missing share reaches
+  ``drift.missing_share_effect``. Missing values are dropped before the value tests, so without
+  this a feature going from 0 % to 90 % missing would pass unnoticed;
+* features with fewer than ``drift.min_rows`` usable values get no value test and leave that part
+  of the BH family; they are ``insufficient_data`` unless their missing share drifted (a feature
+  that went 100 % missing is ``drift``, not silently insufficient);
 * the **batch** drifted when the share of drifted features reaches ``drift.dataset_drift_share``
   OR the drifted features carry ``drift.importance_drift_share`` of the model's permutation
   importance. Both numbers are reported so that drift confined to features the model ignores is
@@ -46,6 +53,10 @@ NO_DRIFT = "no_drift"
 INSUFFICIENT = "insufficient_data"
 UNAVAILABLE = "unavailable"
 
+MISSING_TEST = "fisher_exact"  # the missing-share test (see :func:`missing_share_test`)
+# effect sizes are differences of shares: 0.12 - 0.02 must reach a threshold of 0.1
+_EFFECT_TOL = 1e-12
+
 
 def benjamini_hochberg(p_values: Any) -> np.ndarray:
     """Benjamini-Hochberg adjusted p-values (``scipy.stats.false_discovery_control``).
@@ -61,6 +72,77 @@ def benjamini_hochberg(p_values: Any) -> np.ndarray:
     ok = np.isfinite(p)
     if ok.any():
         out[ok] = stats.false_discovery_control(np.clip(p[ok], 0.0, 1.0), method="bh")
+    return out
+
+
+def missing_share_test(
+    ref_missing: int, ref_rows: int, cur_missing: int, cur_rows: int
+) -> tuple[str | None, float | None, float]:
+    """Two-sided test that the batch's missing share equals the reference's (a 2 x 2 table).
+
+    Both shares are estimates (the reference is a sample too), so this is a two-sample test of
+    proportions: Fisher's exact test (``scipy.stats.fisher_exact``, two-sided), conditional on
+    the table's margins. It is exact for any counts: no large-sample approximation and no
+    continuity correction, so a 2,000-row batch next to a 200,000-row reference is as valid as
+    two equal samples, and it costs about a millisecond even at 10 million rows. Its
+    p-values are uniform under the null once the expected missing count of the batch is ~10 or
+    more, and conservative (never anti-conservative) below that, where the counts are too
+    discrete for any test to be uniform (there the N-1 chi-squared / pooled z-test rejects 2-5
+    times too often at a level of 0.001, the kind of level BH uses). A table with no missing
+    row at all, or no present row at all (batch and reference together), carries no
+    information: its p-value is 1 and it stays out of the BH family (it could never be
+    significant; Tarone's rule for discrete tests).
+
+    Args:
+        ref_missing: missing (or non-finite) reference rows.
+        ref_rows: reference rows (> 0).
+        cur_missing: missing (or non-finite) batch rows.
+        cur_rows: batch rows (> 0).
+
+    Returns:
+        (test name, or None for an uninformative table; the sample odds ratio when finite, else
+        None; the p-value).
+
+    Raises:
+        ValueError: a count is negative or exceeds its row count.
+    """
+    table = np.array([[cur_missing, cur_rows - cur_missing],
+                      [ref_missing, ref_rows - ref_missing]], dtype=np.int64)
+    if table.min() < 0:
+        raise ValueError(f"missing share test: counts {table.tolist()} are not a 2 x 2 table "
+                         "(missing rows must lie between 0 and the row count)")
+    if table.sum(axis=0).min() == 0:
+        return None, None, 1.0
+    res = stats.fisher_exact(table, alternative="two-sided")
+    odds = float(res.statistic)  # inf / nan with a zero cell: not JSON, reported as None
+    return MISSING_TEST, odds if np.isfinite(odds) else None, float(min(1.0, res.pvalue))
+
+
+def _missing_count(column: Reference | Current) -> int:
+    """Rows of a reference summary / prepared column that count as missing (NaN and +-inf)."""
+    return int(column.n_missing) + int(getattr(column, "n_nonfinite", 0))
+
+
+def _missing_share(ref: Reference, cur: Current, cfg: DriftConfig) -> dict[str, Any]:
+    """The feature's ``missing_share`` sub-dict: shares, raw p-value, effect (BH comes later).
+
+    Not tested (``test`` and ``p_value`` None, never drifted) when the batch has fewer than
+    ``drift.min_rows`` rows or the reference has no rows.
+    """
+    effect = abs(cur.missing_rate - ref.missing_rate)
+    out: dict[str, Any] = {
+        "reference": ref.missing_rate, "current": cur.missing_rate,
+        "n_reference": int(ref.n_rows), "n_current": int(cur.n_rows),
+        "test": None, "statistic": None, "p_value": None, "p_value_adjusted": None,
+        "effect": effect, "threshold": cfg.missing_share_effect,
+        "effect_exceeded": bool(effect >= cfg.missing_share_effect - _EFFECT_TOL),
+        "significant": None, "drifted": False,
+    }
+    if cur.n_rows < cfg.min_rows or ref.n_rows == 0:
+        return out
+    test, stat, p = missing_share_test(_missing_count(ref), int(ref.n_rows),
+                                       _missing_count(cur), int(cur.n_rows))
+    out.update(test=test, statistic=stat, p_value=p)
     return out
 
 
@@ -159,7 +241,11 @@ def evaluate_feature(
 
     Returns:
         A JSON-able dict with stable keys (``status`` is provisional until
-        :func:`data_drift` applies the correction).
+        :func:`decide_dataset` applies the correction). With ``drift.missing_share_test`` it
+        also holds ``missing_share``: ``reference``, ``current`` (shares), ``n_reference``,
+        ``n_current`` (rows), ``test``, ``statistic``, ``p_value``, ``p_value_adjusted``,
+        ``effect`` (absolute change), ``threshold``, ``effect_exceeded``, ``significant``,
+        ``drifted``.
     """
     kind = _kind(ref)
     names = cfg.numeric_tests if kind == "numeric" else cfg.categorical_tests
@@ -176,6 +262,8 @@ def evaluate_feature(
         "effect_threshold": threshold_for(eff_name, cfg.thresholds), "effect_exceeded": None,
         "importance": importance, "importance_share": None, "tests": {}, "reason": "",
     }
+    if cfg.missing_share_test:
+        result["missing_share"] = _missing_share(ref, cur, cfg)
     result["plot"] = (_plot_numeric(ref, cur) if isinstance(ref, NumericReference)
                       else _plot_categorical(ref, cur, cfg.report_top_categories))
     if cur.n < cfg.min_rows or n_ref == 0:
@@ -241,6 +329,14 @@ def decide_dataset(
 ) -> dict[str, Any]:
     """BH correction across the features' p-values, per-feature decisions, dataset verdict.
 
+    One BH family: the value test of every feature with enough usable values plus the
+    missing-share test of every feature whose table is informative. A feature is drifted when
+    its value test is significant and its effect exceeded, or its missing-share test is
+    significant and the change reaches ``drift.missing_share_effect``. ``tested`` (the
+    denominator of ``drifted_share``) holds the features with a value test plus those drifted by
+    their missing share alone; a feature without a value test whose missing share did not move
+    stays ``insufficient_data`` (its values could not be judged).
+
     Args:
         profile: the reference profile (importances).
         features: :func:`evaluate_feature` results, profile order (updated in place).
@@ -260,14 +356,37 @@ def decide_dataset(
             res["status"] = INSUFFICIENT
             res["reason"] = f"batch of {n_rows} rows (< drift.min_rows={cfg.min_rows})"
             res["p_value"] = None
-    tested = [f for f in features if f["status"] != INSUFFICIENT]
-    adjusted = benjamini_hochberg([f["p_value"] for f in tested])
-    for f, adj in zip(tested, adjusted.tolist(), strict=True):
+        missing = res.get("missing_share")
+        if n_rows < cfg.min_rows and missing is not None:
+            missing.update(test=None, statistic=None, p_value=None)
+    valued = [f for f in features if f["status"] != INSUFFICIENT]
+    informative = [f["missing_share"] for f in features
+                   if f.get("missing_share") is not None and f["missing_share"]["test"]]
+    adjusted = benjamini_hochberg([f["p_value"] for f in valued]
+                                  + [m["p_value"] for m in informative]).tolist()
+    for f, adj in zip(valued, adjusted[:len(valued)], strict=True):
         f["p_value_adjusted"] = adj
         f["significant"] = bool(adj <= cfg.fdr_q)
         f["drifted"] = bool(f["significant"] and f["effect_exceeded"])
         f["status"] = DRIFT if f["drifted"] else NO_DRIFT
         f["reason"] = _feature_reason(f, cfg.fdr_q)
+    for m, adj in zip(informative, adjusted[len(valued):], strict=True):
+        m["p_value_adjusted"] = adj
+        m["significant"] = bool(adj <= cfg.fdr_q)
+    for f in features:
+        missing = f.get("missing_share")
+        if missing is None or missing["p_value"] is None:
+            continue
+        if not missing["test"]:  # uninformative table: p = 1 whatever the family
+            missing.update(p_value_adjusted=1.0, significant=False)
+        missing["drifted"] = bool(missing["significant"] and missing["effect_exceeded"])
+        if missing["drifted"]:
+            f["reason"] = f"{_missing_reason(missing, cfg.fdr_q)}; " + (
+                f"values: {f['reason']}" if f["status"] != INSUFFICIENT
+                else f"values not tested: {f['reason']}")
+            f["drifted"] = True
+            f["status"] = DRIFT
+    tested = [f for f in features if f["status"] != INSUFFICIENT]
     drifted = [f["feature"] for f in features if f["drifted"]]
     out: dict[str, Any] = {
         "verdict": NO_DRIFT, "n_rows": n_rows, "n_features": len(features),
@@ -309,12 +428,24 @@ def _feature_reason(f: dict[str, Any], q: float) -> str:
     return f"{sig}; {eff_txt}"
 
 
+def _missing_reason(m: dict[str, Any], q: float) -> str:
+    return (f"missing share {m['reference']:.1%} -> {m['current']:.1%} ({m['test']} adjusted "
+            f"p={_fmt_p(m['p_value_adjusted'])} {'<=' if m['significant'] else '>'} q={q}; "
+            f"change {m['effect']:.3g} {'>=' if m['effect_exceeded'] else '<'} "
+            f"{m['threshold']})")
+
+
 def _dataset_reasons(out: dict[str, Any]) -> list[str]:
     reasons = [
         f"{out['n_drifted']} of {out['n_tested']} tested features drifted "
         f"({out['drifted_share']:.0%} {'>=' if out['drift_by_share'] else '<'} "
         f"{out['share_threshold']:.0%})"
     ]
+    by_missing = [f["feature"] for f in out["features"]
+                  if (f.get("missing_share") or {}).get("drifted")]
+    if by_missing:
+        reasons.append(f"{len(by_missing)} of them in their missing share: "
+                       f"{', '.join(by_missing)}")
     if out["weighted_drift"] is not None:
         reasons.append(
             f"drifted features carry {out['weighted_drift']:.0%} of the model's importance "
@@ -398,8 +529,7 @@ def prediction_drift(
 
 
 __all__ = [
-    "DRIFT", "INSUFFICIENT", "NO_DRIFT", "RARE", "UNAVAILABLE", "UNSEEN", "benjamini_hochberg",
-    "data_drift", "decide_dataset", "evaluate_feature", "importance_of", "map_features",
-    "prediction_drift",
-    "prepare_batch", "prepare_feature",
+    "DRIFT", "INSUFFICIENT", "MISSING_TEST", "NO_DRIFT", "RARE", "UNAVAILABLE", "UNSEEN",
+    "benjamini_hochberg", "data_drift", "decide_dataset", "evaluate_feature", "importance_of",
+    "map_features", "missing_share_test", "prediction_drift", "prepare_batch", "prepare_feature",
 ]

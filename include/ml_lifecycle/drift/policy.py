@@ -1,23 +1,40 @@
-"""The retrain policy: drift, performance, quality and registry state -> retrain or not.
+"""The retrain policy: performance, drift, quality and registry state -> retrain or not.
 
-:func:`decide_retrain` is one pure function. It first grades the evidence into a severity
+:func:`decide_retrain` is one pure function. It first grades the evidence into a severity. With
+``policy.trigger: performance`` (the default) the model's *performance* drives it and drift
+explains it:
 
 ==========  ================================================================================
-none        nothing drifted (or the batch is too small to judge)
-low         drift confined to features the model barely uses; quality warnings
-medium      data drift in features that matter to the model, or prediction drift
-high        both of those, data drift carrying ``policy.high_weighted_drift`` of the
-            importance, or concept drift (a significant drop of the metric on labels)
-critical    a drop of the metric >= ``policy.critical_drop_factor`` x the tolerance
+none        nothing moved (or the batch is too small to judge)
+low         data or prediction drift without any estimated or realized drop beyond the
+            tolerance (drift explains, it does not retrain); quality warnings
+medium      data drift in important features while the label-free estimate is unreliable
+            (part of the batch outside the training support), only with
+            ``policy.escalate_unreliable``
+high        the label-free estimate of the watched metric dropped beyond the tolerance, or the
+            realized metric on arrived labels did (concept drift)
+critical    a realized drop >= ``policy.critical_drop_factor`` x the tolerance; a critical
+            data-quality finding (alerts, and blocks the retrain: retraining would not fix the
+            data)
 ==========  ================================================================================
 
-and recommends a retrain from ``policy.min_severity`` on, unless blocked by, in this order:
-a critical data-quality finding (retraining would not fix the data), a retrain already pending
-(never two triggers), the cooldown after the last retrain (unless critical), or the retrain budget
-of the period. A re-run of the check for a day that already triggered returns the same trigger
-(``rerun``), so retries neither lose nor double a trigger.
+``policy.trigger: drift`` keeps the earlier rule (data drift in important features or prediction
+drift is ``medium``, both or heavily weighted data drift ``high``), so the backtest can compare
+the two.
 
-The policy state (pending trigger, trigger history) lives in
+A retrain is recommended from ``policy.min_severity`` on (critical quality never asks for one),
+unless blocked by, in this order: a critical data-quality finding, a retrain already pending
+(never two triggers), the cooldown after the last retrain (unless the performance drop is
+critical), or the retrain budget of the period. A re-run of the check for a day that already
+triggered returns the same trigger (``rerun``), so retries neither lose nor double a trigger.
+
+**Alert episodes** (:func:`alert_episode`): a check at or above ``policy.alert_min_severity``
+opens an episode and alerts once; later days of the same episode stay quiet unless the severity
+rises (``escalated``) or ``policy.alert_reminder_days`` passed since the last alert
+(``reminder``); the first judged day below that severity closes it (``resolved``). A re-run of a
+day repeats that day's action.
+
+The policy state (pending trigger, trigger history, open episode) lives in
 ``<registry.root>/monitoring/policy_state.json``; :func:`record_decision` updates it (pure) and
 :func:`mark_retrain_finished` clears the pending trigger when the retrain run ends.
 """
@@ -61,7 +78,8 @@ def _parse_time(value: Any) -> datetime | None:
 
 def empty_state() -> dict[str, Any]:
     """A fresh policy state."""
-    return {"schema_version": STATE_VERSION, "pending": None, "triggers": [], "finished": []}
+    return {"schema_version": STATE_VERSION, "pending": None, "triggers": [], "finished": [],
+            "episode": None, "episodes": []}
 
 
 def assess_severity(
@@ -70,19 +88,39 @@ def assess_severity(
     performance: dict[str, Any] | None,
     quality: dict[str, Any] | None,
     cfg: PolicyConfig,
+    *,
+    estimated: dict[str, Any] | None = None,
 ) -> tuple[str, list[str]]:
-    """Grade the evidence of one check.
+    """Grade the evidence of one check (the table in the module docstring).
 
     Args:
-        data_drift: :func:`~.decision.data_drift` result.
+        data_drift: :func:`~.decision.decide_dataset` result.
         prediction_drift: :func:`~.decision.prediction_drift` result.
-        performance: :func:`~.concept.concept_drift` result.
+        performance: :func:`~.concept.concept_drift` result (the realized metric).
         quality: :func:`~.batch_quality.batch_quality` result.
         cfg: policy settings.
+        estimated: :func:`~.estimate.estimated_drift` result (the label-free estimate).
 
     Returns:
         (severity, reasons), one reason per signal that contributed.
     """
+    retrain_level, quality_level, reasons = grade(
+        data_drift, prediction_drift, performance, quality, cfg, estimated=estimated)
+    return _max_severity(retrain_level, quality_level), reasons
+
+
+def grade(
+    data_drift: dict[str, Any] | None,
+    prediction_drift: dict[str, Any] | None,
+    performance: dict[str, Any] | None,
+    quality: dict[str, Any] | None,
+    cfg: PolicyConfig,
+    *,
+    estimated: dict[str, Any] | None = None,
+) -> tuple[str, str, list[str]]:
+    """:func:`assess_severity` split in two: (severity of the signals that can ask for a
+    retrain, severity of the critical data quality, which alerts but never asks for one,
+    reasons)."""
     severity, reasons = "none", []
 
     def signal(level: str, reason: str) -> None:
@@ -90,21 +128,38 @@ def assess_severity(
         severity = _max_severity(severity, level)
         reasons.append(f"[{level}] {reason}")
 
+    by_performance = cfg.trigger == "performance"
+    est = estimated or {}
+    harmed = bool(est.get("flagged") or (performance or {}).get("flagged"))
+    unreliable = est.get("status") not in (None, "unavailable") and not est.get("reliable", True)
     data = data_drift or {}
     important = False
     if data.get("verdict") == "drift":
         weighted = data.get("weighted_drift")
         names = ", ".join(data.get("drifted_features", [])[:8])
-        if data.get("drift_by_importance"):
+        if data.get("drift_by_importance") or weighted is None:
             important = True
             level = "high" if weighted is not None and weighted >= cfg.high_weighted_drift \
                 else "medium"
-            signal(level, f"data drift in features carrying {weighted:.0%} of the model's "
-                          f"importance ({names})")
-        elif weighted is None:
-            important = True
-            signal("medium", f"data drift in {data.get('drifted_share', 0):.0%} of the features "
-                             f"({names}); no importances to weigh them")
+            what = (f"data drift in features carrying {weighted:.0%} of the model's importance "
+                    f"({names})" if weighted is not None else
+                    f"data drift in {data.get('drifted_share', 0):.0%} of the features "
+                    f"({names}); no importances to weigh them")
+            if weighted is None:
+                level = "medium"
+            if by_performance:
+                if unreliable and cfg.escalate_unreliable:
+                    signal("medium", f"{what}, and the label-free estimate is unreliable "
+                                     f"(reliability {est.get('reliability', 0):.0%} < "
+                                     f"{cfg.min_reliability:.0%}; policy.escalate_unreliable)")
+                else:
+                    signal("low", f"{what}; " + (
+                        "explains the performance drop" if harmed else
+                        "no estimated or realized performance drop"
+                        + (" (but the estimate is unreliable: watch the realized metric)"
+                           if unreliable else "")))
+            else:
+                signal(level, what)
         else:
             signal("low", f"data drift in {data.get('drifted_share', 0):.0%} of the features "
                           f"({names}), but they carry only {weighted:.0%} of the importance")
@@ -112,20 +167,33 @@ def assess_severity(
         reasons.append("[none] " + "; ".join(data.get("reasons", ["batch too small to judge"])))
     pred = prediction_drift or {}
     if pred.get("drifted"):
-        level = "medium" if cfg.retrain_on_prediction_drift else "low"
-        if important:
-            level = "high"
+        if by_performance:
+            level = "low"
+        else:
+            level = "medium" if cfg.retrain_on_prediction_drift else "low"
+            if important:
+                level = "high"
         signal(level, f"prediction drift: {pred.get('reason', '')}")
+    if by_performance and est.get("flagged"):
+        signal("high", f"estimated performance drop ({est.get('method', 'estimate')}): "
+                       f"{est.get('reason', '')}")
     perf = performance or {}
     if perf.get("flagged"):
         tol = perf.get("tolerance") or 0.0
         drop = perf.get("drop") or 0.0
         level = "critical" if tol > 0 and drop >= cfg.critical_drop_factor * tol else "high"
-        signal(level, f"concept drift: {perf.get('reason', '')}")
+        signal(level, f"realized performance drop (concept drift): {perf.get('reason', '')}")
     q = quality or {}
+    quality_level = "none"
     if q.get("severity") == "warning":
         signal("low", f"data quality: {q.get('n_warnings', 0)} warning(s)")
-    return severity, reasons
+    elif q.get("severity") == "critical":
+        quality_level = "critical"
+        shown = "; ".join(i.get("message", "") for i in q.get("issues", [])
+                          if i.get("severity") == "critical")[:300]
+        reasons.append(f"[critical] data quality: {q.get('n_critical', 0)} critical issue(s)"
+                       + (f": {shown}" if shown else ""))
+    return severity, quality_level, reasons
 
 
 def _latest_model_time(registry_state: dict[str, Any]) -> datetime | None:
@@ -161,13 +229,15 @@ def decide_retrain(
     now: datetime,
     cfg: PolicyConfig,
     day: str | None = None,
+    estimated: dict[str, Any] | None = None,
+    verdict: str | None = None,
 ) -> dict[str, Any]:
-    """Decide whether to retrain (pure: no I/O, ``now`` is an argument).
+    """Decide whether to retrain and whether to alert (pure: no I/O, ``now`` is an argument).
 
     Args:
         data_drift: data drift result (dataset verdict, weighted drift ...).
         prediction_drift: prediction drift result.
-        performance: concept drift result.
+        performance: concept drift result (the realized metric).
         quality: batch quality result.
         state: the policy state (:func:`load_policy_state`).
         registry_state: ``{"champion": int | None, "champion_created_at": iso | None,
@@ -177,16 +247,25 @@ def decide_retrain(
         cfg: policy settings.
         day: the checked day (``YYYY-MM-DD``); a re-run for a day that already triggered
             returns that trigger again.
+        estimated: the label-free performance estimate (:func:`~.estimate.estimated_drift`).
+        verdict: the check's overall verdict (``insufficient_data`` keeps an alert episode
+            open: nothing could be judged).
 
     Returns:
-        ``{"retrain", "severity", "reasons", "blocked_by", "trigger_id", "rerun", ...}``.
+        ``{"retrain", "severity", "reasons", "blocked_by", "trigger_id", "rerun", "alert",
+        ...}``; ``alert`` is :func:`alert_episode`'s ``{"action", "episode"}``.
     """
     now = now if now.tzinfo else now.replace(tzinfo=UTC)
     state = state or empty_state()
     registry_state = registry_state or {}
-    severity, reasons = assess_severity(data_drift, prediction_drift, performance, quality, cfg)
-    wants = severity != "none" and severity_rank(severity) >= severity_rank(cfg.min_severity)
-    critical = severity == "critical"
+    retrain_level, quality_level, reasons = grade(
+        data_drift, prediction_drift, performance, quality, cfg, estimated=estimated)
+    severity = _max_severity(retrain_level, quality_level)
+    # critical data quality alerts (severity) but never asks for a retrain by itself
+    wants = retrain_level != "none" and \
+        severity_rank(retrain_level) >= severity_rank(cfg.min_severity)
+    critical = retrain_level == "critical"
+    bad_quality = quality_level == "critical"
     blocked: list[str] = []
     notes: list[str] = []
     trigger_id = f"drift-{day}" if day else f"drift-{now:%Y%m%dT%H%M%S}"
@@ -209,11 +288,13 @@ def decide_retrain(
         trigger_id = pending.get("trigger_id", trigger_id)
         reasons.append(f"this day already triggered retrain '{trigger_id}' (re-run of the check)")
         wants = True
+    elif bad_quality and (cfg.block_on_critical_quality or not wants):
+        # blocked whatever the other signals say (with block_on_critical_quality off, only
+        # when nothing else asks for a retrain: quality alone never triggers one)
+        blocked.append("quality")
+        reasons.append("blocked: the batch has critical data-quality issues; fix the data "
+                       "first, retraining on it would not help")
     elif wants:
-        if quality and quality.get("severity") == "critical" and cfg.block_on_critical_quality:
-            blocked.append("quality")
-            reasons.append("blocked: the batch has critical data-quality issues; fix the data "
-                           "first, retraining on it would not help")
         if pending:
             blocked.append("pending")
             reasons.append(f"blocked: retrain '{pending.get('trigger_id')}' triggered at "
@@ -238,7 +319,15 @@ def decide_retrain(
     retrain = bool(wants and not blocked)
     if not reasons:
         reasons.append("no drift, no performance drop: no action")
+    episode = state.get("episode")
+    closed = (state.get("episodes") or [])[-1:]
+    if not episode and day and closed and closed[0].get("last_action_day") == day:
+        episode = closed[0]  # a re-run of the day that resolved the last episode
+    alert = alert_episode(episode, severity=severity, verdict=verdict, day=day,
+                          now=now, cfg=cfg, retrain=retrain, blocked_by=blocked)
     return {
+        "trigger": cfg.trigger,
+        "alert": alert,
         "retrain": retrain,
         "severity": severity,
         "reasons": reasons,
@@ -254,6 +343,83 @@ def decide_retrain(
     }
 
 
+def alert_episode(
+    episode: dict[str, Any] | None,
+    *,
+    severity: str,
+    verdict: str | None,
+    day: str | None,
+    now: datetime,
+    cfg: PolicyConfig,
+    retrain: bool = False,
+    blocked_by: list[str] | None = None,
+) -> dict[str, Any]:
+    """Whether this check alerts: one alert per episode, reminders, and a resolution (pure).
+
+    An episode opens on the first check at or above ``policy.alert_min_severity`` (``open``).
+    While it stays open, a check alerts again only when its severity is above every severity
+    the episode alerted with (``escalated``) or when ``policy.alert_reminder_days`` have passed
+    since the episode's last alert (``reminder``); otherwise it is quiet (``None``), whether the
+    policy retrained, was blocked by the cooldown or the budget, or a retrain is pending. The
+    first check below that severity that could judge the batch closes it (``resolved``); a
+    check that could not judge (``insufficient_data``) keeps it open and quiet. A re-run of the
+    day of the episode's last action repeats that action (a retried task does not lose it).
+
+    Args:
+        episode: the open episode from the policy state (None: no open episode).
+        severity: this check's severity.
+        verdict: this check's overall verdict.
+        day: the checked day.
+        now: the decision time.
+        cfg: policy settings.
+        retrain: whether this check triggers a retrain (recorded in the episode).
+        blocked_by: what blocked the retrain (recorded).
+
+    Returns:
+        ``{"action": "open" | "reminder" | "escalated" | "resolved" | None, "episode": the
+        episode after this check (closed when resolved) or None, "open": bool}``.
+    """
+    alerting = severity != "none" and \
+        severity_rank(severity) >= severity_rank(cfg.alert_min_severity)
+    stamp = now.isoformat()
+    if episode and day is not None and episode.get("last_action_day") == day:
+        # a re-run of the day of the last action: same action, same episode
+        action = episode.get("last_action")
+        return {"action": action, "episode": episode, "open": action != "resolved"}
+    if not episode:
+        if not alerting:
+            return {"action": None, "episode": None, "open": False}
+        opened = {"episode_id": f"episode-{day or f'{now:%Y%m%dT%H%M%S}'}", "opened_day": day,
+                  "opened_at": stamp, "severity": severity, "max_severity": severity,
+                  "last_alert_at": stamp, "last_seen_day": day, "days": 1, "alerts": 1,
+                  "retrains": int(retrain), "blocked_by": list(blocked_by or []),
+                  "last_action": "open", "last_action_day": day}
+        return {"action": "open", "episode": opened, "open": True}
+    current = dict(episode)
+    current.update(last_seen_day=day, days=int(current.get("days", 1)) + 1)
+    if not alerting:
+        if verdict == "insufficient_data":
+            return {"action": None, "episode": current, "open": True}
+        current.update(closed_day=day, closed_at=stamp, severity=severity,
+                       last_action="resolved", last_action_day=day)
+        return {"action": "resolved", "episode": current, "open": False}
+    current["severity"] = severity
+    current["retrains"] = int(current.get("retrains", 0)) + int(retrain)
+    if blocked_by:
+        current["blocked_by"] = sorted(set(current.get("blocked_by") or []) | set(blocked_by))
+    action = None
+    last = _parse_time(current.get("last_alert_at"))
+    if severity_rank(severity) > severity_rank(current.get("max_severity", "none")):
+        action = "escalated"
+        current["max_severity"] = severity
+    elif last is None or now - last >= timedelta(days=cfg.alert_reminder_days):
+        action = "reminder"
+    if action:
+        current.update(last_alert_at=stamp, alerts=int(current.get("alerts", 0)) + 1,
+                       last_action=action, last_action_day=day)
+    return {"action": action, "episode": current, "open": True}
+
+
 def record_decision(
     state: dict[str, Any] | None,
     decision: dict[str, Any],
@@ -265,7 +431,8 @@ def record_decision(
     """The policy state after a decision (pure; the caller saves it).
 
     A new trigger becomes the pending one and enters the history; a pending trigger that no
-    longer blocks (resolved or expired) is moved to ``finished``.
+    longer blocks (resolved or expired) is moved to ``finished``; the decision's alert episode
+    becomes the open ``episode`` (a resolved one moves to ``episodes``).
     """
     new = empty_state()
     if state:
@@ -276,6 +443,12 @@ def record_decision(
         new["finished"].append({**new["pending"], "finished_at": now.isoformat(),
                                 "outcome": "; ".join(decision.get("notes", [])) or "cleared"})
         new["pending"] = None
+    alert = decision.get("alert")
+    if isinstance(alert, dict) and "open" in alert:
+        closing = not alert["open"] and alert.get("episode") and new.get("episode")
+        new["episode"] = alert.get("episode") if alert["open"] else None
+        if closing:
+            new["episodes"] = [*list(new.get("episodes") or []), alert["episode"]][-100:]
     if decision.get("retrain") and not decision.get("rerun"):
         trigger = {"trigger_id": decision["trigger_id"], "day": day, "at": now.isoformat(),
                    "severity": decision["severity"], "reasons": decision["reasons"],

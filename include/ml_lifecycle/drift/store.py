@@ -93,11 +93,33 @@ def read_day(root: str | Path, day: str) -> dict[str, Any] | None:
     return read_json(path) if is_file(path) else None
 
 
+def _part(result: dict[str, Any], key: str) -> dict[str, Any]:
+    """``result[key]`` when it is a dict, else ``{}`` (absent, None or older layouts)."""
+    value = result.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _first(*values: Any) -> Any:
+    """The first value that is not None (None when all are)."""
+    return next((v for v in values if v is not None), None)
+
+
 def summarize(result: dict[str, Any]) -> dict[str, Any]:
-    """The one-line summary of a result that histories and the UI show."""
+    """The one-line summary of a result that histories and the UI show.
+
+    Besides the drift verdicts it carries the performance of the day, flat: the label-free
+    estimate (``estimated_metric`` with ``estimated_low``/``estimated_high``, its reference level
+    ``estimated_reference``, ``estimated_flagged``, ``estimated_status``, ``reliability``), the
+    realized metric on arrived labels (``realized_metric`` vs ``realized_reference``), the
+    ``tolerance`` in metric units, the ``watched_metric`` with ``higher_is_better``, and the
+    ``alert`` action of the day. Each is None when the result does not have it (results stored
+    before the estimate existed, models without an estimator, days without labels).
+    """
     data = result.get("data_drift") or {}
     pred = result.get("prediction_drift") or {}
     perf = result.get("concept_drift") or {}
+    estimated = _part(result, "estimated_performance")
+    alert = _part(result, "alert")
     quality = result.get("quality") or {}
     decision = result.get("decision") or {}
     model = result.get("model") or {}
@@ -125,16 +147,34 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
         "performance_value": perf.get("value"),
         "performance_drop": perf.get("drop"),
         "quality": quality.get("severity"),
+        "watched_metric": _first(estimated.get("metric"), perf.get("metric")),
+        "higher_is_better": _first(estimated.get("higher_is_better"),
+                                   perf.get("higher_is_better")),
+        "estimated_metric": estimated.get("value"),
+        "estimated_low": estimated.get("low"),
+        "estimated_high": estimated.get("high"),
+        "estimated_reference": estimated.get("reference_value"),
+        "estimated_flagged": bool(estimated["flagged"]) if estimated.get("flagged") is not None
+        else None,
+        "estimated_status": estimated.get("status"),
+        "estimated_method": estimated.get("method"),
+        "reliability": estimated.get("reliability"),
+        "realized_metric": perf.get("value"),
+        "realized_reference": _first(perf.get("reference_value"),
+                                     estimated.get("reference_realized")),
+        "tolerance": _first(estimated.get("tolerance"), perf.get("tolerance")),
+        "alert": alert.get("action"),
         "report_html": paths.get("store_html") or paths.get("html"),
         "report_json": paths.get("store_json") or paths.get("json"),
     }
 
 
-def drift_history(root: str | Path) -> list[dict[str, Any]]:
+def drift_history(root: str | Path, last: int | None = None) -> list[dict[str, Any]]:
     """Summaries of every stored day, oldest first (one entry per day).
 
     Args:
         root: the registry root.
+        last: only the latest ``last`` days (None: all).
 
     Returns:
         A list of :func:`summarize` dicts; unreadable files are reported as such, not skipped.
@@ -145,9 +185,9 @@ def drift_history(root: str | Path) -> list[dict[str, Any]]:
     if not is_dir(folder):
         return []
     out = []
-    for path in sorted(folder.glob("*.json"), key=lambda p: p.name):
-        if not _DAY.match(path.stem):
-            continue
+    paths = sorted((p for p in folder.glob("*.json") if _DAY.match(p.stem)),
+                   key=lambda p: p.name)
+    for path in paths[-last:] if last else paths:
         try:
             out.append(summarize(read_json(path)))
         except (OSError, ValueError) as exc:
