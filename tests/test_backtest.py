@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("bt")
     simulate(root / "data", days=6, seed=3, initial_rows=2500, rows_per_day=600,
-             label_delay_days=2, shift_day=2, concept_day=4)
+             label_delay_days=2, shift_day=2, concept_day=4, harmless_day=1)
     raw = yaml.safe_load((PROJECT_ROOT / "configs" / "demo.yaml").read_text())
     raw["data"]["path"] = str(root / "data" / "train.csv")
     raw["lifecycle"].update(batches=str(root / "data" / "batches"),
@@ -85,6 +85,15 @@ def test_two_runs_with_the_same_seed_are_identical(demo: dict[str, Any]) -> None
     for s in a["strategies"] + b["strategies"]:
         s.pop("compute_seconds")
     assert a["strategies"] == b["strategies"]
+    # day 1 is a harmless shift (inputs drift, the model is not hurt): the performance-led
+    # default does not reach the retrain severity there
+    days = a["days"]["performance"]
+    assert a["harmless_shift"] == [days[1]["day"], days[2]["day"]]
+    harmless = days[1]
+    assert harmless["severity"] in ("none", "low"), harmless
+    assert not harmless["retrain"]
+    performance = next(s for s in a["strategies"] if s["strategy"] == "performance")
+    assert performance["harmless_retrains"] == 0
     strip = {"reasons"}
     for name in a["days"]:
         assert [{k: v for k, v in d.items() if k not in strip} for d in a["days"][name]] == \
