@@ -14,7 +14,6 @@ metric, no test and no decision of its own.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,13 +71,9 @@ def jsonable(value: Any) -> Any:
 
 
 def _number(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
+    from ml_lifecycle.charts import finite
+
+    return finite(value)
 
 
 def metric_entry(card: dict[str, Any], name: str) -> dict[str, float | None] | None:
