@@ -6,8 +6,9 @@ world without any shift or concept change: ``simulate(..., shift_day=days, conce
 trains the demo model once, and replays every day through the backtest's ``never`` schedule of
 checks: each day the drift check runs with **all signals together** (data drift with the
 missing-share test, prediction drift, the label-free performance estimate, the realized metric
-on the labels that have arrived, data quality) and the policy grades the day. A day is a false
-alarm when its severity reaches ``policy.min_severity`` (the retrain severity), whatever the
+and the realized calibration on the labels that have arrived, data quality) and the policy
+grades the day. A day is a false alarm when its severity reaches ``policy.min_severity`` (the
+retrain severity), whatever the
 cooldown or the budget would do with it. Every policy strategy of the backtest runs on the same
 days: ``performance`` (the default), ``performance+escalate`` and ``drift`` (the earlier rule).
 
@@ -57,7 +58,8 @@ def _signal_of(reason: str) -> str:
     """Which signal a ``[level] ...`` reason comes from."""
     text = reason.split("] ", 1)[-1]
     for key, name in (("estimated performance", "estimated"), ("realized performance", "realized"),
-                      ("concept drift", "realized"), ("prediction drift", "prediction"),
+                      ("concept drift", "realized"), ("realized miscalibration", "calibration"),
+                      ("prediction drift", "prediction"),
                       ("data quality", "quality"), ("data drift", "data")):
         if text.startswith(key):
             return name

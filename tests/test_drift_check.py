@@ -214,6 +214,44 @@ def test_concept_drift_from_delayed_labels_of_past_batches(trained, tmp_path: Pa
     assert outside["concept_drift"]["status"] == "insufficient_data"  # labels too old
 
 
+def test_labels_showing_a_miscalibrated_model_are_harm_even_with_its_ranking_intact(
+        trained, tmp_path: Path) -> None:
+    """More positives than the calibrated model expects, the more the higher the score (the
+    ranking is kept): the realized ROC-AUC does not drop, the observed / expected ratio moves."""
+    cfg = _fresh_cfg(trained, tmp_path)
+    model = Registry(cfg.registry.root).load_model()
+    past = make_table(n=3000, seed=8)
+    past["ts"] = "2026-06-25 12:00:00"
+    scores = predict_scores(model, past[["x1", "x2", "cat", "merchant"]], "classification")
+    past[["row_id", "ts"]].assign(score=scores).to_csv(tmp_path / "preds.csv", index=False)
+    past[["row_id", "label"]].to_csv(tmp_path / "labels_ok.csv", index=False)
+    rng = np.random.default_rng(1)
+    extra = (past["label"] == 0).to_numpy() & (rng.random(len(past)) < 0.5 * scores)
+    past[["row_id", "label"]].assign(label=np.where(extra, 1, past["label"])).to_csv(
+        tmp_path / "labels_more.csv", index=False)
+    batch = str(trained["batches"] / "fresh.csv")
+    ok = run_drift_check(cfg, batch_path=batch, day="2026-06-30", now=NOW,
+                         labels=[(str(tmp_path / "labels_ok.csv"), str(tmp_path / "preds.csv"))])
+    calibration = ok["concept_drift"]["calibration"]
+    assert calibration["status"] == "no_drift" and not calibration["flagged"]
+    assert calibration["low"] <= 1.10 and calibration["high"] >= 1 / 1.10
+    more = run_drift_check(cfg, batch_path=batch, day="2026-07-01", now=NOW,
+                           labels=[(str(tmp_path / "labels_more.csv"),
+                                    str(tmp_path / "preds.csv"))])
+    calibration = more["concept_drift"]["calibration"]
+    assert calibration["flagged"] and calibration["direction"] == "under"
+    assert calibration["observed"] > calibration["expected"] * 1.1
+    assert not more["concept_drift"]["flagged"], more["concept_drift"]["reason"]
+    assert more["verdict"] == "drift" and more["severity"] == "high" and more["retrain"]
+    assert any("miscalibration" in r for r in more["reasons"])
+    html = Path(more["report_paths"]["store_html"]).read_text(encoding="utf-8")
+    assert "observed / expected positives" in html and "under-predicts" in html
+    off = run_drift_check(cfg.model_copy(update={"drift": cfg.drift.model_copy(
+        update={"calibration_tolerance": None})}), batch_path=batch, day="2026-07-02", now=NOW,
+        labels=[(str(tmp_path / "labels_more.csv"), str(tmp_path / "preds.csv"))])
+    assert "calibration" not in off["concept_drift"]
+
+
 def test_unusable_inputs_fail_clearly(trained, tmp_path: Path) -> None:
     cfg = _fresh_cfg(trained, tmp_path)
     with pytest.raises(DataError, match="x2"):

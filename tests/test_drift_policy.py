@@ -244,6 +244,28 @@ def test_harmless_drift_never_recommends_a_retrain_but_harm_does() -> None:
     assert realized["retrain"], "a concept change is caught by the realized metric"
 
 
+MISCALIBRATED = {"status": "no_drift", "flagged": False, "drop": 0.0, "tolerance": 0.04,
+                 "reason": "ROC-AUC as at test", "calibration": {
+                     "status": "drift", "flagged": True, "ratio": 1.25, "low": 1.12,
+                     "high": 1.39, "reason": "O/E 1.25"}}
+
+
+@pytest.mark.parametrize(("trigger", "expected"), [("performance", "high"), ("drift", "none")])
+def test_realized_miscalibration_is_harm_under_the_performance_trigger(trigger, expected) -> None:
+    severity, reasons = assess_severity(NO_DRIFT, None, MISCALIBRATED, OK_QUALITY,
+                                        PolicyConfig(trigger=trigger), estimated=EST_OK)
+    assert severity == expected, reasons
+    if trigger == "performance":
+        assert any("miscalibration" in r and "O/E 1.25" in r for r in reasons)
+        decided = _decide(NO_DRIFT, perf=MISCALIBRATED, estimated=EST_OK, cfg=PERF)
+        assert decided["retrain"]
+    quiet = {**MISCALIBRATED, "calibration": {**MISCALIBRATED["calibration"],
+                                              "flagged": False, "status": "no_drift"}}
+    severity, _ = assess_severity(NO_DRIFT, None, quiet, OK_QUALITY,
+                                  PolicyConfig(trigger=trigger), estimated=EST_OK)
+    assert severity == "none"
+
+
 def test_escalate_unreliable_is_a_setting() -> None:
     escalating = PolicyConfig(escalate_unreliable=True)
     severity, reasons = assess_severity(IMPORTANT_DRIFT, None, None, OK_QUALITY, escalating,

@@ -35,6 +35,7 @@ from ml_lifecycle.drift.estimate import (
     estimate_classification,
     estimated_drift,
     fit_calibration,
+    realized_calibration,
     reliability,
 )
 
@@ -453,3 +454,73 @@ def test_reliability_weights_the_outside_share_by_importance() -> None:
     # no positive importance at all: every feature weighs the same
     assert reliability(columns, {"a": -1.0})[0] == pytest.approx(1 - 0.5 / 3)
     assert reliability({}, {"a": 1.0}) == (1.0, {})
+
+
+# --------------------------------------------------------------------------- realized calibration
+
+
+def _labelled_batch(rng: np.random.Generator, model: LogisticRegression, n: int,
+                    beta: np.ndarray = BETA, mu: float | np.ndarray = 0.0
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    x, y = draw(rng, n, mu, beta=beta)
+    return y, model.predict_proba(x)[:, 1]
+
+
+def test_realized_calibration_stays_quiet_on_a_calibrated_model_at_every_batch_size() -> None:
+    """Minimum-effect test: flagged only when the whole O/E interval is beyond the tolerance,
+    so clean batches of 300 rows alarm no more than batches of 5,000 (the daily-noise false
+    flags of a point-beyond-tolerance rule grow as batches shrink)."""
+    flagged, ratios = 0, []
+    for k in range(4):
+        rng, model, estimator = trained(500 + k)
+        for n in (300, 1000, 5000) * 20:
+            y, scores = _labelled_batch(rng, model, n,
+                                        mu=rng.uniform(-0.5, 0.5, size=len(BETA)))
+            out = realized_calibration(y, scores, estimator.calibration_,
+                                       uncertainty=estimator.calibration_uncertainty_,
+                                       min_labelled=100, n_boot=200, seed=k)
+            assert out["status"] in (NO_DRIFT, DRIFT, INSUFFICIENT)
+            if out["status"] == INSUFFICIENT:
+                continue
+            assert out["low"] <= out["ratio"] <= out["high"]
+            ratios.append(out["ratio"])
+            flagged += out["flagged"]
+    assert len(ratios) >= 200
+    assert flagged / len(ratios) <= 0.01, f"{flagged} of {len(ratios)} clean batches flagged"
+    # covariate shift with P(y|x) fixed keeps a calibrated model calibrated on average
+    assert abs(float(np.median(ratios)) - 1.0) < 0.05
+
+
+def test_realized_calibration_flags_a_model_wrong_about_the_positive_rate() -> None:
+    rng, model, estimator = trained(11)
+    kwargs = {"uncertainty": estimator.calibration_uncertainty_, "n_boot": 200}
+    # more positives than the model expects: a stronger intercept in the true P(y|x)
+    x = rng.normal(size=(4000, len(BETA)))
+    y_more = (rng.random(4000) < 1 / (1 + np.exp(-(INTERCEPT + 0.6 + x @ BETA)))).astype(int)
+    under = realized_calibration(y_more, model.predict_proba(x)[:, 1], estimator.calibration_,
+                                 **kwargs)
+    assert under["flagged"] and under["status"] == DRIFT and under["direction"] == "under"
+    assert under["low"] > 1.10 and "under-predicts" in under["reason"]
+    assert under["observed"] == y_more.sum()
+    y_fewer = (rng.random(4000) < 1 / (1 + np.exp(-(INTERCEPT - 0.6 + x @ BETA)))).astype(int)
+    over = realized_calibration(y_fewer, model.predict_proba(x)[:, 1], estimator.calibration_,
+                                **kwargs)
+    assert over["flagged"] and over["direction"] == "over" and over["high"] < 1 / 1.10
+    # the same miscalibration on too few rows is not judged beyond its interval
+    small = realized_calibration(y_more[:150], model.predict_proba(x[:150])[:, 1],
+                                 estimator.calibration_, min_labelled=100, **kwargs)
+    assert not small["flagged"] and small["low"] <= 1.10
+    # a tolerance wider than the miscalibration keeps it quiet
+    wide = realized_calibration(y_more, model.predict_proba(x)[:, 1], estimator.calibration_,
+                                tolerance=0.8, **kwargs)
+    assert not wide["flagged"] and wide["status"] == NO_DRIFT
+
+
+def test_realized_calibration_needs_a_map_and_enough_rows() -> None:
+    rng, model, estimator = trained(12)
+    y, scores = _labelled_batch(rng, model, 1000)
+    assert realized_calibration(y, scores, None)["status"] == UNAVAILABLE
+    few = realized_calibration(y[:50], scores[:50], estimator.calibration_)
+    assert few["status"] == INSUFFICIENT and "labelled rows" in few["reason"]
+    rare = realized_calibration(np.zeros(500), np.full(500, 0.001), {"method": "none"})
+    assert rare["status"] == INSUFFICIENT and "expected positives" in rare["reason"]

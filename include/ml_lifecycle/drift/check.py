@@ -57,6 +57,7 @@ from .estimate import (
     LOSS_MODEL_FILE,
     PerformanceEstimator,
     estimated_drift,
+    realized_calibration,
     reliability,
 )
 from .policy import decide_retrain, policy_transaction, record_decision
@@ -81,11 +82,12 @@ RESULT_KEYS = (
 
 def overall_verdict(data: dict[str, Any], pred: dict[str, Any], perf: dict[str, Any],
                     estimated: dict[str, Any] | None = None) -> str:
-    """``drift`` if data, prediction or concept drift or an estimated drop; ``insufficient_data``
+    """``drift`` if data, prediction or concept drift, an estimated drop or a realized
+    miscalibration; ``insufficient_data``
     if nothing could be judged; else ``no_drift``."""
     est = estimated or {}
     if data.get("verdict") == DRIFT or pred.get("drifted") or perf.get("flagged") \
-            or est.get("flagged"):
+            or est.get("flagged") or (perf.get("calibration") or {}).get("flagged"):
         return DRIFT
     judged = [data.get("verdict"), pred.get("status"), perf.get("status"), est.get("status")]
     if all(v in (INSUFFICIENT, UNAVAILABLE, None) for v in judged):
@@ -204,6 +206,14 @@ def evaluate_batch(
             threshold=0.5 if threshold is None else float(threshold),
             reference_y=ref_y, reference_scores=ref_s,
         )
+        if profile.task == "classification" and cfg.calibration_tolerance is not None:
+            perf["calibration"] = realized_calibration(
+                labelled["y"].to_numpy(dtype=float), labelled["score"].to_numpy(dtype=float),
+                getattr(estimator, "calibration_", None),
+                uncertainty=getattr(estimator, "calibration_uncertainty_", None),
+                tolerance=cfg.calibration_tolerance, confidence=cfg.performance_confidence,
+                min_labelled=cfg.performance_min_labelled, n_boot=cfg.performance_bootstrap,
+                seed=cfg.seed)
     else:
         perf = _unavailable("no labelled past batches given")
         perf["metric"] = metric

@@ -756,6 +756,106 @@ def estimated_drift(
     return out
 
 
+# --------------------------------------------------------------------------- realized calibration
+
+
+def realized_calibration(
+    y_true: Any,
+    scores: Any,
+    calibration: dict[str, Any] | None,
+    *,
+    uncertainty: dict[str, Any] | None = None,
+    tolerance: float = 0.10,
+    confidence: float = 0.95,
+    min_labelled: int = 200,
+    min_expected: float = 20.0,
+    n_boot: int = 300,
+    seed: int = 42,
+) -> dict[str, Any]:
+    """Calibration-in-the-large on arrived labels: did as many positives arrive as the model
+    expected?
+
+    The observed/expected ratio ``O/E = sum y_i / sum p_i`` (``p_i`` the calibrated score, the
+    probability the estimate relies on) is the first thing clinical prediction models are
+    monitored on (Van Calster et al., *Calibration: the Achilles heel of predictive
+    analytics*, BMC Medicine 2019; Steyerberg, *Clinical Prediction Models*, ch. 20). A model
+    whose O/E moved is wrong about how often the positive class happens: its probabilities,
+    its threshold's precision/recall trade-off and the label-free estimate built on them are
+    off, even when its ranking (ROC-AUC) is intact, as under a covariate shift into regions the
+    model learned poorly. A change of P(y|x) (concept change) moves it too.
+
+    The interval resamples the labelled rows (bootstrap) together with a bootstrap refit of the
+    calibration map (``uncertainty``, :func:`calibration_replicates`): the map's own error is
+    shared by every batch and does not shrink with the batch. Flagged only when the **whole
+    interval** lies outside ``[1 / (1 + tolerance), 1 + tolerance]``: a minimum-effect test, so
+    on a well-calibrated model the false-alarm rate per check stays below ``(1 - confidence) /
+    2`` at every batch size, and small daily batches do not alarm on noise.
+
+    Args:
+        y_true: labels (0/1) of the labelled rows.
+        scores: the model's raw scores of the same rows.
+        calibration: the stored calibration map (:func:`fit_calibration`); None: unavailable.
+        uncertainty: its bootstrap replicates (None: sampling error only).
+        tolerance: allowed relative miscalibration (0.10: O/E within 0.91 .. 1.10).
+        confidence: level of the interval.
+        min_labelled: fewer labelled rows give ``insufficient_data``.
+        min_expected: fewer expected positives (``sum p_i``) give ``insufficient_data``.
+        n_boot: bootstrap replicates.
+        seed: bootstrap seed.
+
+    Returns:
+        JSON-able dict: ``status``, ``flagged``, ``observed``, ``expected``, ``ratio``,
+        ``low``, ``high``, ``tolerance``, ``direction`` (``under``: more positives than
+        expected, the model under-predicts; ``over``), ``n_labelled``, ``reason``.
+    """
+    y = np.asarray(y_true, dtype=float)
+    s = np.asarray(scores, dtype=float)
+    ok = np.isfinite(y) & np.isfinite(s)
+    y, s = y[ok], s[ok]
+    out: dict[str, Any] = {
+        "status": UNAVAILABLE, "flagged": False, "observed": None, "expected": None,
+        "ratio": None, "low": None, "high": None, "tolerance": tolerance,
+        "confidence": confidence, "direction": None, "n_labelled": len(y),
+        "min_labelled": min_labelled, "reason": "",
+    }
+    if calibration is None:
+        out["reason"] = "the model has no calibration map (trained before estimation)"
+        return out
+    p = apply_calibration(calibration, s)
+    observed, expected = float(y.sum()), float(p.sum())
+    out.update(observed=observed, expected=round(expected, 4))
+    if len(y) < min_labelled or expected < min_expected:
+        out["status"] = INSUFFICIENT
+        out["reason"] = (f"{len(y)} labelled rows (< {min_labelled})" if len(y) < min_labelled
+                         else f"{expected:.1f} expected positives (< {min_expected:g})")
+        return out
+    probs = replicate_probabilities(uncertainty, p, s)  # (replicates, n)
+    rng = np.random.default_rng([seed, 11])
+    ratios = np.empty(n_boot)
+    for b, m in enumerate(rng.integers(0, len(probs), n_boot)):  # one map per replicate
+        rows = rng.integers(0, len(y), len(y))
+        ratios[b] = y[rows].sum() / max(probs[m, rows].sum(), _EPS)
+    alpha = (1.0 - confidence) / 2.0
+    low, high = (float(v) for v in np.quantile(ratios, [alpha, 1.0 - alpha]))
+    ratio = observed / expected
+    upper, lower = 1.0 + tolerance, 1.0 / (1.0 + tolerance)
+    flagged = bool(low > upper or high < lower)
+    direction = "under" if ratio > 1 else "over"
+    out.update(status=DRIFT if flagged else NO_DRIFT, flagged=flagged, ratio=round(ratio, 6),
+               low=round(low, 6), high=round(high, 6), direction=direction)
+    what = ("more positives than the model expected (it under-predicts)" if ratio > 1
+            else "fewer positives than the model expected (it over-predicts)")
+    out["reason"] = (
+        f"{observed:.0f} positives arrived where the calibrated model expected {expected:.1f} "
+        f"(O/E {ratio:.3f}, {confidence:.0%} interval {low:.3f} .. {high:.3f}; tolerance "
+        f"{lower:.3f} .. {upper:.3f}): "
+        + (f"flagged, {what}" if flagged else
+           "within tolerance" if lower <= ratio <= upper else
+           "not flagged: the interval reaches into the tolerance")
+    )
+    return out
+
+
 __all__ = [
     "ASSUMPTIONS",
     "ESTIMATOR_JSON",
@@ -770,5 +870,6 @@ __all__ = [
     "estimated_drift",
     "fit_calibration",
     "prediction_interval",
+    "realized_calibration",
     "reliability",
 ]

@@ -12,7 +12,9 @@ medium      data drift in important features while the label-free estimate is un
             (part of the batch outside the training support), only with
             ``policy.escalate_unreliable``
 high        the label-free estimate of the watched metric dropped beyond the tolerance, or the
-            realized metric on arrived labels did (concept drift)
+            realized metric on arrived labels did (concept drift), or the arrived labels show
+            the model miscalibrated beyond ``drift.calibration_tolerance`` (observed /
+            expected positives; its probabilities, threshold and estimate are off)
 critical    a realized drop >= ``policy.critical_drop_factor`` x the tolerance; a critical
             data-quality finding (alerts, and blocks the retrain: retraining would not fix the
             data)
@@ -130,7 +132,8 @@ def grade(
 
     by_performance = cfg.trigger == "performance"
     est = estimated or {}
-    harmed = bool(est.get("flagged") or (performance or {}).get("flagged"))
+    harmed = bool(est.get("flagged") or (performance or {}).get("flagged")
+                  or ((performance or {}).get("calibration") or {}).get("flagged"))
     unreliable = est.get("status") not in (None, "unavailable") and not est.get("reliable", True)
     data = data_drift or {}
     important = False
@@ -178,6 +181,9 @@ def grade(
         signal("high", f"estimated performance drop ({est.get('method', 'estimate')}): "
                        f"{est.get('reason', '')}")
     perf = performance or {}
+    calibration = perf.get("calibration") or {}
+    if by_performance and calibration.get("flagged"):
+        signal("high", f"realized miscalibration: {calibration.get('reason', '')}")
     if perf.get("flagged"):
         tol = perf.get("tolerance") or 0.0
         drop = perf.get("drop") or 0.0

@@ -282,14 +282,21 @@ def _realized_card(perf: dict[str, Any]) -> str:
         ("labelled rows", _num(perf.get("n_labelled"))),
         ("positive rate", _num(perf.get("positive_rate"), 4)),
     ]
+    cal = _dict(perf.get("calibration"))
+    if cal.get("ratio") is not None:
+        rows.append(("observed / expected positives",
+                     f"{_num(cal.get('ratio'), 3)} [{_num(cal.get('low'), 3)}, "
+                     f"{_num(cal.get('high'), 3)}] {_badge(cal.get('status') or 'unavailable')}"))
     table = "".join(f"<tr><th>{k}</th><td class=num>{v}</td></tr>" for k, v in rows)
-    flag = _badge("flagged", "flagged") if perf.get("flagged") else ""
+    flag = _badge("flagged", "flagged") if perf.get("flagged") or cal.get("flagged") else ""
     return (
         f'<div class="card" id="realized"><h3>Realized {_e(metric)} (delayed labels) '
         f"{_badge(perf.get('status', 'unavailable'))}{flag}</h3>"
         f'<div><span class="big">{_num(perf.get("value"), 4)}</span> '
         '<span class="muted">on the labelled rows of the trailing window</span></div>'
-        f"<table>{table}</table><p>{_e(perf.get('reason') or '')}</p></div>"
+        f"<table>{table}</table><p>{_e(perf.get('reason') or '')}</p>"
+        + (f"<p>Calibration: {_e(cal.get('reason') or '')}</p>" if cal.get("reason") else "")
+        + "</div>"
     )
 
 

@@ -134,6 +134,13 @@ class DriftConfig(_Strict):
     performance_max_rows: int = Field(
         default=50_000, ge=100, description="most recent labelled rows kept in the window"
     )
+    calibration_tolerance: float | None = Field(
+        default=0.10, gt=0.0, le=1.0,
+        description="realized calibration on the labelled chunk (classification): flagged "
+                    "when the whole interval of observed / expected positives lies outside "
+                    "1/(1+t) .. 1+t (the model is wrong about how often the positive class "
+                    "happens, even if its ranking holds); None: not checked",
+    )
     performance_bootstrap: int = Field(default=300, ge=50, le=10_000)
     performance_confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
     # -- label-free performance estimation (calibrated scores / direct loss estimation)
