@@ -105,7 +105,7 @@ def train_champion(cfg: Any) -> tuple[Any, Any, int]:
 def compare(estimator: Any, scores: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     """Estimate (no labels) and realized metric (labels) of one batch."""
     from ml_lifecycle.drift.estimate import apply_calibration
-    from ml_lifecycle.evaluate import compute_metric
+    from ml_lifecycle.metrics import compute_metric
 
     estimate = estimator.estimate(scores)
     # calibration in the large: the positive rate the estimate assumes vs the labels' one

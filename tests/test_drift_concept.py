@@ -15,10 +15,9 @@ from ml_lifecycle.drift.concept import (
     concept_drift,
     load_labelled,
     trailing_window,
-    weighted_metric,
 )
 from ml_lifecycle.errors import DataError
-from ml_lifecycle.evaluate import compute_metric
+from ml_lifecycle.metrics import compute_metric, weighted_metric
 
 
 def _world(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

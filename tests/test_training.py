@@ -299,3 +299,57 @@ def test_early_stopping_watches_the_class_weighted_validation_loss(tmp_path: Pat
     best2 = curve2["best_iteration"] if family == "sgd" else -1
     assert curve2["values"][best2] == pytest.approx(
         log_loss(yv[keep], scores2, sample_weight=per_class[yv[keep]]), rel=1e-6)
+
+
+def test_permutation_importance_preprocesses_once_with_the_same_result(cfg, monkeypatch) -> None:
+    """The fast path (shuffles applied to the preprocessed matrix) gives the numbers the plain
+    path (each shuffled copy through the whole pipeline) gives for the same shuffles, and both
+    agree with scikit-learn's permutation_importance within its repeat noise."""
+    from sklearn.inspection import permutation_importance
+    from sklearn.metrics import make_scorer
+
+    from ml_lifecycle import explain
+    from ml_lifecycle.metrics import compute_metric
+    from ml_lifecycle.models import train_model
+
+    frame = load_table(cfg.data)
+    y, _ = encode_target(frame, cfg)
+    parts = split_frame(frame, y, cfg)
+    x = frame[cfg.data.features.all]
+    fit = train_model(cfg, x.iloc[parts.train], y[parts.train], x.iloc[parts.validation],
+                      y[parts.validation])
+    x_val, y_val = x.iloc[parts.validation], y[parts.validation]
+    calls = []
+    real = explain._transformed_groups
+    monkeypatch.setattr(explain, "_transformed_groups",
+                        lambda *a: calls.append(real(*a)) or calls[-1])
+    fast = explain.permutation_importances(cfg, fit.pipeline, x_val, y_val)
+    assert calls and calls[0] is not None, "the package's preprocessing takes the fast path"
+    monkeypatch.setattr(explain, "_transformed_groups", lambda *a: None)
+    slow = explain.permutation_importances(cfg, fit.pipeline, x_val, y_val)
+    assert list(fast) == list(slow)
+    for name in fast:
+        assert fast[name]["mean"] == pytest.approx(slow[name]["mean"], abs=1e-9), name
+        assert fast[name]["std"] == pytest.approx(slow[name]["std"], abs=1e-9), name
+    assert max(fast, key=lambda f: fast[f]["mean"]) == "x1"
+    sk = permutation_importance(
+        fit.pipeline, x_val[cfg.data.features.all], y_val, n_repeats=20, random_state=0,
+        scoring=make_scorer(lambda t, p: compute_metric("classification", cfg.primary_metric, t, p),
+                            response_method="predict_proba"))
+    for name, mean, std in zip(cfg.data.features.all, sk.importances_mean, sk.importances_std,
+                               strict=True):
+        assert abs(fast[name]["mean"] - mean) <= 3 * std + 0.01, name
+
+
+def test_a_pipeline_that_mixes_columns_falls_back_to_shuffling_inputs() -> None:
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    from ml_lifecycle.explain import _transformed_groups
+
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400)})
+    y = (x["a"] + rng.normal(size=400) > 0).astype(int)
+    mixing = Pipeline([("prep", PCA(n_components=2)), ("model", LogisticRegression())]).fit(x, y)
+    assert _transformed_groups(mixing, x, ["a", "b"], 0) is None

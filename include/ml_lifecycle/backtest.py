@@ -43,8 +43,8 @@ import pandas as pd
 
 from .config import Config, apply_overrides, config_from_dict, load_raw
 from .errors import EXIT_OK, ConfigError, DataError
-from .evaluate import compute_metric, higher_is_better
 from .io import atomic_write_json, atomic_write_text, dumps_json
+from .metrics import compute_metric, higher_is_better
 
 #: The policy strategies every backtest runs: name -> config overrides.
 POLICY_STRATEGIES: dict[str, list[str]] = {

@@ -28,36 +28,97 @@ def _input_feature_of(output_name: str, features: list[str]) -> str:
     return name
 
 
+def _transformed_groups(pipeline: Any, x: pd.DataFrame, features: list[str],
+                        seed: int) -> tuple[Any, np.ndarray, dict[str, Any]] | None:
+    """(final estimator, transformed rows, output columns per input feature) when shuffling an
+    input column is the same as shuffling its output columns, else None.
+
+    True for the package's preprocessing (every output column comes from one input column:
+    imputation, scaling, one-hot, missing indicators), checked here on a sample rather than
+    assumed, so a pipeline that mixes columns (a custom one, say) falls back to shuffling inputs.
+    """
+    from sklearn.pipeline import Pipeline
+
+    if not isinstance(pipeline, Pipeline) or len(pipeline.steps) < 2:
+        return None
+    prep, model = pipeline[:-1], pipeline[-1]
+    try:
+        z = prep.transform(x)
+        names = [str(n) for n in prep.get_feature_names_out()]
+    except (AttributeError, ValueError, TypeError):
+        return None
+    if not isinstance(z, np.ndarray) or z.ndim != 2 or z.shape[1] != len(names):
+        return None
+    owners = np.array([_input_feature_of(n, features) for n in names])
+    if not set(owners) <= set(features):
+        return None
+    groups = {f: np.flatnonzero(owners == f) for f in features}
+    rng = np.random.default_rng([seed, 3])  # its own stream: the shuffles measured stay the same
+    m = min(len(x), 300)
+    sample = x.iloc[:m].copy()
+    expected = np.asarray(z[:m], dtype=float).copy()
+    for f in features:
+        perm = rng.permutation(m)
+        sample[f] = sample[f].to_numpy()[perm]
+        expected[:, groups[f]] = expected[perm][:, groups[f]]
+    try:
+        got = np.asarray(prep.transform(sample), dtype=float)
+    except (ValueError, TypeError):
+        return None
+    if got.shape != expected.shape or not np.allclose(got, expected, equal_nan=True):
+        return None
+    return model, z, groups
+
+
 def permutation_importances(cfg: Config, pipeline: Any, x_val: pd.DataFrame,
                             y_val: np.ndarray) -> dict[str, dict[str, float]]:
-    """Mean and std of the primary-metric drop per input feature (validation rows)."""
-    from sklearn.inspection import permutation_importance
-    from sklearn.metrics import make_scorer
+    """Mean and std of the primary-metric drop per input feature (validation rows).
 
-    from .evaluate import compute_metric, higher_is_better
+    The quantity of :func:`sklearn.inspection.permutation_importance`: each input column is
+    shuffled ``evaluation.importance_repeats`` times on at most ``evaluation.importance_max_rows``
+    validation rows, importance = metric without shuffling - metric with it (sign-adjusted for
+    error metrics). When shuffling an input column is the same as shuffling the preprocessing's
+    output columns that come from it (checked on a sample, :func:`_transformed_groups`), the
+    rows are preprocessed **once** and the shuffles are applied to the preprocessed matrix: the
+    preprocessing then costs one call instead of one per feature and repeat (on UCI Adult it
+    was about 40 % of the importance's time). Otherwise each shuffled copy goes through the
+    whole pipeline, as scikit-learn does.
+    """
+    from .metrics import compute_metric, higher_is_better
+    from .scoring import predict_scores
 
-    metric = cfg.primary_metric
-    task = cfg.task
-
-    def _score(y: np.ndarray, s: np.ndarray) -> float:
-        return compute_metric(task, metric, y, s)
-
-    response = "predict_proba" if task == "classification" else "predict"
-    scorer = make_scorer(_score, greater_is_better=higher_is_better(metric),
-                         response_method=response)
+    metric, task = cfg.primary_metric, cfg.task
+    rng = np.random.default_rng(cfg.evaluation.seed)
+    features = cfg.data.features.all
     n = len(x_val)
     max_rows = cfg.evaluation.importance_max_rows
     if n > max_rows:
-        idx = np.random.default_rng(cfg.evaluation.seed).choice(n, max_rows, replace=False)
+        idx = rng.choice(n, max_rows, replace=False)
         x_val, y_val = x_val.iloc[idx], y_val[idx]
-    features = cfg.data.features.all
-    result = permutation_importance(
-        pipeline, x_val[features], y_val, scoring=scorer,
-        n_repeats=cfg.evaluation.importance_repeats, random_state=cfg.evaluation.seed,
-    )
-    out = {f: {"mean": float(m), "std": float(s)}
-           for f, m, s in zip(features, result.importances_mean, result.importances_std,
-                              strict=True)}
+        n = max_rows
+    x = x_val[features].reset_index(drop=True)
+    y = np.asarray(y_val, dtype=float)
+    sign = 1.0 if higher_is_better(metric) else -1.0
+    fast = _transformed_groups(pipeline, x, features, cfg.evaluation.seed)
+    if fast is not None:
+        model, z, groups = fast
+        base = compute_metric(task, metric, y, predict_scores(model, z, task))
+    else:
+        base = compute_metric(task, metric, y, predict_scores(pipeline, x, task))
+    out: dict[str, dict[str, float]] = {}
+    for name in features:
+        drops = []
+        for _ in range(cfg.evaluation.importance_repeats):
+            perm = rng.permutation(n)
+            if fast is not None:
+                shuffled = z.copy()
+                shuffled[:, groups[name]] = z[perm][:, groups[name]]
+                scores = predict_scores(model, shuffled, task)
+            else:
+                scores = predict_scores(pipeline, x.assign(**{name: x[name].to_numpy()[perm]}),
+                                        task)
+            drops.append(sign * (base - compute_metric(task, metric, y, scores)))
+        out[name] = {"mean": float(np.mean(drops)), "std": float(np.std(drops))}
     return dict(sorted(out.items(), key=lambda kv: -kv[1]["mean"]))
 
 

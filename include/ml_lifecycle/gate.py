@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .evaluate import compute_metric, higher_is_better
+from .metrics import compute_metric, higher_is_better, paired_bootstrap
 
 if TYPE_CHECKING:
     from .config import Config
@@ -58,16 +58,13 @@ def paired_bootstrap_diff(task: str, metric: str, y: np.ndarray, cand: np.ndarra
                           champ: np.ndarray, threshold_cand: float, threshold_champ: float,
                           n_boot: int, confidence: float, seed: int) -> dict[str, float]:
     """Bootstrap the difference ``candidate - champion`` (sign-adjusted so > 0 means better)."""
-    rng = np.random.default_rng(seed)
-    n = len(y)
     sign = 1.0 if higher_is_better(metric) else -1.0
     point = sign * (compute_metric(task, metric, y, cand, threshold_cand)
                     - compute_metric(task, metric, y, champ, threshold_champ))
-    diffs = np.empty(n_boot)
-    for b in range(n_boot):
-        i = rng.integers(0, n, size=n)
-        diffs[b] = sign * (compute_metric(task, metric, y[i], cand[i], threshold_cand)
-                           - compute_metric(task, metric, y[i], champ[i], threshold_champ))
+    # the same resampled rows for both models (paired), all replicates in a few matrix passes
+    diffs = sign * paired_bootstrap(metric, np.asarray(y, dtype=float), cand, champ,
+                                    n_boot=n_boot, seed=seed, threshold_first=threshold_cand,
+                                    threshold_second=threshold_champ)
     diffs = diffs[np.isfinite(diffs)]
     alpha = 1 - confidence
     return {

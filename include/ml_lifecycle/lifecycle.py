@@ -390,7 +390,7 @@ def live_metric(cfg: Config, day: str, as_of: str | None = None) -> dict[str, An
     import pandas as pd
 
     from .data import attach_labels, read_file
-    from .evaluate import compute_metric
+    from .metrics import compute_metric
     from .train import encode_target
 
     day = as_day(day)

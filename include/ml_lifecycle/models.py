@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import ConfigError, DataError
-from .evaluate import compute_metric, higher_is_better
+from .metrics import compute_metric, higher_is_better
 
 if TYPE_CHECKING:
     import pandas as pd

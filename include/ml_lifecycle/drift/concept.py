@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ..evaluate import compute_metric, higher_is_better
+from ..metrics import bootstrap_metric, compute_metric, higher_is_better
 from .decision import DRIFT, INSUFFICIENT, NO_DRIFT, UNAVAILABLE
 
 if TYPE_CHECKING:
@@ -29,109 +29,6 @@ if TYPE_CHECKING:
 
 SCORE_COLUMNS = ("score", "prediction", "probability", "proba", "y_score")
 DEFAULT_METRIC = {"classification": "roc_auc", "regression": "rmse"}
-
-
-# --------------------------------------------------------------------------- weighted metrics
-
-
-def _groups(sorted_scores: np.ndarray) -> np.ndarray:
-    """Start index of each run of tied values in a sorted array."""
-    return np.flatnonzero(np.concatenate([[True], sorted_scores[1:] != sorted_scores[:-1]]))
-
-
-def weighted_metric(
-    metric: str,
-    y: np.ndarray,
-    scores: np.ndarray,
-    weights: np.ndarray,
-    threshold: float = 0.5,
-) -> np.ndarray:
-    """A metric for many weightings or labelings of the same rows at once.
-
-    Bootstrap replicates are weightings (``weights`` of shape (B, n), ``y`` of shape (n,));
-    simulated labelings (performance estimation) are label matrices (``y`` of shape (B, n),
-    ``weights`` of shape (1, n)). Labels may be fractional: with calibrated probabilities as
-    ``y`` the result is the expected metric (confidence-based performance estimation).
-
-    Args:
-        metric: one of roc_auc, pr_auc, brier, accuracy, precision, recall, f1,
-            balanced_accuracy, rmse, mae, r2.
-        y: labels (0/1, or probabilities) or targets: (n,) or (B, n).
-        scores: the model's scores / predictions (n,).
-        weights: (B, n) or (1, n) non-negative weights (bootstrap counts).
-        threshold: decision threshold for the threshold metrics.
-
-    Returns:
-        B metric values (NaN where undefined, e.g. one class only).
-    """
-    w = np.atleast_2d(np.asarray(weights, dtype=float))
-    y = np.asarray(y, dtype=float)
-    s = np.asarray(scores, dtype=float)
-
-    def wsum(values: np.ndarray) -> np.ndarray:  # per-replicate weighted sums
-        return w @ values if values.ndim == 1 else (w * values).sum(axis=1)
-
-    total = w.sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if metric in ("roc_auc", "pr_auc"):
-            order = np.argsort(s, kind="stable")
-            if metric == "pr_auc":
-                order = order[::-1]
-            ss, ys, ws = s[order], y[..., order], w[:, order]
-            starts = _groups(ss)
-            pos = np.add.reduceat(ws * ys, starts, axis=1)
-            neg = np.add.reduceat(ws * (1 - ys), starts, axis=1)
-            p_tot, n_tot = pos.sum(axis=1), neg.sum(axis=1)
-            if metric == "roc_auc":
-                neg_below = np.cumsum(neg, axis=1) - neg
-                return np.sum(pos * (neg_below + 0.5 * neg), axis=1) / (p_tot * n_tot)
-            tp, fp = np.cumsum(pos, axis=1), np.cumsum(neg, axis=1)
-            precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
-            ap = np.sum(pos / p_tot[:, None] * precision, axis=1)
-            return np.where(p_tot > 0, ap, np.nan)
-        if metric == "brier":
-            return wsum((s - y) ** 2) / total
-        if metric in ("rmse", "mae", "r2"):
-            if metric == "rmse":
-                return np.sqrt(wsum((y - s) ** 2) / total)
-            if metric == "mae":
-                return wsum(np.abs(y - s)) / total
-            mean = wsum(y) / total
-            sst = (w * (y - mean[:, None]) ** 2).sum(axis=1)
-            return np.where(sst > 0, 1 - wsum((y - s) ** 2) / sst, np.nan)
-        pred = (s >= threshold).astype(float)
-        tp = wsum(pred * y)
-        fp = wsum(pred * (1 - y))
-        fn = wsum((1 - pred) * y)
-        tn = wsum((1 - pred) * (1 - y))
-        if metric == "accuracy":
-            return (tp + tn) / total
-        if metric == "precision":
-            return np.where(tp + fp > 0, tp / (tp + fp), 0.0)
-        if metric == "recall":
-            return np.where(tp + fn > 0, tp / (tp + fn), np.nan)
-        if metric == "f1":
-            denom = 2 * tp + fp + fn
-            return np.where(denom > 0, 2 * tp / denom, 0.0)
-        if metric == "balanced_accuracy":
-            return (tp / (tp + fn) + tn / (tn + fp)) / 2
-    raise ValueError(f"concept drift: no weighted form of metric '{metric}'")
-
-
-def bootstrap_metric(metric: str, y: np.ndarray, scores: np.ndarray, *, n_boot: int,
-                     seed: int, threshold: float = 0.5) -> np.ndarray:
-    """``n_boot`` bootstrap replicates of a metric (row resampling as weights, in chunks)."""
-    rng = np.random.default_rng(seed)
-    n = len(y)
-    chunk = max(1, min(n_boot, 4_000_000 // max(n, 1)))
-    out, done = [], 0
-    while done < n_boot:
-        b = min(chunk, n_boot - done)
-        idx = rng.integers(0, n, size=(b, n))
-        weights = np.stack([np.bincount(row, minlength=n) for row in idx])
-        out.append(weighted_metric(metric, y, scores, weights, threshold))
-        done += b
-    return np.concatenate(out) if out else np.empty(0)
 
 
 # --------------------------------------------------------------------------- the test
@@ -160,7 +57,7 @@ def concept_drift(
         y_true: labels (classification: 0/1) or targets of the window's rows.
         scores: the model's scores (P(positive)) or predictions for the same rows.
         task: ``classification`` or ``regression``.
-        metric: metric name (see :func:`weighted_metric`).
+        metric: metric name (see :func:`~ml_lifecycle.metrics.weighted_metric`).
         reference_value: the metric on the test split at training time (None: unavailable).
         tolerance: allowed drop; a share of ``reference_value`` (relative) or metric units.
         tolerance_mode: ``relative`` or ``absolute``.

@@ -13,7 +13,7 @@ follows model harm:
   ``TP = sum p_i [s_i >= t]``, ``FP = sum (1 - p_i) [s_i >= t]`` ... and from it precision,
   recall, F1 and accuracy; ROC-AUC and PR-AUC are the same metrics with ``p_i`` as soft labels
   (the expected count of positive/negative pairs ranked right). Every metric goes through the one
-  weighted metric implementation (:func:`~.concept.weighted_metric`).
+  weighted metric implementation (:func:`~ml_lifecycle.metrics.weighted_metric`).
 * **Regression: direct loss estimation (DLE).** Two small gradient-boosted models, fitted at
   training time on the validation rows (which the main model did not fit on), predict the
   absolute and the squared error of a row from its (preprocessed) features and the prediction;
@@ -55,8 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from ..evaluate import compute_metric, higher_is_better
-from .concept import weighted_metric
+from ..metrics import compute_metric, higher_is_better, weighted_metric
 from .decision import DRIFT, INSUFFICIENT, NO_DRIFT, UNAVAILABLE
 
 ESTIMATOR_JSON = "performance_estimator.json"
@@ -306,7 +305,7 @@ def estimate_classification(
         calibration: the map from :func:`fit_calibration`.
         scores: the model's scores on the batch.
         threshold: the model's decision threshold.
-        metrics: metric names (see :func:`~.concept.weighted_metric`).
+        metrics: metric names (see :func:`~ml_lifecycle.metrics.weighted_metric`).
         confidence: level of the intervals.
         draws: simulated label vectors.
         max_rows: rows sampled for the simulation (the spread is scaled to the batch's size).

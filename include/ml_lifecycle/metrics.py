@@ -1,0 +1,227 @@
+"""One implementation of every metric, for one labelling or for many at once.
+
+Evaluation on the test split, the promotion gate's paired comparison, the realized metric of
+concept drift and the label-free estimate (CBPE) all compute their metrics here, through
+:func:`weighted_metric`: a metric of the same rows under many *weightings* (bootstrap replicates
+are weightings: row ``i`` drawn ``k`` times weighs ``k``) or many *labelings* (simulated label
+vectors, or calibrated probabilities as soft labels) in one vectorised pass. A point value is
+the same call with weights of one (:func:`compute_metric`). So a bootstrap of 500 replicates is
+a handful of matrix operations, not 500 calls of a scikit-learn function, and every caller
+agrees on ties, empty classes and undefined values (NaN).
+
+Definitions (as scikit-learn's, checked in ``tests/test_metrics.py``): ROC-AUC counts tied
+scores as half-ordered pairs (``roc_auc_score``); PR-AUC is average precision with one step per
+distinct score (``average_precision_score``); precision is 0 without predicted positives (as
+``zero_division=0``), recall NaN without positives; ``brier``, ``accuracy``, ``f1``,
+``balanced_accuracy`` at the model's threshold; ``rmse``, ``mae``, ``r2`` for regression.
+
+Pitfall avoided: accuracy on an imbalanced problem. With 10 % positives, "always negative" scores
+90 % accuracy; the card reports threshold-free ranking metrics, the threshold metrics and
+balanced accuracy (:mod:`ml_lifecycle.evaluate`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+LOWER_IS_BETTER = frozenset({"mae", "rmse", "brier", "log_loss"})
+CLASSIFICATION_METRICS = (
+    "roc_auc", "pr_auc", "precision", "recall", "f1", "balanced_accuracy", "brier", "accuracy",
+)
+REGRESSION_METRICS = ("mae", "rmse", "r2")
+_CELLS = 1_000_000  # replicate x row cells per chunk of a bootstrap (bounded memory)
+
+
+def higher_is_better(metric: str) -> bool:
+    """Direction of a metric (error metrics are lower-is-better)."""
+    return metric not in LOWER_IS_BETTER
+
+
+def metric_names(task: str) -> tuple[str, ...]:
+    """The metrics reported for a task."""
+    return CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+
+
+def _groups(sorted_scores: np.ndarray) -> np.ndarray:
+    """Start index of each run of tied values in a sorted array."""
+    return np.flatnonzero(np.concatenate([[True], sorted_scores[1:] != sorted_scores[:-1]]))
+
+
+def _ranking(metric: str, y: np.ndarray, s: np.ndarray, w: np.ndarray) -> np.ndarray:
+    order = np.argsort(s, kind="stable")
+    if metric == "pr_auc":
+        order = order[::-1]
+    ss, ys, ws = s[order], y[..., order], w[:, order]
+    starts = _groups(ss)
+    pos = np.add.reduceat(ws * ys, starts, axis=1)
+    neg = np.add.reduceat(ws * (1 - ys), starts, axis=1)
+    p_tot, n_tot = pos.sum(axis=1), neg.sum(axis=1)
+    if metric == "roc_auc":
+        neg_below = np.cumsum(neg, axis=1) - neg
+        return np.sum(pos * (neg_below + 0.5 * neg), axis=1) / (p_tot * n_tot)
+    tp, fp = np.cumsum(pos, axis=1), np.cumsum(neg, axis=1)
+    precision = np.where(tp + fp > 0, tp / np.where(tp + fp > 0, tp + fp, 1.0), 0.0)
+    ap = np.sum(pos / np.where(p_tot > 0, p_tot, 1.0)[:, None] * precision, axis=1)
+    return np.where(p_tot > 0, ap, np.nan)
+
+
+def weighted_metric(
+    metric: str,
+    y: np.ndarray,
+    scores: np.ndarray,
+    weights: np.ndarray,
+    threshold: float = 0.5,
+) -> np.ndarray:
+    """A metric for many weightings or labelings of the same rows at once.
+
+    Bootstrap replicates are weightings (``weights`` of shape (B, n), ``y`` of shape (n,));
+    simulated labelings (performance estimation) are label matrices (``y`` of shape (B, n),
+    ``weights`` of shape (1, n)). Labels may be fractional: with calibrated probabilities as
+    ``y`` the result is the expected metric (confidence-based performance estimation).
+
+    Args:
+        metric: one of roc_auc, pr_auc, brier, accuracy, precision, recall, f1,
+            balanced_accuracy, rmse, mae, r2.
+        y: labels (0/1, or probabilities) or targets: (n,) or (B, n).
+        scores: the model's scores / predictions (n,).
+        weights: (B, n) or (1, n) non-negative weights (bootstrap counts).
+        threshold: decision threshold for the threshold metrics.
+
+    Returns:
+        B metric values (NaN where undefined, e.g. one class only).
+
+    Raises:
+        ValueError: an unknown metric.
+    """
+    w = np.atleast_2d(np.asarray(weights, dtype=float))
+    y = np.asarray(y, dtype=float)
+    s = np.asarray(scores, dtype=float)
+
+    def wsum(values: np.ndarray) -> np.ndarray:  # per-replicate weighted sums
+        return w @ values if values.ndim == 1 else (w * values).sum(axis=1)
+
+    total = w.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if metric in ("roc_auc", "pr_auc"):
+            return _ranking(metric, y, s, w)
+        if metric == "brier":
+            return wsum((s - y) ** 2) / total
+        if metric in ("rmse", "mae", "r2"):
+            if metric == "rmse":
+                return np.sqrt(wsum((y - s) ** 2) / total)
+            if metric == "mae":
+                return wsum(np.abs(y - s)) / total
+            mean = wsum(y) / total
+            sst = (w * (y - mean[:, None]) ** 2).sum(axis=1)
+            return np.where(sst > 0, 1 - wsum((y - s) ** 2) / sst, np.nan)
+        pred = (s >= threshold).astype(float)
+        tp = wsum(pred * y)
+        fp = wsum(pred * (1 - y))
+        fn = wsum((1 - pred) * y)
+        tn = wsum((1 - pred) * (1 - y))
+        if metric == "accuracy":
+            return (tp + tn) / total
+        if metric == "precision":
+            return np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        if metric == "recall":
+            return np.where(tp + fn > 0, tp / (tp + fn), np.nan)
+        if metric == "f1":
+            denom = 2 * tp + fp + fn
+            return np.where(denom > 0, 2 * tp / denom, 0.0)
+        if metric == "balanced_accuracy":
+            return (tp / (tp + fn) + tn / (tn + fp)) / 2
+    raise ValueError(f"no weighted form of metric '{metric}'")
+
+
+def compute_metric(task: str, name: str, y: np.ndarray, scores: np.ndarray,
+                   threshold: float = 0.5) -> float:
+    """One metric of one labelling (NaN where undefined).
+
+    Raises:
+        ValueError: a metric the task does not report.
+    """
+    known = metric_names(task)
+    if name not in known:
+        raise ValueError(f"unknown metric '{name}' for task {task}; known: {sorted(known)}")
+    y = np.asarray(y, dtype=float)
+    if len(y) == 0:
+        return float("nan")
+    return float(weighted_metric(name, y, scores, np.ones((1, len(y))), threshold)[0])
+
+
+def compute_metrics(task: str, y: np.ndarray, scores: np.ndarray,
+                    threshold: float = 0.5) -> dict[str, float]:
+    """All point metrics of the task."""
+    return {m: compute_metric(task, m, y, scores, threshold) for m in metric_names(task)}
+
+
+def bootstrap_weights(n: int, n_boot: int, seed: Any) -> Iterator[np.ndarray]:
+    """Bootstrap replicates of ``n`` rows as count weights, in chunks of bounded size.
+
+    Row resampling with replacement: each replicate draws ``n`` row indices; a row drawn ``k``
+    times weighs ``k``. One seeded generator, so the same ``(n, n_boot, seed)`` gives the same
+    replicates wherever they are used (a paired comparison applies each one to both models).
+
+    Yields:
+        (b, n) float arrays, ``n_boot`` rows in all.
+    """
+    rng = np.random.default_rng(seed)
+    chunk = max(1, min(n_boot, _CELLS // max(n, 1)))
+    done = 0
+    while done < n_boot:
+        b = min(chunk, n_boot - done)
+        idx = rng.integers(0, n, size=(b, n)) + n * np.arange(b)[:, None]
+        yield np.bincount(idx.ravel(), minlength=b * n).reshape(b, n).astype(float)
+        done += b
+
+
+def bootstrap_metric(metric: str, y: np.ndarray, scores: np.ndarray, *, n_boot: int,
+                     seed: Any, threshold: float = 0.5) -> np.ndarray:
+    """``n_boot`` bootstrap replicates of a metric (NaN where a replicate leaves it undefined)."""
+    y = np.asarray(y, dtype=float)
+    out = [weighted_metric(metric, y, scores, w, threshold)
+           for w in bootstrap_weights(len(y), n_boot, seed)]
+    return np.concatenate(out) if out else np.empty(0)
+
+
+def bootstrap_metrics_table(task: str, y: np.ndarray, scores: np.ndarray, threshold: float, *,
+                            n_boot: int, seed: Any,
+                            metrics: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    """Replicates of several metrics on the *same* resamples (one draw of weights for all)."""
+    y = np.asarray(y, dtype=float)
+    names = metrics or metric_names(task)
+    out: dict[str, list[np.ndarray]] = {m: [] for m in names}
+    for w in bootstrap_weights(len(y), n_boot, seed):
+        for m in names:
+            out[m].append(weighted_metric(m, y, scores, w, threshold))
+    return {m: np.concatenate(v) if v else np.empty(0) for m, v in out.items()}
+
+
+def paired_bootstrap(metric: str, y: np.ndarray, first: np.ndarray, second: np.ndarray, *,
+                     n_boot: int, seed: Any, threshold_first: float = 0.5,
+                     threshold_second: float = 0.5) -> np.ndarray:
+    """Replicates of ``metric(first) - metric(second)`` on the same resampled rows (paired)."""
+    y = np.asarray(y, dtype=float)
+    out = [weighted_metric(metric, y, first, w, threshold_first)
+           - weighted_metric(metric, y, second, w, threshold_second)
+           for w in bootstrap_weights(len(y), n_boot, seed)]
+    return np.concatenate(out) if out else np.empty(0)
+
+
+__all__ = [
+    "CLASSIFICATION_METRICS",
+    "LOWER_IS_BETTER",
+    "REGRESSION_METRICS",
+    "bootstrap_metric",
+    "bootstrap_metrics_table",
+    "bootstrap_weights",
+    "compute_metric",
+    "compute_metrics",
+    "higher_is_better",
+    "metric_names",
+    "paired_bootstrap",
+    "weighted_metric",
+]
