@@ -44,6 +44,7 @@ import pandas as pd
 from .config import Config, apply_overrides, config_from_dict, load_raw
 from .errors import EXIT_OK, ConfigError, DataError
 from .io import atomic_write_json, atomic_write_text, dumps_json
+from .labels import apply_label_map, binary_labels, label_keys, positive_class
 from .metrics import compute_metric, higher_is_better
 
 #: The policy strategies every backtest runs: name -> config overrides.
@@ -292,23 +293,19 @@ def live_metrics(cfg: Config, metric: str, run: dict[str, Any], batches: list[Ba
         s = run["scored"][record["day"]].merge(
             b.labels.assign(**{id_col: b.labels[id_col].astype(str)}), on=id_col)
         y = _encode(cfg, s[cfg.data.target])
-        value = compute_metric(cfg.task, metric, y, s["score"].to_numpy(dtype=float),
+        known = np.isfinite(y)  # a row whose label is missing is not judged
+        value = compute_metric(cfg.task, metric, y[known],
+                               s["score"].to_numpy(dtype=float)[known],
                                float(record.get("threshold") or 0.5))
         record["live_metric"] = None if not np.isfinite(value) else float(value)
 
 
 def _encode(cfg: Config, values: pd.Series) -> np.ndarray:
+    """Labels as 0/1 (NaN where missing) or regression targets, by the one label rule."""
+    mapped = apply_label_map(values, cfg.data.label_map)
     if cfg.task == "regression":
-        return pd.to_numeric(values).to_numpy(dtype=float)
-    from .train import _label_text
-
-    text = values.map(lambda v: cfg.data.label_map.get(str(v), v)).map(_label_text)
-    positive = _label_text(cfg.data.positive_label) if cfg.data.positive_label is not None \
-        else None
-    if positive is None:
-        uniq, counts = np.unique(text, return_counts=True)
-        positive = str(uniq[int(np.argmin(counts))])
-    return (text.to_numpy() == positive).astype(float)
+        return pd.to_numeric(mapped).to_numpy(dtype=float)
+    return binary_labels(mapped, positive_class(label_keys(mapped), cfg.data.positive_label))
 
 
 def summarize(cfg: Config, metric: str, run: dict[str, Any],

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError, PathNotAllowedError
+from .labels import apply_label_map, text_key
 
 if TYPE_CHECKING:
     from .config import DataConfig
@@ -169,16 +170,10 @@ def _to_category_values(series: pd.Series) -> pd.Series:
     """Categorical features become object columns of str with np.nan for missing."""
     out = series.astype(object)
     mask = series.isna()
-    out = out.map(lambda v: v if isinstance(v, str) else _format_category(v))
+    out = out.map(text_key)
     out = out.astype(object)
     out[mask] = np.nan
     return out
-
-
-def _format_category(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def enforce_schema(
@@ -242,9 +237,7 @@ def enforce_schema(
         sentinel_counts[column] = count
     if data_cfg.target in frame.columns:
         target = frame[data_cfg.target]
-        if data_cfg.label_map:
-            target = target.map(lambda v: data_cfg.label_map.get(str(v), v))
-        frame[data_cfg.target] = target
+        frame[data_cfg.target] = apply_label_map(target, data_cfg.label_map)
     frame.attrs["sentinel_counts"] = sentinel_counts
     frame.attrs["nonfinite_counts"] = nonfinite_counts
     return frame

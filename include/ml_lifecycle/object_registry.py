@@ -43,7 +43,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +50,17 @@ import joblib
 
 from .errors import IntegrityError, RegistryError, StorageError
 from .io import atomic_write_bytes, dumps_json, sha256_file, to_jsonable
-from .registry import _UNSET, _check_version_arg, _safe_relative_name, _VersionReads
+from .registry_base import (
+    _UNSET,
+    _VERSION_DIR_RE,
+    CARD_FILE,
+    CHAMPION_FILE,
+    VERSIONS_DIR,
+    _check_version_arg,
+    _safe_relative_name,
+    _utc_now,
+    _VersionReads,
+)
 from .storage import (
     as_path,
     check_url,
@@ -66,19 +75,11 @@ __all__ = ["ObjectStoreRegistry"]
 
 log = logging.getLogger(__name__)
 
-CARD_FILE = "card.json"
-CHAMPION_FILE = "champion.json"
 CLAIMS_DIR = "claims"
 LOG_DIR = "log"
-VERSIONS_DIR = "versions"
-_VERSION_RE = re.compile(r"^v(\d{4,})$")
 _CLAIM_RE = re.compile(r"^v(\d{4,})\.json$")
 _LOG_RE = re.compile(r"^(\d{8,})\.json$")
 _MAX_ATTEMPTS = 1000
-
-
-def _utc_now() -> str:
-    return datetime.now(UTC).isoformat()
 
 
 class ObjectStoreRegistry(_VersionReads):
@@ -265,7 +266,8 @@ class ObjectStoreRegistry(_VersionReads):
     def _used_numbers(self) -> list[int]:
         used = [0]
         used += [int(m.group(1)) for m in map(_CLAIM_RE.match, self._names(CLAIMS_DIR)) if m]
-        used += [int(m.group(1)) for m in map(_VERSION_RE.match, self._names(VERSIONS_DIR)) if m]
+        used += [int(m.group(1))
+                 for m in map(_VERSION_DIR_RE.match, self._names(VERSIONS_DIR)) if m]
         used += [e["version"] for e in self.history() if isinstance(e.get("version"), int)]
         return used
 
@@ -281,13 +283,13 @@ class ObjectStoreRegistry(_VersionReads):
 
     # ------------------------------------------------------------------ reading versions
 
-    # Primitives of the shared version reads (registry._VersionReads).
+    # Primitives of the shared version reads (registry_base._VersionReads).
     _noun = "object"
     _warn_skipped = False  # a version without card.json may be an upload in progress
 
     def _version_numbers(self) -> list[int]:
         return sorted(
-            int(m.group(1)) for m in map(_VERSION_RE.match, self._names(VERSIONS_DIR)) if m
+            int(m.group(1)) for m in map(_VERSION_DIR_RE.match, self._names(VERSIONS_DIR)) if m
         )
 
     def _version_bytes(self, version: int, name: str) -> bytes:

@@ -25,6 +25,7 @@ import pandas as pd
 
 from .errors import EXIT_GATE_REJECTED, EXIT_OK, DataError, RegistryError
 from .io import atomic_write_json
+from .labels import positive_class, text_key
 from .storage import as_path, is_file
 
 if TYPE_CHECKING:
@@ -57,12 +58,6 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def _label_text(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
 def encode_target(frame: pd.DataFrame, cfg: Config) -> tuple[np.ndarray, dict[str, Any]]:
     """Encode the target: 0/1 with the configured (or minority) positive class, or floats."""
     target = frame[cfg.data.target]
@@ -71,22 +66,19 @@ def encode_target(frame: pd.DataFrame, cfg: Config) -> tuple[np.ndarray, dict[st
         if not np.isfinite(y).all():
             raise DataError(f"target '{cfg.data.target}' has non-numeric or non-finite values")
         return y, {"mean": float(y.mean()), "std": float(y.std())}
-    labels = target.map(_label_text).to_numpy()
-    classes, counts = np.unique(labels, return_counts=True)
+    labels = target.map(text_key).to_numpy()
+    classes = np.unique(labels)
     if len(classes) != 2:
         raise DataError(
             f"target '{cfg.data.target}': binary classification needs 2 classes, found "
             f"{len(classes)}: {classes.tolist()[:10]}"
         )
-    if cfg.data.positive_label is not None:
-        positive = _label_text(cfg.data.positive_label)
-        if positive not in classes:
-            raise DataError(
-                f"data.positive_label {cfg.data.positive_label!r} is not a value of target "
-                f"'{cfg.data.target}' (found {classes.tolist()})"
-            )
-    else:
-        positive = str(classes[int(np.argmin(counts))])
+    positive = positive_class(labels, cfg.data.positive_label)
+    if positive not in classes:
+        raise DataError(
+            f"data.positive_label {cfg.data.positive_label!r} is not a value of target "
+            f"'{cfg.data.target}' (found {classes.tolist()})"
+        )
     y = (labels == positive).astype(int)
     return y, {"classes": classes.tolist(), "positive_label": positive,
                "positive_rate": float(y.mean())}

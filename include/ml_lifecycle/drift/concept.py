@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+from ..labels import apply_label_map, binary_labels
 from ..metrics import bootstrap_metric, compute_metric, higher_is_better
 from .decision import DRIFT, INSUFFICIENT, NO_DRIFT, UNAVAILABLE
 
@@ -209,27 +210,18 @@ def score_column(frame: pd.DataFrame, preferred: str, source: str) -> str:
     )
 
 
-def _label_text(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
 def encode_labels(values: pd.Series, cfg: Config, positive_label: Any = None) -> np.ndarray:
     """Targets as floats: 0/1 for classification (positive label from the card or config).
 
     Rows with a missing target become NaN (and are ignored by :func:`concept_drift`).
     """
-    mapped = values.map(lambda v: cfg.data.label_map.get(str(v), v)) if cfg.data.label_map \
-        else values
     if cfg.task == "regression":
+        mapped = apply_label_map(values, cfg.data.label_map)
         return pd.to_numeric(mapped, errors="coerce").to_numpy(dtype="float64")
     positive = positive_label if positive_label is not None else cfg.data.positive_label
     if positive is None:
         raise DataError("concept drift: the positive label is unknown (set data.positive_label)")
-    text = mapped.map(lambda v: None if pd.isna(v) else _label_text(v))
-    y = (text == _label_text(positive)).to_numpy(dtype="float64")
-    return np.where(text.isna().to_numpy(), np.nan, y)
+    return binary_labels(values, positive, label_map=cfg.data.label_map)
 
 
 def load_labelled(

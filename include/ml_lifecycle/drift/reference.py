@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..labels import text_key
+
 UNSEEN = "__unseen__"  # new current categories + the profile's pooled-away ones (n_other > 0)
 RARE = "__rare__"  # categories pooled because their expected count is too small
 
@@ -101,15 +103,6 @@ def bin_counts_sorted(sorted_values: np.ndarray, cuts: np.ndarray) -> np.ndarray
 def wasserstein_grid(size: int) -> np.ndarray:
     """Mid-point probabilities ``(k + 0.5) / size`` on which quantile functions are compared."""
     return (np.arange(size) + 0.5) / size
-
-
-def category_key(value: Any) -> str:
-    """The text key of a category value (``3.0`` -> ``'3'``; same rule as the data loader)."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def _robust_spread(sorted_values: np.ndarray) -> float:
@@ -388,7 +381,7 @@ def value_counts(values: Any) -> tuple[dict[str, int], int, int]:
     n_missing = int(len(series) - int(vc.sum()))
     counts: dict[str, int] = {}
     for key, count in zip(vc.index.tolist(), vc.to_numpy().tolist(), strict=True):
-        text = category_key(key)
+        text = text_key(key)
         counts[text] = counts.get(text, 0) + int(count)
     return counts, len(series), n_missing
 
