@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .charts import GREY, PALETTE, escape, line_chart, short_days
 from .config import Config, apply_overrides, config_from_dict, load_raw
 from .errors import EXIT_OK, ConfigError, DataError
 from .io import atomic_write_json, atomic_write_text, dumps_json
@@ -350,78 +351,36 @@ def summarize(cfg: Config, metric: str, run: dict[str, Any],
 
 def _svg_chart(runs: list[dict[str, Any]], metric: str, floor: float | None,
                change_points: list[str]) -> str:
-    width, height, pad = 860, 320, 48
+    """The live metric per day and strategy: retrains marked (filled circle: promoted, open
+    square: rejected), change points dashed, the gate floor as a threshold."""
     days = sorted({d["day"] for r in runs for d in r["days"]})
-    vals = [d["live_metric"] for r in runs for d in r["days"] if d.get("live_metric") is not None]
-    if not days or not vals:
+    if not days or not any(d.get("live_metric") is not None for r in runs for d in r["days"]):
         return "<p>No day has labels yet: nothing to plot.</p>"
-    lo, hi = min(vals + ([floor] if floor is not None else [])), max(vals)
-    if hi - lo < 1e-9:
-        hi, lo = hi + 0.01, lo - 0.01
-    span = hi - lo
-    lo, hi = lo - 0.05 * span, hi + 0.05 * span
-
-    def x(day: str) -> float:
-        return pad + (width - 2 * pad) * days.index(day) / max(1, len(days) - 1)
-
-    def y(v: float) -> float:
-        return height - pad - (height - 2 * pad) * (v - lo) / (hi - lo)
-
-    colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
-              "#7f7f7f", "#17becf", "#bcbd22"]
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'role="img" aria-label="live {metric} per day and strategy">',
-             f'<rect width="{width}" height="{height}" fill="white"/>']
-    for k in range(5):
-        v = lo + (hi - lo) * k / 4
-        parts.append(f'<line x1="{pad}" x2="{width - pad}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
-                     f'stroke="#eee"/><text x="4" y="{y(v) + 4:.1f}" font-size="10">'
-                     f'{v:.3f}</text>')
-    for cp in change_points:
-        if cp in days:
-            parts.append(f'<line x1="{x(cp):.1f}" x2="{x(cp):.1f}" y1="{pad}" '
-                         f'y2="{height - pad}" stroke="#999" stroke-dasharray="4 3"/>'
-                         f'<text x="{x(cp) + 3:.1f}" y="{pad - 4}" font-size="10">'
-                         f'change {cp}</text>')
-    if floor is not None and lo <= floor <= hi:
-        parts.append(f'<line x1="{pad}" x2="{width - pad}" y1="{y(floor):.1f}" '
-                     f'y2="{y(floor):.1f}" stroke="#d62728" stroke-dasharray="2 2"/>'
-                     f'<text x="{width - pad - 60}" y="{y(floor) - 3:.1f}" font-size="10">'
-                     f'gate floor</text>')
+    position = {day: i for i, day in enumerate(days)}
+    series = []
     for idx, run in enumerate(runs):
-        color = colors[idx % len(colors)]
-        pts = [(x(d["day"]), y(d["live_metric"])) for d in run["days"]
-               if d.get("live_metric") is not None]
-        if pts:
-            path = " ".join(f"{px:.1f},{py:.1f}" for px, py in pts)
-            parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.8" '
-                         f'points="{path}"/>')
-        for d in run["days"]:
-            if d["retrain"]:
-                yy = y(d["live_metric"]) if d.get("live_metric") is not None else height - pad
-                shape = "circle" if d["gate"] == "promoted" else "rect"
-                if shape == "circle":
-                    parts.append(f'<circle cx="{x(d["day"]):.1f}" cy="{yy:.1f}" r="4" '
-                                 f'fill="{color}"/>')
-                else:
-                    parts.append(f'<rect x="{x(d["day"]) - 3:.1f}" y="{yy - 3:.1f}" width="6" '
-                                 f'height="6" fill="none" stroke="{color}"/>')
-        parts.append(f'<text x="{pad + 150 * (idx % 5)}" y="{height - 12 - 14 * (idx // 5)}" '
-                     f'font-size="11" fill="{color}">■ {_esc(run["name"])}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _esc(text: Any) -> str:
-    import html
-
-    return html.escape(str(text))
+        by_day = {d["day"]: d for d in run["days"]}
+        series.append({
+            "name": run["name"], "colour": PALETTE[idx % len(PALETTE)],
+            "x": list(range(len(days))),
+            "y": [by_day.get(day, {}).get("live_metric") for day in days],
+            "marks": [{"i": position[d["day"]],
+                       "shape": "circle" if d["gate"] == "promoted" else "square",
+                       "title": f"{run['name']}: retrain on {d['day']} ({d['gate']})"}
+                      for d in run["days"] if d["retrain"]],
+        })
+    return line_chart(
+        series, kind="backtest", label=f"live {metric} per day and strategy", width=860,
+        height=340, x_labels=short_days(days), y_title=metric,
+        hlines=[{"y": floor, "label": "gate floor"}] if floor is not None else [],
+        vlines=[{"x": position[cp], "label": f"change {cp}", "colour": GREY, "row": k}
+                for k, cp in enumerate(change_points) if cp in position])
 
 
 def render_html(result: dict[str, Any], runs: list[dict[str, Any]], floor: float | None) -> str:
     metric = result["metric"]
     rows = "".join(
-        "<tr>" + "".join(f"<td>{_esc(_fmt(s.get(k)))}</td>" for k in (
+        "<tr>" + "".join(f"<td>{escape(_fmt(s.get(k)))}</td>" for k in (
             "strategy", "retrains", "promotions", "mean_live_metric", "worst_live_metric",
             "days_below_floor", "detection_delay_days", "compute_seconds")) + "</tr>"
         for s in result["strategies"])
@@ -431,14 +390,14 @@ def render_html(result: dict[str, Any], runs: list[dict[str, Any]], floor: float
 <style>body{{font-family:sans-serif;margin:24px;color:#222}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}th{{background:#f4f4f4}}</style>
 </head><body><h1>Retraining policy backtest</h1>
-<p>{_esc(result['batches'])} batches from {_esc(result['first_day'])} to
-{_esc(result['last_day'])}; live metric: <b>{_esc(metric)}</b> of each day's scores by the model
+<p>{escape(result['batches'])} batches from {escape(result['first_day'])} to
+{escape(result['last_day'])}; live metric: <b>{escape(metric)}</b> of each day's scores by the model
 in place that day, once its labels had arrived. Filled circles: retrain promoted; open squares:
 retrain rejected by the gate.</p>
 <table><tr><th>strategy</th><th>retrains</th><th>promotions</th><th>mean live</th>
 <th>worst live</th><th>days below floor</th><th>detection delay (days)</th><th>compute s</th></tr>
-{rows}</table><h2>Live {_esc(metric)} per day</h2>{chart}
-<p>Reproduce: <code>{_esc(result['command'])}</code></p></body></html>"""
+{rows}</table><h2>Live {escape(metric)} per day</h2>{chart}
+<p>Reproduce: <code>{escape(result['command'])}</code></p></body></html>"""
 
 
 def _fmt(value: Any) -> str:

@@ -1,12 +1,17 @@
-"""Inline-SVG chart primitives shared by the day report and the monitoring UI, and the
-performance-over-time chart both of them show.
+"""Every inline-SVG chart of the package, in one place: the day report, the backtest report and
+the monitoring UI all draw through this module.
 
 Every function returns markup as text: no script, no external asset. Every label is escaped
 (:func:`escape`) and every number is formatted here (:func:`fmt`, :func:`tick_text`), so nothing
 from the data can inject markup. Missing values (None, NaN, infinities) leave gaps.
 
-The UI's plots (``plugins/ml_monitoring/svg.py``) are built from these primitives too; the core
-never imports the plugin. The module imports only the standard library.
+Primitives (escaping, number formats, ticks, scales, axes, legend, colours), then the charts:
+:func:`performance_chart` (estimated and realized metric over time, with the reference and the
+tolerance), :func:`line_chart` (lines over a shared x axis, with thresholds, markers and
+per-point marks), :func:`hbar_chart`, :func:`interval_chart`, :func:`confusion_matrix`,
+:func:`histogram`, and the reference-vs-current :func:`shares_histogram` and
+:func:`shares_bars` of the drift report. The core never imports the plugin, which only presents
+what these functions draw. The module imports only the standard library.
 """
 
 from __future__ import annotations
@@ -457,6 +462,402 @@ def performance_chart(
     return "".join(out)
 
 
+
+
+# --------------------------------------------------------------------------- general charts
+
+
+PALETTE = (BLUE, RED, GREEN, PURPLE, ORANGE, "#8c564b", "#e377c2", GREY, "#17becf", "#bcbd22")
+
+
+def _hline(line: Mapping[str, Any], py: Scale, left: float, inner_w: float) -> str:
+    value = finite(line.get("y"))
+    if value is None:
+        return ""
+    colour, y = escape(line.get("colour", RED)), py(value)
+    return (f'<line x1="{left}" y1="{y:.1f}" x2="{left + inner_w}" y2="{y:.1f}" '
+            f'stroke="{colour}" stroke-dasharray="5 4" stroke-width="1.4" '
+            f'data-role="threshold"/><text x="{left + inner_w - 2}" y="{y - 3:.1f}" '
+            f'font-size="10" text-anchor="end" fill="{colour}">'
+            f'{escape(line.get("label", ""))}</text>')
+
+
+def _vline(line: Mapping[str, Any], px: Scale, left: float, top: float, inner_w: float,
+           inner_h: float) -> str:
+    value = finite(line.get("x"))
+    if value is None:
+        return ""
+    colour, x = escape(line.get("colour", ORANGE)), px(value)
+    text_x, anchor = (x - 3, "end") if x > left + inner_w * 0.75 else (x + 3, "start")
+    return (f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + inner_h}" '
+            f'stroke="{colour}" stroke-dasharray="3 3" stroke-width="1.4" '
+            f'data-role="marker"/><text x="{text_x:.1f}" '
+            f'y="{top + 10 + 12 * line.get("row", 0)}" font-size="10" '
+            f'text-anchor="{anchor}" fill="{colour}">{escape(line.get("label", ""))}</text>')
+
+
+def _series(s: Mapping[str, Any], px: Scale, py: Scale, floor_y: float) -> list[str]:
+    """One series: its polyline segments (gaps at None), its points and its marks."""
+    colour = escape(s.get("colour", BLUE))
+    points = [(finite(x), finite(y)) for x, y in zip(s.get("x", []), s.get("y", []),
+                                                    strict=False)]
+    out, segment = [], []
+    dash = ' stroke-dasharray="4 3"' if s.get("dash") else ""
+    for x, y in [*points, (None, None)]:
+        if x is None or y is None:
+            if len(segment) > 1:
+                out.append(f'<polyline points="{" ".join(segment)}" fill="none" '
+                           f'stroke="{colour}" stroke-width="1.8"{dash}/>')
+            segment = []
+            continue
+        segment.append(f"{px(x):.1f},{py(y):.1f}")
+    if s.get("points", False):
+        colours = s.get("point_colours") or []
+        for i, (x, y) in enumerate(points):
+            if x is not None and y is not None:
+                dot = escape(colours[i]) if i < len(colours) and colours[i] else colour
+                out.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3.2" fill="{dot}"/>')
+    for mark in s.get("marks", []):  # {"i", "shape": circle (filled) | square (open), "title"}
+        i = int(mark["i"])
+        if not 0 <= i < len(points) or points[i][0] is None:
+            continue
+        x, y = px(points[i][0]), py(points[i][1]) if points[i][1] is not None else floor_y
+        tip = f"<title>{escape(mark['title'])}</title>" if mark.get("title") else ""
+        if mark.get("shape") == "square":
+            out.append(f'<rect x="{x - 3.5:.1f}" y="{y - 3.5:.1f}" width="7" height="7" '
+                       f'fill="white" stroke="{colour}" stroke-width="1.5" '
+                       f'data-role="mark">{tip}</rect>')
+        else:
+            out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4.2" fill="{colour}" '
+                       f'data-role="mark">{tip}</circle>')
+    return out
+
+
+def line_chart(
+    series: list[dict[str, Any]],
+    *,
+    kind: str,
+    label: str,
+    width: int = 560,
+    height: int = 220,
+    x_labels: Sequence[str] | None = None,
+    x_title: str = "",
+    y_title: str = "",
+    hlines: Sequence[dict[str, Any]] = (),
+    vlines: Sequence[dict[str, Any]] = (),
+    y_from_zero: bool = False,
+    legend: bool = True,
+) -> str:
+    """Lines (and points) over a shared x axis.
+
+    Args:
+        series: ``{"name", "x": [...], "y": [...], "colour", "dash": bool, "points": bool,
+            "point_colours": [...], "marks": [{"i", "shape", "title"}]}``; ``y`` may hold
+            None (a gap); a mark is a filled circle or an open square on point ``i`` (at the
+            bottom of the plot when that point has no value).
+        kind: ``data-plot`` attribute (lets tests and scripts find the plot).
+        label: accessible name (``aria-label`` and ``<title>``).
+        x_labels: names of the integer x positions 0..n-1 (e.g. days); None: numeric x.
+        hlines: horizontal reference lines ``{"y", "label", "colour"}`` (thresholds).
+        vlines: vertical markers ``{"x", "label", "colour", "row"}`` (e.g. change points).
+        y_from_zero: include 0 in the y range.
+    """
+    left, right, bottom = 52, 14, 40
+    entries = [{"label": s["name"], "colour": s.get("colour", BLUE)}
+               for s in series if s.get("name")] if legend else []
+    legend_svg, rows = _legend_row(entries, x=left, max_x=width - right)
+    top = 10 + 18 * max(rows, 1 if legend else 0)
+    inner_w, inner_h = width - left - right, height - top - bottom
+    xs = [finite(x) for s in series for x in s.get("x", [])]
+    xs = [x for x in xs if x is not None] + [finite(v.get("x")) or 0.0 for v in vlines]
+    ys = [y for y in (finite(y) for s in series for y in s.get("y", [])) if y is not None]
+    extra = [h for h in (finite(line.get("y")) for line in hlines) if h is not None]
+    x_low, x_high = (min(xs), max(xs)) if xs else (0.0, 1.0)
+    if x_high == x_low:
+        x_low, x_high = x_low - 0.5, x_high + 0.5
+    y_low, y_high = domain(ys, include=[*extra, *([0.0] if y_from_zero else [])])
+    if y_from_zero and y_low < 0 <= min(ys + extra + [0.0]):
+        y_low = 0.0
+    px = linear(x_low, x_high, left, inner_w)
+    py = linear(y_low, y_high, top + inner_h, -inner_h)
+    out = [svg_open(width, height, label, kind),
+           y_grid(nice_ticks(y_low, y_high), py, left, inner_w),
+           x_axis_line(left, top + inner_h, inner_w)]
+    if x_labels is not None:
+        out.append(x_category_labels(x_labels, px, y=top + inner_h + 14, inner_w=inner_w,
+                                     right_edge=width - right))
+    else:
+        out += [f'<text x="{px(tick):.1f}" y="{top + inner_h + 14}" font-size="10" '
+                f'text-anchor="middle" fill="{MUTED}">{tick_text(tick)}</text>'
+                for tick in nice_ticks(x_low, x_high, 6)]
+    if x_title:
+        out.append(x_title_text(x_title, left + inner_w / 2, height - 6))
+    if y_title:
+        out.append(y_title_text(y_title, top + inner_h / 2))
+    out += [_hline(line, py, left, inner_w) for line in hlines]
+    out += [_vline(line, px, left, top, inner_w, inner_h) for line in vlines]
+    for s in series:
+        out += _series(s, px, py, top + inner_h)
+    out += [legend_svg, "</svg>"]
+    return "".join(out)
+
+
+def hbar_chart(
+    labels: Sequence[str],
+    values: Sequence[Any],
+    *,
+    kind: str,
+    label: str,
+    errors: Sequence[Any] | None = None,
+    width: int = 560,
+    colours: Sequence[str] | None = None,
+    value_digits: int = 3,
+) -> str:
+    """Horizontal bars from a zero axis (negative values go left), with optional +-error."""
+    row, left, right, top = 20, 170, 70, 6
+    height = top + row * len(labels) + 22
+    inner = width - left - right
+    nums = [finite(v) for v in values]
+    errs = [finite(e) or 0.0 for e in (errors or [0.0] * len(labels))]
+    lows = [min(0.0, (v or 0.0) - e) for v, e in zip(nums, errs, strict=False)]
+    highs = [max(0.0, (v or 0.0) + e) for v, e in zip(nums, errs, strict=False)]
+    low, high = (min(lows), max(highs)) if labels else (0.0, 1.0)
+    if high == low:
+        high = low + 1.0
+
+    def px(x: float) -> float:
+        return left + (x - low) / (high - low) * inner
+
+    zero = px(0.0)
+    out = [svg_open(width, height, label, kind)]
+    for tick in nice_ticks(low, high, 5):
+        x = px(tick)
+        out.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{height - 18}" '
+                   f'stroke="{GRID}"/><text x="{x:.1f}" y="{height - 5}" font-size="10" '
+                   f'text-anchor="middle" fill="{MUTED}">{tick_text(tick)}</text>')
+    for i, name in enumerate(labels):
+        y = top + i * row
+        value = nums[i]
+        colour = escape((colours[i] if colours and i < len(colours) else None) or BLUE)
+        out.append(f'<text x="{left - 6}" y="{y + 14}" font-size="11" text-anchor="end" '
+                   f'fill="{DARK}">{escape(short(str(name), 26))}</text>')
+        if value is None:
+            out.append(f'<text x="{zero + 4:.1f}" y="{y + 14}" font-size="10" '
+                       f'fill="{MUTED}">n/a</text>')
+            continue
+        x0, x1 = sorted((zero, px(value)))
+        out.append(f'<rect x="{x0:.1f}" y="{y + 4}" width="{max(x1 - x0, 0.5):.1f}" '
+                   f'height="{row - 8}" fill="{colour}" data-value="{escape(fmt(value, 4))}"/>')
+        if errs[i]:
+            ea, eb = px(value - errs[i]), px(value + errs[i])
+            out.append(f'<line x1="{ea:.1f}" y1="{y + row / 2:.1f}" x2="{eb:.1f}" '
+                       f'y2="{y + row / 2:.1f}" stroke="{DARK}" stroke-width="1"/>')
+        out.append(f'<text x="{max(x1, px(value + errs[i])) + 4:.1f}" y="{y + 14}" '
+                   f'font-size="10" fill="{MUTED}">{escape(fmt(value, value_digits))}</text>')
+    out.append(f'<line x1="{zero:.1f}" y1="{top}" x2="{zero:.1f}" y2="{height - 18}" '
+               f'stroke="{GREY}"/>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def interval_chart(
+    items: Sequence[dict[str, Any]],
+    *,
+    kind: str,
+    label: str,
+    y_title: str = "",
+    width: int = 560,
+    height: int = 200,
+) -> str:
+    """One point with its interval per item (``{"label", "value", "low", "high", "highlight"}``)."""
+    left, right, top, bottom = 52, 14, 12, 34
+    inner_w, inner_h = width - left - right, height - top - bottom
+    values = [finite(v) for it in items for v in (it.get("value"), it.get("low"), it.get("high"))]
+    y_low, y_high = domain([v for v in values if v is not None], pad=0.1)
+    py = linear(y_low, y_high, top + inner_h, -inner_h)
+    n = max(len(items), 1)
+    step = inner_w / n
+    out = [svg_open(width, height, label, kind), y_grid(nice_ticks(y_low, y_high), py, left,
+                                                        inner_w)]
+    if y_title:
+        out.append(y_title_text(y_title, top + inner_h / 2))
+    show_every = max(1, math.ceil(len(items) / 12))
+    for i, item in enumerate(items):
+        x = left + step * (i + 0.5)
+        colour = GREEN if item.get("highlight") else BLUE
+        value, low, high = (finite(item.get(k)) for k in ("value", "low", "high"))
+        if low is not None and high is not None:
+            out.append(f'<line x1="{x:.1f}" y1="{py(low):.1f}" x2="{x:.1f}" y2="{py(high):.1f}" '
+                       f'stroke="{colour}" stroke-width="2"/>'
+                       f'<line x1="{x - 5:.1f}" y1="{py(low):.1f}" x2="{x + 5:.1f}" '
+                       f'y2="{py(low):.1f}" stroke="{colour}"/><line x1="{x - 5:.1f}" '
+                       f'y1="{py(high):.1f}" x2="{x + 5:.1f}" y2="{py(high):.1f}" '
+                       f'stroke="{colour}"/>')
+        if value is not None:
+            radius = 5 if item.get("highlight") else 4
+            out.append(f'<circle cx="{x:.1f}" cy="{py(value):.1f}" r="{radius}" '
+                       f'fill="{colour}"/>')
+        if i % show_every == 0 or i == len(items) - 1:
+            text = escape(item.get("label", ""))
+            weight = ' font-weight="700"' if item.get("highlight") else ""
+            out.append(f'<text x="{x:.1f}" y="{top + inner_h + 15}" font-size="11" '
+                       f'text-anchor="middle" fill="{DARK}"{weight}>{text}</text>')
+    out.append(x_axis_line(left, top + inner_h, inner_w))
+    out.append("</svg>")
+    return "".join(out)
+
+
+def confusion_matrix(counts: dict[str, Any], *, negative: str, positive: str,
+                     label: str = "confusion matrix on the test split") -> str:
+    """The 2x2 matrix (rows: actual, columns: predicted), shaded by each cell's share."""
+    cells = {k: int(finite(counts.get(k)) or 0) for k in ("tn", "fp", "fn", "tp")}
+    total = sum(cells.values()) or 1
+    size, left, top = 96, 120, 42
+    width, height = left + 2 * size + 20, top + 2 * size + 14
+    out = [svg_open(width, height, label, "confusion-matrix")]
+    out.append(f'<text x="{left + size:.0f}" y="14" font-size="11" text-anchor="middle" '
+               f'fill="{MUTED}">predicted</text>')
+    for j, name in enumerate((negative, positive)):
+        out.append(f'<text x="{left + size * (j + 0.5):.0f}" y="32" font-size="12" '
+                   f'text-anchor="middle" fill="{DARK}">{escape(short(name, 14))}</text>')
+    layout = (("tn", 0, 0, "TN"), ("fp", 0, 1, "FP"), ("fn", 1, 0, "FN"), ("tp", 1, 1, "TP"))
+    for i, name in enumerate((negative, positive)):
+        out.append(f'<text x="{left - 8}" y="{top + size * (i + 0.5) + 4:.0f}" font-size="12" '
+                   f'text-anchor="end" fill="{DARK}">actual {escape(short(name, 12))}</text>')
+    for key, i, j, tag in layout:
+        share = cells[key] / total
+        correct = i == j
+        base = (46, 125, 50) if correct else (198, 40, 40)
+        alpha = 0.12 + 0.78 * min(1.0, share * 2)
+        fill = f"rgba({base[0]},{base[1]},{base[2]},{alpha:.2f})"
+        text = "#ffffff" if alpha > 0.55 else DARK
+        x, y = left + j * size, top + i * size
+        out.append(f'<rect x="{x}" y="{y}" width="{size - 2}" height="{size - 2}" '
+                   f'fill="{fill}" data-cell="{key}"/>'
+                   f'<text x="{x + size / 2 - 1:.0f}" y="{y + size / 2 - 4:.0f}" font-size="18" '
+                   f'font-weight="700" text-anchor="middle" fill="{text}">'
+                   f'{cells[key]:,}</text><text x="{x + size / 2 - 1:.0f}" '
+                   f'y="{y + size / 2 + 14:.0f}" font-size="11" text-anchor="middle" '
+                   f'fill="{text}">{tag} '
+                   f'{100 * share:.1f}%</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def histogram(counts: Sequence[Any], edges: Sequence[Any], *, kind: str, label: str,
+              x_title: str = "", width: int = 560, height: int = 200,
+              marker: float | None = 0.0) -> str:
+    """Bars of a stored histogram (``len(edges) == len(counts) + 1``), with a marker at 0."""
+    nums = [finite(c) or 0.0 for c in counts]
+    cuts = [finite(e) for e in edges]
+    if not nums or len(cuts) != len(nums) + 1 or any(c is None for c in cuts):
+        return '<p class="muted">no histogram stored</p>'
+    bounds = [c for c in cuts if c is not None]
+    left, right, top, bottom = 52, 14, 10, 38
+    inner_w, inner_h = width - left - right, height - top - bottom
+    x_low, x_high = bounds[0], bounds[-1]
+    if x_high == x_low:
+        x_high = x_low + 1.0
+    peak = max(nums) or 1.0
+
+    px = linear(x_low, x_high, left, inner_w)
+    py = linear(0.0, peak, top + inner_h, -inner_h)
+    out = [svg_open(width, height, label, kind), y_grid(nice_ticks(0.0, peak), py, left,
+                                                        inner_w)]
+    for count, a, b in zip(nums, bounds[:-1], bounds[1:], strict=False):
+        h = count / peak * inner_h
+        out.append(f'<rect x="{px(a) + 0.5:.1f}" y="{top + inner_h - h:.1f}" '
+                   f'width="{max(px(b) - px(a) - 1, 0.5):.1f}" height="{h:.1f}" fill="{BLUE}"/>')
+    for tick in nice_ticks(x_low, x_high, 6):
+        out.append(f'<text x="{px(tick):.1f}" y="{top + inner_h + 14}" font-size="10" '
+                   f'text-anchor="middle" fill="{MUTED}">{tick_text(tick)}</text>')
+    if marker is not None and x_low <= marker <= x_high:
+        x = px(marker)
+        out.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + inner_h}" '
+                   f'stroke="{ORANGE}" stroke-dasharray="3 3" data-role="marker"/>')
+    if x_title:
+        out.append(x_title_text(x_title, left + inner_w / 2, height - 5))
+    out.append(x_axis_line(left, top + inner_h, inner_w))
+    out.append("</svg>")
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------- reference vs current
+
+
+def shares_histogram(plot: dict[str, Any] | None, width: int = 500, height: int = 150) -> str:
+    """Reference vs current shares on the reference-quantile bins, as inline SVG."""
+    if not plot or not plot.get("reference"):
+        return '<p class="muted">no plot</p>'
+    ref = plot["reference"]
+    cur = plot.get("current") or [0.0] * len(ref)
+    cuts = plot.get("cuts", [])
+    k = len(ref)
+    left, bottom, top = 34, 26, 8
+    inner_w, inner_h = width - left - 6, height - bottom - top
+    peak = max(max(ref), max(cur), 1e-9)
+    bw = inner_w / k
+    parts = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+             f'role="img" aria-label="histogram">']
+    parts.append(f'<line x1="{left}" y1="{top + inner_h}" x2="{left + inner_w}" '
+                 f'y2="{top + inner_h}" stroke="#999"/>')
+    for frac in (0.5, 1.0):
+        y = top + inner_h * (1 - frac)
+        parts.append(f'<text x="{left - 3}" y="{y + 4:.1f}" font-size="9" text-anchor="end" '
+                     f'fill="#666">{100 * peak * frac:.0f}%</text>')
+    for i in range(k):
+        x = left + i * bw
+        hr = inner_h * ref[i] / peak
+        hc = inner_h * cur[i] / peak
+        parts.append(f'<rect x="{x + 1:.1f}" y="{top + inner_h - hr:.1f}" width="{bw - 2:.1f}" '
+                     f'height="{hr:.1f}" fill="{GREY}"/>')
+        parts.append(f'<rect x="{x + bw * 0.3:.1f}" y="{top + inner_h - hc:.1f}" '
+                     f'width="{bw * 0.4:.1f}" height="{hc:.1f}" fill="{BLUE}" '
+                     f'fill-opacity="0.85"/>')
+    # ticks: below-range bin, a few interior cuts, above-range bin
+    parts.append(f'<text x="{left + bw / 2:.1f}" y="{height - 4}" font-size="9" '
+                 f'text-anchor="middle" fill="#666">&lt;min</text>')
+    parts.append(f'<text x="{left + (k - 0.5) * bw:.1f}" y="{height - 4}" font-size="9" '
+                 f'text-anchor="middle" fill="#666">&gt;max</text>')
+    if len(cuts) >= 2:
+        picks = sorted({1, len(cuts) // 2, len(cuts) - 1})
+        for j in picks:
+            x = left + (j + 1) * bw if j < len(cuts) - 1 else left + (k - 1) * bw
+            parts.append(f'<text x="{x:.1f}" y="{height - 14}" font-size="9" '
+                         f'text-anchor="middle" fill="#444">{fmt(cuts[j])}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def shares_bars(plot: dict[str, Any] | None, width: int = 500) -> str:
+    """Reference vs current category shares, horizontal bars, as inline SVG."""
+    if not plot or not plot.get("labels"):
+        return '<p class="muted">no plot</p>'
+    labels, ref = plot["labels"], plot["reference"]
+    cur = plot.get("current") or [0.0] * len(ref)
+    unseen = set(plot.get("unseen", []))
+    row, left = 16, 130
+    height = row * len(labels) + 8
+    inner = width - left - 50
+    peak = max(max(ref), max(cur), 1e-9)
+    parts = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+             f'role="img" aria-label="category shares">']
+    for i, label in enumerate(labels):
+        y = 4 + i * row
+        name = short(str(label), 18) + (" *" if label in unseen else "")
+        parts.append(f'<text x="{left - 4}" y="{y + 11}" font-size="10" text-anchor="end" '
+                     f'fill="#333">{escape(name)}</text>')
+        wr, wc = inner * ref[i] / peak, inner * cur[i] / peak
+        parts.append(f'<rect x="{left}" y="{y + 1}" width="{wr:.1f}" height="6" fill="{GREY}"/>')
+        parts.append(f'<rect x="{left}" y="{y + 7}" width="{wc:.1f}" height="6" fill="{BLUE}"/>')
+        parts.append(f'<text x="{left + max(wr, wc) + 4:.1f}" y="{y + 11}" font-size="9" '
+                     f'fill="#666">{100 * ref[i]:.1f}% / {100 * cur[i]:.1f}%</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+_legend_row = legend  # line_chart's ``legend`` flag shadows the function inside it
+
 __all__ = [
     "BLUE",
     "DARK",
@@ -466,17 +867,25 @@ __all__ = [
     "GRID",
     "MUTED",
     "ORANGE",
+    "PALETTE",
     "PURPLE",
     "RED",
+    "confusion_matrix",
     "domain",
     "escape",
     "finite",
     "fmt",
+    "hbar_chart",
+    "histogram",
+    "interval_chart",
     "label_picks",
     "legend",
+    "line_chart",
     "linear",
     "nice_ticks",
     "performance_chart",
+    "shares_bars",
+    "shares_histogram",
     "short",
     "short_days",
     "svg_open",

@@ -9,14 +9,13 @@ from the page to the app's root (``""`` or ``"../"``), and the Airflow UI is one
 
 from __future__ import annotations
 
-import html
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from ml_lifecycle import charts as svg
 from ml_lifecycle.charts import short_days
 
-from . import svg
 from .source import TRAINING_DAG_ID
 
 fmt = svg.fmt
@@ -76,7 +75,7 @@ COLOURS = {
 
 def e(value: Any) -> str:
     """HTML-escaped text (quotes too); None becomes an en dash."""
-    return "\u2013" if value is None else html.escape(str(value), quote=True)
+    return "\u2013" if value is None else svg.escape(value)
 
 
 def q(value: Any) -> str:

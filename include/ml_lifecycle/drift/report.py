@@ -15,11 +15,10 @@ the mass moved. The outer bins hold the values below / above the reference range
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..charts import BLUE, GREY, escape, performance_chart
+from ..charts import BLUE, GREY, escape, fmt, performance_chart, shares_bars, shares_histogram
 from ..io import dumps_json
 from .store import summarize
 
@@ -68,20 +67,12 @@ _e = escape
 
 
 def _num(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "&ndash;"
+    """A number for the report (:func:`~ml_lifecycle.charts.fmt`; yes/no for flags, escaped
+    text for anything else)."""
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, (int, float)):
-        if isinstance(value, float) and not math.isfinite(value):
-            return "&ndash;"
-        if isinstance(value, int):
-            return f"{value:,}"
-        if value == 0:
-            return "0"
-        if value != 0 and (abs(value) < 10 ** -digits or abs(value) >= 10 ** 6):
-            return f"{value:.{digits - 1}e}"
-        return f"{value:.{digits}g}" if abs(value) >= 1 else f"{value:.{digits}f}"
+    if value is None or isinstance(value, (int, float)):
+        return fmt(value, digits)
     return _e(value)
 
 
@@ -96,77 +87,6 @@ def _badge(status: Any, text: str | None = None) -> str:
 
 def _short(label: str, n: int = 18) -> str:
     return label if len(label) <= n else label[: n - 1] + "\u2026"
-
-
-def svg_hist(plot: dict[str, Any] | None, width: int = 500, height: int = 150) -> str:
-    """Reference vs current shares on the reference-quantile bins, as inline SVG."""
-    if not plot or not plot.get("reference"):
-        return '<p class="muted">no plot</p>'
-    ref = plot["reference"]
-    cur = plot.get("current") or [0.0] * len(ref)
-    cuts = plot.get("cuts", [])
-    k = len(ref)
-    left, bottom, top = 34, 26, 8
-    inner_w, inner_h = width - left - 6, height - bottom - top
-    peak = max(max(ref), max(cur), 1e-9)
-    bw = inner_w / k
-    parts = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-             f'role="img" aria-label="histogram">']
-    parts.append(f'<line x1="{left}" y1="{top + inner_h}" x2="{left + inner_w}" '
-                 f'y2="{top + inner_h}" stroke="#999"/>')
-    for frac in (0.5, 1.0):
-        y = top + inner_h * (1 - frac)
-        parts.append(f'<text x="{left - 3}" y="{y + 4:.1f}" font-size="9" text-anchor="end" '
-                     f'fill="#666">{100 * peak * frac:.0f}%</text>')
-    for i in range(k):
-        x = left + i * bw
-        hr = inner_h * ref[i] / peak
-        hc = inner_h * cur[i] / peak
-        parts.append(f'<rect x="{x + 1:.1f}" y="{top + inner_h - hr:.1f}" width="{bw - 2:.1f}" '
-                     f'height="{hr:.1f}" fill="{GREY}"/>')
-        parts.append(f'<rect x="{x + bw * 0.3:.1f}" y="{top + inner_h - hc:.1f}" '
-                     f'width="{bw * 0.4:.1f}" height="{hc:.1f}" fill="{BLUE}" '
-                     f'fill-opacity="0.85"/>')
-    # ticks: below-range bin, a few interior cuts, above-range bin
-    parts.append(f'<text x="{left + bw / 2:.1f}" y="{height - 4}" font-size="9" '
-                 f'text-anchor="middle" fill="#666">&lt;min</text>')
-    parts.append(f'<text x="{left + (k - 0.5) * bw:.1f}" y="{height - 4}" font-size="9" '
-                 f'text-anchor="middle" fill="#666">&gt;max</text>')
-    if len(cuts) >= 2:
-        picks = sorted({1, len(cuts) // 2, len(cuts) - 1})
-        for j in picks:
-            x = left + (j + 1) * bw if j < len(cuts) - 1 else left + (k - 1) * bw
-            parts.append(f'<text x="{x:.1f}" y="{height - 14}" font-size="9" '
-                         f'text-anchor="middle" fill="#444">{_num(cuts[j])}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def svg_bars(plot: dict[str, Any] | None, width: int = 500) -> str:
-    """Reference vs current category shares, horizontal bars, as inline SVG."""
-    if not plot or not plot.get("labels"):
-        return '<p class="muted">no plot</p>'
-    labels, ref = plot["labels"], plot["reference"]
-    cur = plot.get("current") or [0.0] * len(ref)
-    unseen = set(plot.get("unseen", []))
-    row, left = 16, 130
-    height = row * len(labels) + 8
-    inner = width - left - 50
-    peak = max(max(ref), max(cur), 1e-9)
-    parts = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-             f'role="img" aria-label="category shares">']
-    for i, label in enumerate(labels):
-        y = 4 + i * row
-        name = _short(str(label)) + (" *" if label in unseen else "")
-        parts.append(f'<text x="{left - 4}" y="{y + 11}" font-size="10" text-anchor="end" '
-                     f'fill="#333">{_e(name)}</text>')
-        wr, wc = inner * ref[i] / peak, inner * cur[i] / peak
-        parts.append(f'<rect x="{left}" y="{y + 1}" width="{wr:.1f}" height="6" fill="{GREY}"/>')
-        parts.append(f'<rect x="{left}" y="{y + 7}" width="{wc:.1f}" height="6" fill="{BLUE}"/>')
-        parts.append(f'<text x="{left + max(wr, wc) + 4:.1f}" y="{y + 11}" font-size="9" '
-                     f'fill="#666">{100 * ref[i]:.1f}% / {100 * cur[i]:.1f}%</text>')
-    parts.append("</svg>")
-    return "".join(parts)
 
 
 def _legend() -> str:
@@ -437,7 +357,7 @@ def _features_table(features: list[dict[str, Any]]) -> str:
 
 def _feature_card(f: dict[str, Any]) -> str:
     plot = f.get("plot") or {}
-    svg = svg_hist(plot) if plot.get("type") == "hist" else svg_bars(plot)
+    svg = shares_histogram(plot) if plot.get("type") == "hist" else shares_bars(plot)
     tests = "".join(
         f"<tr><td>{_e(name)}</td><td class=num>{_num(t.get('statistic'))}</td>"
         f"<td class=num>{_num(t.get('p_value'))}</td><td class=num>{_num(t.get('effect_size'))}"
@@ -473,7 +393,7 @@ def render_html(result: dict[str, Any],
         else "no policy applied"
     reasons = "".join(f"<li>{_e(r)}</li>" for r in result.get("reasons") or [])
     notes = "".join(f"<li>{_e(n)}</li>" for n in decision.get("notes") or [])
-    pred_plot = svg_hist(pred.get("plot")) if pred.get("plot") else ""
+    pred_plot = shares_histogram(pred.get("plot")) if pred.get("plot") else ""
     pred_rows = "".join(
         f"<tr><th>{_e(k)}</th><td class=num>{_num(pred.get(k), 4)}</td></tr>"
         for k in ("p_value", "effect_test", "effect_size", "effect_threshold", "reference_mean",
