@@ -90,6 +90,23 @@ def test_register_list_load_and_verify_on_s3(bucket: str, tmp_path: Path, monkey
     assert not (tmp_path / "s3:").exists()  # no local folder named after the URL
 
 
+def test_the_download_cache_keeps_only_the_versions_still_listed(bucket: str,
+                                                                  tmp_path: Path) -> None:
+    registry = open_registry(f"s3://{bucket}/reg")
+    v1, v2 = _register(registry, seed=1), _register(registry, seed=2)
+    cache = tmp_path / "cache"
+    first = registry.local_copy(v1, cache_dir=cache)
+    registry.local_copy(v2, cache_dir=cache)
+    assert first.is_dir()
+    s3fs_client().rm(f"{bucket}/reg/versions/v0001", recursive=True)  # deleted from the store
+    v3 = _register(registry, seed=3)
+    third = registry.local_copy(v3, cache_dir=cache)
+    kept = sorted(p.name.split("-")[1] for p in cache.iterdir())
+    assert kept == ["v0002", "v0003"] and not first.exists() and third.is_dir()
+    registry.local_copy(v3, cache_dir=cache)  # a cached version: no listing, nothing removed
+    assert sorted(p.name.split("-")[1] for p in cache.iterdir()) == ["v0002", "v0003"]
+
+
 def test_promote_is_a_compare_and_swap_and_rollback_walks_back(bucket: str) -> None:
     registry = open_registry(f"s3://{bucket}/reg")
     for seed in range(3):

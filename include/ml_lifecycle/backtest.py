@@ -415,19 +415,11 @@ def _require_local_paths(cfg: Config, **paths: str | None) -> None:
     """The backtest replays files on this machine into a throw-away local registry: a URL in
     one of the paths it reads or writes is refused by name (instead of becoming a local folder
     called ``s3:``). Copy the batches locally first (e.g. ``aws s3 sync``)."""
-    from .errors import ConfigError
-    from .storage import is_url
+    from .storage import require_local
 
-    used = {"data.path": cfg.data.path, "lifecycle.batches": cfg.lifecycle.batches,
-            "lifecycle.labels": cfg.lifecycle.labels,
-            **{f"--{k.replace('_', '-')}": v for k, v in paths.items()}}
-    urls = {k: v for k, v in used.items() if v and is_url(v)}
-    if urls:
-        raise ConfigError(
-            "backtest: reads and writes local files only; found URL(s) "
-            + ", ".join(f"{k} = {v}" for k, v in urls.items())
-            + "; copy the data to a local folder and point the config at it"
-        )
+    require_local({"data.path": cfg.data.path, "lifecycle.batches": cfg.lifecycle.batches,
+                   "lifecycle.labels": cfg.lifecycle.labels,
+                   **{f"--{k.replace('_', '-')}": v for k, v in paths.items()}}, "backtest")
 
 
 def run_backtest(config_path: str, *, overrides: list[str] | None = None,

@@ -8,8 +8,6 @@ quality report can show them.
 
 from __future__ import annotations
 
-import glob as globlib
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,53 +23,28 @@ if TYPE_CHECKING:
 DATA_SUFFIXES = (".csv", ".parquet", ".pq", ".txt", ".data", ".test")
 
 
-def _list_remote(path: str) -> list[Any]:
-    from .storage import as_path, filesystem, store_errors
-
-    fs, inner = filesystem(path)
-    protocol = path.split("://", 1)[0]
-    with store_errors("listing data path", path):
-        if any(ch in inner for ch in "*?["):
-            files = sorted(f"{protocol}://{f}" for f in fs.glob(inner) if fs.isfile(f))
-            if not files:
-                raise DataError(f"data path '{path}': the glob matched no object")
-            return [as_path(f) for f in files]
-        if fs.isdir(inner):
-            files = sorted(f"{protocol}://{f}" for f in fs.ls(inner, detail=False)
-                           if Path(str(f)).suffix.lower() in DATA_SUFFIXES and fs.isfile(f))
-            if not files:
-                raise DataError(
-                    f"data path '{path}': the prefix holds no .csv or .parquet object")
-            return [as_path(f) for f in files]
-        if not fs.exists(inner):
-            raise DataError(f"data path '{path}' does not exist")
-    return [as_path(path)]
-
-
 def list_files(path: str) -> list[Any]:
     """Expand a file, a folder (its data files, sorted) or a glob into a sorted list of files.
 
     ``path`` may be an fsspec URL (``s3://bucket/batches/*.parquet``): objects are listed the
     same way and returned as :class:`upath.UPath`.
     """
-    from .storage import is_url
+    from .storage import as_path, errors_named, exists, glob_files, has_glob, is_dir, list_folder
 
-    if is_url(path):
-        return _list_remote(str(path))
-    p = Path(path)
-    if any(ch in path for ch in "*?["):
-        files = sorted(Path(f) for f in globlib.glob(path) if Path(f).is_file())
-        if not files:
-            raise DataError(f"data path '{path}': the glob matched no file")
-        return files
-    if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in DATA_SUFFIXES)
-        if not files:
-            raise DataError(f"data path '{path}': the folder holds no .csv or .parquet file")
-        return files
-    if not p.exists():
-        raise DataError(f"data path '{path}' does not exist")
-    return [p]
+    with errors_named("listing data path", path):
+        if has_glob(path):
+            files = glob_files(path)
+            if not files:
+                raise DataError(f"data path '{path}': the glob matched no file")
+            return files
+        if is_dir(path):
+            files = [f for f in list_folder(path) if Path(f.name).suffix.lower() in DATA_SUFFIXES]
+            if not files:
+                raise DataError(f"data path '{path}': the folder holds no .csv or .parquet file")
+            return files
+        if not exists(path):
+            raise DataError(f"data path '{path}' does not exist")
+    return [as_path(path)]
 
 
 def _file_format(path: Path, declared: str) -> str:
@@ -82,15 +55,12 @@ def _file_format(path: Path, declared: str) -> str:
 
 def read_file(path: Path, data_cfg: DataConfig) -> pd.DataFrame:
     """Read one file with the config's header/columns/NA settings (no type enforcement)."""
-    from .storage import is_url, store_errors
+    from .storage import errors_named
 
     fmt = _file_format(path, data_cfg.format)
-    remote = is_url(path)
-    source: Any = str(path) if remote else path  # pandas reads URLs through fsspec
-    if remote:  # network and credential failures name the object and the settings
-        with store_errors("reading data file", str(path)):
-            return _read_file(source, path, fmt, data_cfg)
-    return _read_file(source, path, fmt, data_cfg)
+    # pandas reads a URL through fsspec; network and credential failures name the object
+    with errors_named("reading data file", path):
+        return _read_file(str(path), path, fmt, data_cfg)
 
 
 def _read_file(source: Any, path: Any, fmt: str, data_cfg: DataConfig) -> pd.DataFrame:
@@ -321,34 +291,14 @@ def ensure_inside_roots(path: str, roots: list[str]) -> str:
     Used for paths that come from a trigger form or a DAG run conf. A URL must lie under a URL
     root (compared by prefix after refusing ``.``/``..`` segments).
     """
-    from .storage import check_url, is_url
+    from .storage import confine
 
     if not roots:
         raise PathNotAllowedError(
             f"path '{path}' comes from run input, but data.data_roots is empty: "
             "configure the folders such paths may point into"
         )
-    if is_url(path):
-        try:
-            url = check_url(str(path), "path")
-        except ValueError as exc:
-            raise PathNotAllowedError(str(exc)) from None
-        for root in roots:
-            if is_url(root):
-                base = str(root).rstrip("/")
-                if url == base or url.startswith(base + "/"):
-                    return url
-        raise PathNotAllowedError(
-            f"path '{path}' is outside the allowed data roots {roots}"
-        )
-    resolved = os.path.realpath(path)
-    for root in roots:
-        real_root = os.path.realpath(root)
-        if resolved == real_root or resolved.startswith(real_root.rstrip(os.sep) + os.sep):
-            return resolved
-    raise PathNotAllowedError(
-        f"path '{path}' resolves to '{resolved}', outside the allowed data roots {roots}"
-    )
+    return confine(path, roots)
 
 
 def attach_labels(

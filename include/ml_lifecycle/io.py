@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,62 +25,18 @@ def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _open_read(path: Any) -> Any:
-    from .storage import as_path, is_url, store_errors
+    from .storage import open_read
 
-    if is_url(path):
-        with store_errors("opening", str(path)):
-            return as_path(path).open("rb")
-    return open(path, "rb")
+    return open_read(path)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Any:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename).
+    """Write ``data`` to ``path`` all at once (:func:`ml_lifecycle.storage.write_bytes`: atomic
+    rename on a local path, one PUT on an object store)."""
+    from .storage import write_bytes
 
-    For a URL: one PUT of the whole object (never a multi-part stream a crash could cut).
-    """
-    from .storage import as_path, filesystem, is_url, store_errors
-
-    if is_url(path):
-        fs, inner = filesystem(str(path))
-        with store_errors("writing", str(path)):
-            fs.pipe_file(inner, bytes(data))  # multi-part uploads, too, appear only when done
-        return as_path(path)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp creates 0600; readers (UI, workers) need more
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
-    _fsync_dir(target.parent)
-    return target
+    return write_bytes(path, data)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Any:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import DataError, RegistryError
-from .storage import as_path, is_file, is_url, join
+from .storage import as_path, is_file, list_folder
 
 if TYPE_CHECKING:
     from .config import Config
@@ -72,35 +72,11 @@ def predictions_path(cfg: Config, day: str) -> Path:
 
 def dated_files(folder: str | Path, suffix: str) -> dict[str, Path]:
     """``{day: path}`` of the ``<YYYY-MM-DD><suffix>`` files of a folder (missing folder: empty)."""
-    if is_url(folder):
-        return _remote_dated_files(str(folder), suffix)
-    root = Path(folder)
-    if not root.is_dir():
-        return {}
     found = {}
-    for path in root.iterdir():
+    for path in list_folder(folder):
         stem = path.name[: -len(suffix)] if path.name.endswith(suffix) else None
-        if stem and DAY_RE.match(stem) and path.is_file():
+        if stem and DAY_RE.match(stem):
             found[stem] = path
-    return dict(sorted(found.items()))
-
-
-def _remote_dated_files(url: str, suffix: str) -> dict[str, Any]:
-    """:func:`dated_files` for an ``s3://`` prefix: one listing (not a request per object)."""
-    from .storage import filesystem, store_errors
-
-    fs, inner = filesystem(url)
-    with store_errors("listing", url):
-        try:
-            entries = fs.ls(inner, detail=True)
-        except FileNotFoundError:
-            return {}
-    found = {}
-    for entry in entries:
-        name = str(entry["name"]).rstrip("/").rsplit("/", 1)[-1]
-        stem = name[: -len(suffix)] if name.endswith(suffix) else None
-        if stem and DAY_RE.match(stem) and entry.get("type") == "file":
-            found[stem] = as_path(join(url, name))
     return dict(sorted(found.items()))
 
 

@@ -308,6 +308,9 @@ class ObjectStoreRegistry(_VersionReads):
         Each file is checked against the card's sha256 before it is written (atomically) into a
         cache folder keyed by the root, the version and the card's hash (versions are
         immutable), so a later call reuses what is there and fetches only what is missing.
+        When a version is cached for the first time, the cache folders of this registry's
+        versions that are no longer listed (deleted from the store) are removed: the cache
+        holds at most the versions the registry holds.
         """
         vname = f"v{version:04d}"
         card = self.get_card(version)
@@ -323,7 +326,10 @@ class ObjectStoreRegistry(_VersionReads):
             n for n in names if n in card["artifacts"]]
         base = Path(cache_dir or Path(tempfile.gettempdir()) / "ml-lifecycle-cache")
         root_key = hashlib.sha256(self.root.encode()).hexdigest()[:12]
+        fresh = not (base / f"{root_key}-{vname}-{digest[:16]}").is_dir()
         target = _mkdirs(base / f"{root_key}-{vname}-{digest[:16]}")
+        if fresh:
+            self._prune_cache(base, root_key)
         for name in wanted:
             if not _safe_relative_name(name):
                 raise IntegrityError(
@@ -345,6 +351,14 @@ class ObjectStoreRegistry(_VersionReads):
         if not (target / CARD_FILE).is_file():
             atomic_write_bytes(target / CARD_FILE, card_bytes)
         return target
+
+    def _prune_cache(self, base: Path, root_key: str) -> None:
+        """Remove cached copies of versions the store no longer lists."""
+        listed = {f"v{v:04d}" for v in self._version_numbers()}
+        for folder in base.glob(f"{root_key}-v*-*"):
+            if folder.is_dir() and folder.name.split("-")[1] not in listed:
+                log.info("removing the cached copy %s: the registry no longer lists it", folder)
+                shutil.rmtree(folder, ignore_errors=True)
 
     # ------------------------------------------------------------------ champion and history
 

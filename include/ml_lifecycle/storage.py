@@ -1,11 +1,21 @@
 """Where artifacts live: a local (or shared-volume) path, or an fsspec URL such as ``s3://``.
 
-Every stored file of the package (registry versions, predictions, drift reports, the monitoring
-store) is reached through :func:`as_path`: a local path becomes a :class:`pathlib.Path`, a URL a
-:class:`upath.UPath` backed by fsspec, so the same ``/``, ``is_file``, ``glob``, ``read_bytes``
-code serves both. Writes go through :mod:`ml_lifecycle.io`, which replaces a local file
-atomically (temp name + rename) and writes an object with one PUT (an object store shows the old
-or the new object, never half of one).
+This module is the one place that knows the difference. Every other module reads, lists,
+writes and locks through it, with the same calls for both:
+
+* :func:`as_path`: a local path becomes a :class:`pathlib.Path`, a URL a :class:`upath.UPath`
+  backed by fsspec, so the same ``/``, ``name``, ``read_bytes`` code serves both;
+* :func:`write_bytes`: a local file is replaced atomically (temp name in the same folder, fsync,
+  rename; temp files a killed writer left behind are removed by the next write to that folder),
+  an object is written with one PUT (an object store shows the old or the new object, never
+  half of one); :func:`open_read`, :func:`is_file`, :func:`is_dir`, :func:`exists`;
+* :func:`list_folder` and :func:`glob_files`: the files of a folder or prefix (one listing);
+* read-decide-write without lost updates: :func:`exclusive` (a file lock on a local path, nothing
+  on an object store), then :func:`read_versioned` and :func:`write_if_unchanged` (a conditional
+  PUT on the object's ETag; locally a check of the content under the lock);
+* :func:`lock_folder` (where a process keeps its file locks about a location),
+  :func:`require_local` (a command that only works on local files names the URLs it refuses),
+  :func:`confine` (is a path inside the allowed roots).
 
 Credentials and endpoints never live in the lifecycle config: they come from the environment the
 S3 client already reads (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION``,
@@ -19,29 +29,45 @@ not see a version another worker registered a second ago. Filesystems are create
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import re
-from collections.abc import Iterator
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import MLLifecycleError, RegistryError, StorageError
+from .errors import ConfigError, MLLifecycleError, PathNotAllowedError, RegistryError, StorageError
 
 __all__ = [
     "REGISTRY_SCHEMES",
     "as_path",
     "check_url",
+    "confine",
+    "errors_named",
+    "exclusive",
+    "exists",
     "filesystem",
+    "glob_files",
+    "has_glob",
     "is_conflict",
     "is_dir",
     "is_file",
     "is_remote",
     "is_url",
     "join",
+    "list_folder",
+    "lock_folder",
+    "open_read",
     "probe_writable",
+    "read_versioned",
     "read_with_token",
+    "require_local",
     "store_errors",
+    "write_bytes",
     "write_if_unchanged",
 ]
 
@@ -165,6 +191,19 @@ def read_with_token(url: str) -> tuple[bytes | None, str | None]:
             return None, None
 
 
+def read_versioned(path: Any) -> tuple[bytes | None, str | None]:
+    """``(bytes, token)`` of a file or object, ``(None, None)`` when it does not exist; the
+    token is what :func:`write_if_unchanged` compares (an object's ETag, a local file's
+    sha256)."""
+    if is_url(path):
+        return read_with_token(str(path))
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return None, None
+    return data, hashlib.sha256(data).hexdigest()
+
+
 def is_conflict(exc: BaseException | None) -> bool:
     """True for a lost conditional write (412 Precondition Failed, 409 ConditionalRequestConflict,
     or s3fs's FileExistsError for ``If-None-Match``)."""
@@ -179,24 +218,226 @@ def is_conflict(exc: BaseException | None) -> bool:
     return False
 
 
-def write_if_unchanged(url: str, data: bytes, etag: str | None) -> bool:
-    """PUT ``data`` only if the object still has ``etag`` (``None``: only if it is absent).
+def write_if_unchanged(path: Any, data: bytes, token: str | None) -> bool:
+    """Write ``data`` only if the file or object still has ``token`` (:func:`read_versioned`;
+    ``None``: only if it is absent).
+
+    On an object store this is one conditional PUT (``If-Match`` / ``If-None-Match: *``). On a
+    local path the content is compared, then replaced atomically: hold :func:`exclusive` around
+    the read and the write, so no other writer slips in between.
 
     Returns:
-        False when another writer changed (or created) the object first.
+        False when another writer changed (or created) it first.
     """
+    if not is_url(path):
+        current = read_versioned(path)[1]
+        if current != token:
+            return False
+        write_bytes(path, data)
+        return True
+    url = str(path)
     fs, inner = filesystem(url)
     try:
         with store_errors("writing", url):
-            if etag is None:
+            if token is None:
                 fs.pipe_file(inner, data, mode="create")
             else:
-                fs.pipe_file(inner, data, IfMatch=etag)
+                fs.pipe_file(inner, data, IfMatch=token)
     except (FileExistsError, StorageError) as exc:
         if is_conflict(exc):
             return False
         raise
     return True
+
+
+# --------------------------------------------------------------------------- reads and writes
+
+STALE_TEMP_SECONDS = 3600.0  # a temp file this old belongs to a writer that died
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _remove_stale_temps(folder: Path, name: str) -> None:
+    """Remove the temp files of writers of ``name`` that died mid-write (older than
+    :data:`STALE_TEMP_SECONDS`; a live writer's temp file is younger and stays)."""
+    cutoff = time.time() - STALE_TEMP_SECONDS
+    for leftover in folder.glob(f".{name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
+
+
+def write_bytes(path: Any, data: bytes) -> Any:
+    """Write ``data`` to ``path`` all at once: atomically on a local path (temp file in the same
+    folder, fsync, rename), with one PUT on an object store (never a multi-part stream a crash
+    could cut). Returns the path (:func:`as_path`)."""
+    if is_url(path):
+        fs, inner = filesystem(str(path))
+        with store_errors("writing", str(path)):
+            fs.pipe_file(inner, bytes(data))  # multi-part uploads, too, appear only when done
+        return as_path(path)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(target.parent, target.name)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp creates 0600; readers (UI, workers) need more
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, target)
+    except BaseException:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+        raise
+    _fsync_dir(target.parent)
+    return target
+
+
+def open_read(path: Any) -> Any:
+    """A binary read handle on a file or object (errors of a store name the URL)."""
+    if is_url(path):
+        with store_errors("opening", str(path)):
+            return as_path(path).open("rb")
+    return open(path, "rb")
+
+
+def exists(path: Any) -> bool:
+    """Whether a file, folder or object exists (store errors raise, naming the URL)."""
+    return is_file(path) or is_dir(path)
+
+
+def has_glob(path: Any) -> bool:
+    """Whether ``path`` is a glob pattern (``*``, ``?`` or ``[``)."""
+    return any(ch in str(path) for ch in "*?[")
+
+
+def glob_files(pattern: Any) -> list[Any]:
+    """The files (objects) matching a glob, sorted."""
+    if not is_url(pattern):
+        import glob as globlib
+
+        return sorted(Path(f) for f in globlib.glob(str(pattern)) if Path(f).is_file())
+    url = str(pattern)
+    fs, inner = filesystem(url)
+    protocol = url.split("://", 1)[0]
+    with store_errors("listing", url):
+        return [as_path(f"{protocol}://{f}") for f in sorted(fs.glob(inner)) if fs.isfile(f)]
+
+
+def list_folder(folder: Any) -> list[Any]:
+    """The files directly inside a folder (or under a prefix), sorted by name; a missing folder
+    is empty. An object store answers with one listing, not a request per object."""
+    if not is_url(folder):
+        root = Path(folder)
+        return sorted(p for p in root.iterdir() if p.is_file()) if root.is_dir() else []
+    url = str(folder)
+    fs, inner = filesystem(url)
+    with store_errors("listing", url):
+        try:
+            entries = fs.ls(inner, detail=True)
+        except FileNotFoundError:
+            return []
+    names = sorted(str(e["name"]).rstrip("/").rsplit("/", 1)[-1] for e in entries
+                   if e.get("type") == "file")
+    return [as_path(join(url, name)) for name in names]
+
+
+@contextmanager
+def exclusive(lock_path: Any) -> Iterator[None]:
+    """Hold an exclusive lock for a read-decide-write on a location.
+
+    Local path or shared volume: ``flock`` on ``lock_path`` (created). Object store: no lock
+    exists; nothing is held, and the write must be :func:`write_if_unchanged` (retried by the
+    caller on a conflict).
+    """
+    if is_url(lock_path):
+        yield
+        return
+    import fcntl
+
+    path = Path(lock_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def lock_folder(root: Any, name: str) -> Path:
+    """A local folder for this machine's file locks about ``root``: ``<root>/<name>`` on a
+    local path or shared volume (every worker sees it), a folder in the temp dir keyed by the
+    URL for an object store (which has no file locks: the lock is local to this machine)."""
+    if not is_url(root):
+        return Path(root) / name
+    key = hashlib.sha256(str(root).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / "ml-lifecycle-locks" / f"{name.strip('.')}-{key}"
+
+
+def require_local(paths: Mapping[str, Any], what: str) -> None:
+    """Refuse URLs where only local files work, naming each setting.
+
+    Raises:
+        ConfigError: naming the settings that hold URLs.
+    """
+    urls = {k: v for k, v in paths.items() if v and is_url(v)}
+    if urls:
+        raise ConfigError(
+            f"{what}: reads and writes local files only; found URL(s) "
+            + ", ".join(f"{k} = {v}" for k, v in urls.items())
+            + "; copy the data to a local folder and point the config at it"
+        )
+
+
+def confine(path: str, roots: list[str]) -> str:
+    """``path`` resolved (symlinks followed) if it lies inside one of ``roots``.
+
+    A URL must lie under a URL root (compared by prefix after refusing ``.``/``..`` segments).
+
+    Raises:
+        PathNotAllowedError: naming the path and the roots.
+    """
+    if is_url(path):
+        try:
+            url = check_url(str(path), "path")
+        except ValueError as exc:
+            raise PathNotAllowedError(str(exc)) from None
+        for root in roots:
+            base = str(root).rstrip("/")
+            if is_url(root) and (url == base or url.startswith(base + "/")):
+                return url
+        raise PathNotAllowedError(f"path '{path}' is outside the allowed data roots {roots}")
+    resolved = os.path.realpath(path)
+    for root in roots:
+        if is_url(root):
+            continue
+        real_root = os.path.realpath(root)
+        if resolved == real_root or resolved.startswith(real_root.rstrip(os.sep) + os.sep):
+            return resolved
+    raise PathNotAllowedError(
+        f"path '{path}' resolves to '{resolved}', outside the allowed data roots {roots}"
+    )
 
 
 def filesystem(url: str) -> tuple[Any, str]:
@@ -232,6 +473,12 @@ def store_errors(action: str, url: str) -> Iterator[None]:
         raise StorageError(
             f"{action} '{url}' failed ({type(exc).__name__}: {exc}); {ACCESS_HINT}"
         ) from exc
+
+
+def errors_named(action: str, path: Any) -> Any:
+    """:func:`store_errors` for a URL; for a local path nothing (its own errors stay as they
+    are, e.g. a parser error of a CSV)."""
+    return store_errors(action, str(path)) if is_url(path) else contextlib.nullcontext()
 
 
 def probe_writable(url: str, setting: str, *, conditional: bool = False) -> None:

@@ -116,18 +116,13 @@ def run_lock(registry_root: str | Path, dag_id: str, run_id: str,
     import os
     import time
 
-    from ml_lifecycle.storage import is_url
+    from ml_lifecycle.storage import lock_folder
 
-    if is_url(registry_root):
-        # An object-store registry has no file locks: the lock is local to this worker; two
-        # attempts on different workers could each register a version (one gets promoted: the
-        # promotion is a compare-and-swap), which Airflow's zombie detection makes rare.
-        import tempfile
-
-        key = hashlib.sha256(str(registry_root).encode()).hexdigest()[:16]
-        folder = Path(tempfile.gettempdir()) / "ml-lifecycle-locks" / f"runs-{key}"
-    else:
-        folder = Path(registry_root) / RUN_LOCK_DIR
+    # On an object-store registry the lock is local to this worker (object stores have no file
+    # locks): two attempts on different workers could each register a version (one gets
+    # promoted: the promotion is a compare-and-swap), which Airflow's zombie detection makes
+    # rare.
+    folder = lock_folder(registry_root, RUN_LOCK_DIR)
     folder.mkdir(parents=True, exist_ok=True)
     name = hashlib.sha256(f"{dag_id}/{run_id}".encode()).hexdigest()[:32]
     fd = os.open(folder / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)

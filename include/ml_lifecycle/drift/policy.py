@@ -43,9 +43,6 @@ The policy state (pending trigger, trigger history, open episode) lives in
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -506,16 +503,12 @@ class _Attempt:
         self._lock: Any = None
 
     def __enter__(self) -> _Attempt:
-        from ..storage import is_url
-
-        if not is_url(self.root):
-            self._lock = monitoring_lock(self.root)
-            self._lock.__enter__()
+        self._lock = monitoring_lock(self.root)
+        self._lock.__enter__()
         return self
 
     def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
-        if self._lock is not None:
-            self._lock.__exit__(kind, exc, tb)
+        self._lock.__exit__(kind, exc, tb)
         if kind is None:
             self.done = True
             return False
@@ -528,27 +521,22 @@ class _Attempt:
         """The current state (remembering its version for :meth:`save`)."""
         import json
 
-        from ..storage import is_url, read_with_token
+        from ..storage import read_versioned
 
-        if not is_url(self.root):
-            return load_policy_state(self.root)
-        data, self._etag = read_with_token(str(state_path(self.root)))
+        data, self._etag = read_versioned(state_path(self.root))
         if data is None:
             return empty_state()
         state = json.loads(data.decode("utf-8"))
         return state if isinstance(state, dict) else empty_state()
 
     def save(self, state: dict[str, Any]) -> None:
-        """Write ``state``; on an object store only if nobody wrote since :meth:`load`
-        (:class:`StateConflict` otherwise, and the transaction retries)."""
+        """Write ``state`` only if nobody wrote since :meth:`load` (:class:`StateConflict`
+        otherwise, and the transaction retries; under the local lock that cannot happen)."""
         from ..io import dumps_json
-        from ..storage import is_url, write_if_unchanged
+        from ..storage import write_if_unchanged
 
-        if not is_url(self.root):
-            save_policy_state(self.root, state)
-            return
         data = (dumps_json(state) + "\n").encode("utf-8")
-        if not write_if_unchanged(str(state_path(self.root)), data, self._etag):
+        if not write_if_unchanged(state_path(self.root), data, self._etag):
             raise StateConflict(str(state_path(self.root)))
 
 
@@ -584,27 +572,15 @@ def policy_transaction(root: str | Path, attempts: int = 50) -> Iterator[_Attemp
                        "attempts; expected concurrent drift checks to settle")
 
 
-@contextlib.contextmanager
-def monitoring_lock(root: str | Path) -> Iterator[None]:
-    """Exclusive lock on a local monitoring store (flock on ``<root>/monitoring/.lock``).
+def monitoring_lock(root: str | Path) -> Any:
+    """Exclusive lock on the monitoring store (``flock`` on ``<root>/monitoring/.lock``).
 
-    Object stores have no lock: use :func:`policy_transaction`, which works on both.
+    On an object store nothing is held (there are no locks): :func:`policy_transaction` then
+    relies on conditional writes, which is why every read-decide-write goes through it.
     """
-    from ..errors import StorageError
-    from ..storage import is_url
+    from ..storage import exclusive, join
 
-    if is_url(root):
-        raise StorageError(f"monitoring_lock('{root}'): an object store has no lock; use "
-                           "policy_transaction() (conditional writes)")
-    path = Path(root) / "monitoring" / ".lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+    return exclusive(join(root, "monitoring", ".lock"))
 
 
 def mark_retrain_finished(
