@@ -428,72 +428,34 @@ def run_backtest(config_path: str, *, overrides: list[str] | None = None,
                  strategies: list[str] | None = None, work_dir: str | None = None,
                  report_dir: str | None = None, log: Any = None,
                  command: str = "") -> dict[str, Any]:
-    """Run every strategy and return the JSON-able comparison (and write reports)."""
-    from .train import run_training
+    """Run every strategy and return the JSON-able comparison (and write reports).
 
+    Steps: the batches (files, or the training table cut by period) and the known change
+    points (:func:`_load_history`), one initial model trained on the original data
+    (:func:`_initial_model`), the strategies to compare (:func:`_plan`), each replayed from a
+    copy of the initial registry (:func:`run_strategy`), then the live metrics, the summaries
+    and the reports.
+    """
     raw = apply_overrides(load_raw(config_path), overrides or [])
     cfg = config_from_dict(raw, source=config_path)
     _require_local_paths(cfg, batches=batches, labels=labels, work_dir=work_dir,
                          report_dir=report_dir)
-    bt = cfg.backtest
-    metric = bt.metric or cfg.primary_metric
+    metric = cfg.backtest.metric or cfg.primary_metric
     own_work = work_dir is None
     work = Path(work_dir or tempfile.mkdtemp(prefix="ml-backtest-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        if bt.period:
-            original, batch_list = batches_from_table(cfg, work)
-        else:
-            from .data import load_table
-
-            original = load_table(cfg.data)
-            batch_list = batches_from_files(cfg, batches or cfg.lifecycle.batches, labels)
-        if bt.max_batches:
-            batch_list = batch_list[: bt.max_batches]
-        change_points = list(bt.change_points)
-        truth = Path(batch_list[0].path).parent.parent / "ground_truth.json"
-        harmless: tuple[str, str] | None = None
-        if truth.exists() and not bt.period:
-            gt = json.loads(truth.read_text())
-            if not change_points:
-                change_points = [d for d in (gt.get("covariate_shift_day"),
-                                             gt.get("concept_change_day")) if d]
-            if gt.get("harmless_shift_day") and gt.get("harmless_shift_end_day"):
-                harmless = (gt["harmless_shift_day"], gt["harmless_shift_end_day"])
-        first = datetime.fromisoformat(batch_list[0].day).replace(tzinfo=UTC)
-        base_cfg = cfg.model_copy(deep=True)
-        base_cfg.registry.root = str(work / "initial" / "registry")
-        if Path(base_cfg.registry.root).exists():
-            shutil.rmtree(base_cfg.registry.root)
-        initial = run_training(base_cfg, reason="backtest initial model", frame=original,
-                               actor="backtest", now=first - timedelta(days=1))
-        if not initial["promoted"]:
-            raise DataError(f"backtest: the initial model was not promoted "
-                            f"({initial['gate']['reasons']}); nothing to replay")
-        plan: list[tuple[str, str, Config, int | None]] = [("never", "never", cfg, None)]
-        for k in (every if every is not None else bt.every_k):
-            plan.append((f"every_{k}", "every", cfg, k))
-        for name, sets in POLICY_STRATEGIES.items():
-            plan.append((name, "policy", _config_with(raw, sets, config_path), None))
-        grid = grid if grid is not None else bt.grid
-        if grid:
-            keys = sorted(grid)
-            for combo in itertools.product(*(grid[k] for k in keys)):
-                sets = [f"{k}={v}" for k, v in zip(keys, combo, strict=True)]
-                name = "policy[" + ",".join(f"{k.split('.')[-1]}={v}" for k, v in
-                                           zip(keys, combo, strict=True)) + "]"
-                plan.append((name, "policy", _config_with(raw, sets, config_path), None))
-        if strategies:
-            plan = [p for p in plan if p[0] in strategies or p[1] in strategies]
+        original, batch_list, change_points, harmless = _load_history(cfg, work, batches, labels)
+        base_root, initial = _initial_model(cfg, work, original, batch_list[0].day)
         runs = []
-        for name, kind, strategy_cfg, k in plan:
+        for name, kind, strategy_cfg, k in _plan(cfg, raw, config_path, every, grid,
+                                                 strategies):
             if log:
                 log(f"strategy {name}")
-            runs.append(run_strategy(name, kind, strategy_cfg, Path(base_cfg.registry.root),
-                                     work, original, batch_list, every=k, log=log))
-        horizon = batch_list[-1].day
+            runs.append(run_strategy(name, kind, strategy_cfg, base_root, work, original,
+                                     batch_list, every=k, log=log))
         for run in runs:
-            live_metrics(cfg, metric, run, batch_list, horizon)
+            live_metrics(cfg, metric, run, batch_list, batch_list[-1].day)
         summaries = [summarize(cfg, metric, r, change_points, harmless) for r in runs]
         result: dict[str, Any] = {
             "metric": metric,
@@ -521,6 +483,76 @@ def run_backtest(config_path: str, *, overrides: list[str] | None = None,
     finally:
         if own_work:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _load_history(cfg: Config, work: Path, batches: str | None, labels: str | None
+                  ) -> tuple[pd.DataFrame, list[Batch], list[str], tuple[str, str] | None]:
+    """(original training table, dated batches, change points, harmless period): change points
+    from ``backtest.change_points``, else the simulator's ``ground_truth.json``."""
+    bt = cfg.backtest
+    if bt.period:
+        original, batch_list = batches_from_table(cfg, work)
+    else:
+        from .data import load_table
+
+        original = load_table(cfg.data)
+        batch_list = batches_from_files(cfg, batches or cfg.lifecycle.batches, labels)
+    if bt.max_batches:
+        batch_list = batch_list[: bt.max_batches]
+    change_points = list(bt.change_points)
+    truth = Path(batch_list[0].path).parent.parent / "ground_truth.json"
+    harmless: tuple[str, str] | None = None
+    if truth.exists() and not bt.period:
+        gt = json.loads(truth.read_text())
+        if not change_points:
+            change_points = [d for d in (gt.get("covariate_shift_day"),
+                                         gt.get("concept_change_day")) if d]
+        if gt.get("harmless_shift_day") and gt.get("harmless_shift_end_day"):
+            harmless = (gt["harmless_shift_day"], gt["harmless_shift_end_day"])
+    return original, batch_list, change_points, harmless
+
+
+def _initial_model(cfg: Config, work: Path, original: pd.DataFrame,
+                   first_day: str) -> tuple[Path, dict[str, Any]]:
+    """The model every strategy starts from, trained the day before the first batch in a
+    registry of its own: (that registry's root, the training summary)."""
+    from .train import run_training
+
+    first = datetime.fromisoformat(first_day).replace(tzinfo=UTC)
+    base_cfg = cfg.model_copy(deep=True)
+    base_cfg.registry.root = str(work / "initial" / "registry")
+    if Path(base_cfg.registry.root).exists():
+        shutil.rmtree(base_cfg.registry.root)
+    initial = run_training(base_cfg, reason="backtest initial model", frame=original,
+                           actor="backtest", now=first - timedelta(days=1))
+    if not initial["promoted"]:
+        raise DataError(f"backtest: the initial model was not promoted "
+                        f"({initial['gate']['reasons']}); nothing to replay")
+    return Path(base_cfg.registry.root), initial
+
+
+def _plan(cfg: Config, raw: dict[str, Any], config_path: str, every: list[int] | None,
+          grid: dict[str, list[Any]] | None, strategies: list[str] | None
+          ) -> list[tuple[str, str, Config, int | None]]:
+    """The strategies to replay: ``never``, ``every_k`` for each k, the policy under each
+    trigger and one policy per combination of the grid, filtered by ``strategies`` (names or
+    kinds)."""
+    plan: list[tuple[str, str, Config, int | None]] = [("never", "never", cfg, None)]
+    for k in (every if every is not None else cfg.backtest.every_k):
+        plan.append((f"every_{k}", "every", cfg, k))
+    for name, sets in POLICY_STRATEGIES.items():
+        plan.append((name, "policy", _config_with(raw, sets, config_path), None))
+    grid = grid if grid is not None else cfg.backtest.grid
+    if grid:
+        keys = sorted(grid)
+        for combo in itertools.product(*(grid[k] for k in keys)):
+            sets = [f"{k}={v}" for k, v in zip(keys, combo, strict=True)]
+            name = "policy[" + ",".join(f"{k.split('.')[-1]}={v}" for k, v in
+                                       zip(keys, combo, strict=True)) + "]"
+            plan.append((name, "policy", _config_with(raw, sets, config_path), None))
+    if strategies:
+        plan = [p for p in plan if p[0] in strategies or p[1] in strategies]
+    return plan
 
 
 def compare(summaries: list[dict[str, Any]], metric: str) -> dict[str, Any]:

@@ -346,69 +346,100 @@ def performance_chart(
                        if d.get("watched_metric")), None) or next(
             (str(d["performance_metric"]) for d in reversed(days)
              if d.get("performance_metric")), "metric")
-    n = len(days)
-    names = [str(d.get("day", "")) for d in days]
+    v = _performance_series(days, higher_is_better)
+    n, names = len(days), v["names"]
     labels = short_days(names)
-    x_title = f"day ({names[0][:4]})" if labels != names else "day"
-    estimate = [finite(d.get("estimated_metric")) for d in days]
+    left, right, bottom = 52, 20, 40
+    legend_svg, rows = legend(_performance_legend(v, metric), x=left, max_x=width - right)
+    top = 10 + 18 * max(rows, 1)
+    inner_w, inner_h = width - left - right, height - top - bottom
+    values = [x for x in (*v["estimate"], *v["low"], *v["high"], *v["realized"])
+              if x is not None]
+    y_low, y_high = domain(values, include=[*v["levels"], *v["bounds"]])
+    px = linear(-0.5, max(n, 1) - 0.5, left, inner_w)
+    py = linear(y_low, y_high, top + inner_h, -inner_h)
+    out = [svg_open(width, height, f"{metric} per checked day: estimated with its interval, "
+                    "realized on delayed labels, reference and tolerance", kind, xmlns=xmlns),
+           y_grid(nice_ticks(y_low, y_high), py, left, inner_w)]
+    column = inner_w / max(n, 1)
+    out += [f'<rect x="{px(i) - column / 2:.1f}" y="{top}" width="{column:.1f}" '
+            f'height="{inner_h}" fill="{RED}" fill-opacity="0.08" data-role="flagged-day"/>'
+            for i, mark in enumerate(v["flagged"]) if mark]
+    out += [x_axis_line(left, top + inner_h, inner_w),
+            x_category_labels(labels, px, y=top + inner_h + 14, inner_w=inner_w,
+                              right_edge=width, from_end=True),
+            x_title_text(f"day ({names[0][:4]})" if labels != names else "day",
+                         left + inner_w / 2, height - 6),
+            y_title_text(metric, top + inner_h / 2)]
+    out += _interval_band(v["band"], px, py)
+    out.append(_steps(v["levels"], px, py, left, left + inner_w, colour=GREEN, role="reference"))
+    out.append(_steps(v["bounds"], px, py, left, left + inner_w, colour=RED, role="tolerance",
+                      dash="5 4"))
+    out += _runs_polylines(v["estimate"], px, py, f'stroke="{BLUE}" stroke-width="1.8" '
+                                                  'data-role="estimated"')
+    out += _runs_polylines(v["realized"], px, py, f'stroke="{PURPLE}" stroke-width="1.6" '
+                                                  'stroke-dasharray="4 3" data-role="realized"')
+    out += _performance_points(v, metric, px, py, radius=3.2 if n <= 40 else 2.4)
+    if not values:
+        out.append(f'<text x="{left + inner_w / 2:.1f}" y="{top + inner_h / 2:.1f}" '
+                   f'font-size="12" text-anchor="middle" fill="{MUTED}" data-state="empty">'
+                   f"no estimated or realized {escape(metric)} yet</text>")
+    out += [legend_svg, "</svg>"]
+    return "".join(out)
+
+
+def _performance_series(days: Sequence[Mapping[str, Any]],
+                        higher_is_better: bool) -> dict[str, list[Any]]:
+    """The per-day values :func:`performance_chart` draws (None where a day has none)."""
     low = [finite(d.get("estimated_low")) for d in days]
     high = [finite(d.get("estimated_high")) for d in days]
-    band = [(lo, hi) if lo is not None and hi is not None else None
-            for lo, hi in zip(low, high, strict=True)]
-    realized = [finite(d.get("realized_metric")) for d in days]
-    flagged = [d.get("estimated_flagged") is True for d in days]
-    realized_flagged = [d.get("concept_drift") == "drift" for d in days]
-    levels = [_level(d) for d in days]
-    bounds = [_boundary(d, higher_is_better) for d in days]
+    return {
+        "names": [str(d.get("day", "")) for d in days],
+        "estimate": [finite(d.get("estimated_metric")) for d in days],
+        "low": low,
+        "high": high,
+        "band": [(lo, hi) if lo is not None and hi is not None else None
+                 for lo, hi in zip(low, high, strict=True)],
+        "realized": [finite(d.get("realized_metric")) for d in days],
+        "flagged": [d.get("estimated_flagged") is True for d in days],
+        "realized_flagged": [d.get("concept_drift") == "drift" for d in days],
+        "levels": [_level(d) for d in days],
+        "bounds": [_boundary(d, higher_is_better) for d in days],
+    }
 
+
+def _performance_legend(v: Mapping[str, list[Any]], metric: str) -> list[dict[str, Any]]:
+    """Legend entries for what the chart actually shows."""
     entries: list[dict[str, Any]] = []
-    if any(v is not None for v in estimate):
+    if any(x is not None for x in v["estimate"]):
         entries.append({"label": f"estimated {metric}", "colour": BLUE, "swatch": "line"})
-    if any(b is not None for b in band):
+    if any(b is not None for b in v["band"]):
         entries.append({"label": "estimate interval", "colour": BLUE, "swatch": "band"})
-    if any(v is not None for v in realized):
+    if any(x is not None for x in v["realized"]):
         entries.append({"label": f"realized {metric} (labels)", "colour": PURPLE,
                         "swatch": "dash"})
-    last_level = next((v for v in reversed(levels) if v is not None), None)
-    last_bound = next((v for v in reversed(bounds) if v is not None), None)
+    last_level = next((x for x in reversed(v["levels"]) if x is not None), None)
+    last_bound = next((x for x in reversed(v["bounds"]) if x is not None), None)
     if last_level is not None:
         entries.append({"label": f"reference {fmt(last_level)}", "colour": GREEN,
                         "swatch": "line"})
     if last_bound is not None:
         entries.append({"label": f"tolerance boundary {fmt(last_bound)}", "colour": RED,
                         "swatch": "dash"})
-    if any(flagged):
+    if any(v["flagged"]):
         entries.append({"label": "flagged", "colour": RED, "swatch": "dot"})
+    return entries
 
-    left, right, bottom = 52, 20, 40
-    legend_svg, rows = legend(entries, x=left, max_x=width - right)
-    top = 10 + 18 * max(rows, 1)
-    inner_w, inner_h = width - left - right, height - top - bottom
-    values = [v for v in (*estimate, *low, *high, *realized) if v is not None]
-    y_low, y_high = domain(values, include=[*levels, *bounds])
-    px = linear(-0.5, max(n, 1) - 0.5, left, inner_w)
-    py = linear(y_low, y_high, top + inner_h, -inner_h)
-    x_right = left + inner_w
 
-    out = [svg_open(width, height, f"{metric} per checked day: estimated with its interval, "
-                    "realized on delayed labels, reference and tolerance", kind, xmlns=xmlns)]
-    out.append(y_grid(nice_ticks(y_low, y_high), py, left, inner_w))
-    column = inner_w / max(n, 1)
-    for i, mark in enumerate(flagged):
-        if mark:
-            out.append(f'<rect x="{px(i) - column / 2:.1f}" y="{top}" width="{column:.1f}" '
-                       f'height="{inner_h}" fill="{RED}" fill-opacity="0.08" '
-                       'data-role="flagged-day"/>')
-    out.append(x_axis_line(left, top + inner_h, inner_w))
-    out.append(x_category_labels(labels, px, y=top + inner_h + 14, inner_w=inner_w,
-                                 right_edge=width, from_end=True))
-    out.append(x_title_text(x_title, left + inner_w / 2, height - 6))
-    out.append(y_title_text(metric, top + inner_h / 2))
+def _interval_band(band: Sequence[tuple[float, float] | None], px: Scale,
+                   py: Scale) -> list[str]:
+    """The estimate's interval: a shaded band over each run of days (an error bar for a lone
+    day)."""
+    out = []
     for run in _runs(band):
         if len(run) == 1:
-            i = run[0]
-            lo, hi = band[i] or (0.0, 0.0)
-            x = px(i)
+            lo, hi = band[run[0]] or (0.0, 0.0)
+            x = px(run[0])
             out.append(f'<path d="M{x - 4:.1f},{py(hi):.1f}H{x + 4:.1f}M{x:.1f},{py(hi):.1f}'
                        f'V{py(lo):.1f}M{x - 4:.1f},{py(lo):.1f}H{x + 4:.1f}" stroke="{BLUE}" '
                        'stroke-opacity="0.5" stroke-width="1.5" fill="none" '
@@ -418,50 +449,43 @@ def performance_chart(
         lower = [f"{px(i):.1f},{py((band[i] or (0.0, 0.0))[0]):.1f}" for i in reversed(run)]
         out.append(f'<polygon points="{" ".join(upper + lower)}" fill="{BLUE}" '
                    f'fill-opacity="0.15" stroke="none" data-role="interval"/>')
-    out.append(_steps(levels, px, py, left, x_right, colour=GREEN, role="reference"))
-    out.append(_steps(bounds, px, py, left, x_right, colour=RED, role="tolerance", dash="5 4"))
-    for run in _runs(estimate):
-        if len(run) > 1:
-            points = " ".join(f"{px(i):.1f},{py(estimate[i] or 0.0):.1f}" for i in run)
-            out.append(f'<polyline points="{points}" fill="none" stroke="{BLUE}" '
-                       'stroke-width="1.8" data-role="estimated"/>')
-    for run in _runs(realized):
-        if len(run) > 1:
-            points = " ".join(f"{px(i):.1f},{py(realized[i] or 0.0):.1f}" for i in run)
-            out.append(f'<polyline points="{points}" fill="none" stroke="{PURPLE}" '
-                       'stroke-width="1.6" stroke-dasharray="4 3" data-role="realized"/>')
-    radius = 3.2 if n <= 40 else 2.4
-    for i, name in enumerate(names):
-        value = estimate[i]
+    return out
+
+
+def _runs_polylines(values: Sequence[float | None], px: Scale, py: Scale,
+                    attributes: str) -> list[str]:
+    """One polyline per run of consecutive days with a value."""
+    return [f'<polyline points="{" ".join(f"{px(i):.1f},{py(values[i] or 0.0):.1f}" for i in run)}"'
+            f' fill="none" {attributes}/>' for run in _runs(values) if len(run) > 1]
+
+
+def _performance_points(v: Mapping[str, list[Any]], metric: str, px: Scale, py: Scale, *,
+                        radius: float) -> list[str]:
+    """A point per day and value, with its tooltip (flagged estimates red and larger, realized
+    points outlined, red under concept drift)."""
+    out = []
+    for i, name in enumerate(v["names"]):
+        value, flagged = v["estimate"][i], v["flagged"][i]
         if value is not None:
-            interval = (f" [{fmt(low[i])}, {fmt(high[i])}]"
-                        if low[i] is not None and high[i] is not None else "")
-            tip = f"{name}: estimated {metric} {fmt(value)}{interval}"
-            if flagged[i]:
-                tip += " \u2013 flagged"
-            colour, r = (RED, radius + 1.3) if flagged[i] else (BLUE, radius)
-            role = "flagged" if flagged[i] else "estimated-point"
+            low, high = v["low"][i], v["high"][i]
+            interval = f" [{fmt(low)}, {fmt(high)}]" if low is not None and high is not None \
+                else ""
+            tip = f"{name}: estimated {metric} {fmt(value)}{interval}" + (
+                " \u2013 flagged" if flagged else "")
+            colour, r = (RED, radius + 1.3) if flagged else (BLUE, radius)
+            role = "flagged" if flagged else "estimated-point"
             out.append(f'<circle cx="{px(i):.1f}" cy="{py(value):.1f}" r="{r:.1f}" '
                        f'fill="{colour}" data-role="{role}"><title>{escape(tip)}</title>'
                        "</circle>")
-        actual = realized[i]
+        actual = v["realized"][i]
         if actual is not None:
-            tip = f"{name}: realized {metric} {fmt(actual)}"
-            if realized_flagged[i]:
-                tip += " \u2013 concept drift"
-            stroke = RED if realized_flagged[i] else PURPLE
+            drift = v["realized_flagged"][i]
+            tip = f"{name}: realized {metric} {fmt(actual)}" + (
+                " \u2013 concept drift" if drift else "")
             out.append(f'<circle cx="{px(i):.1f}" cy="{py(actual):.1f}" r="{radius:.1f}" '
-                       f'fill="#ffffff" stroke="{stroke}" stroke-width="1.8" '
+                       f'fill="#ffffff" stroke="{RED if drift else PURPLE}" stroke-width="1.8" '
                        f'data-role="realized-point"><title>{escape(tip)}</title></circle>')
-    if not values:
-        out.append(f'<text x="{left + inner_w / 2:.1f}" y="{top + inner_h / 2:.1f}" '
-                   f'font-size="12" text-anchor="middle" fill="{MUTED}" data-state="empty">'
-                   f"no estimated or realized {escape(metric)} yet</text>")
-    out.append(legend_svg)
-    out.append("</svg>")
-    return "".join(out)
-
-
+    return out
 
 
 # --------------------------------------------------------------------------- general charts

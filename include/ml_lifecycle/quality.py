@@ -226,6 +226,88 @@ def _empty_column(kind: str, sentinel_count: int | None) -> dict[str, Any]:
     }
 
 
+def _column_stats(series: pd.Series, kind: str) -> dict[str, Any]:
+    """Counts of one present feature column: missing, infinite, not numeric, distinct values,
+    and its usable values (finite numbers, or the non-missing categories)."""
+    n_nonfinite = n_non_numeric = 0
+    if kind == "numeric":
+        numeric, n_non_numeric = _numeric_view(series)
+        n_nonfinite = int(np.isinf(numeric.to_numpy()).sum())
+        usable = numeric[np.isfinite(numeric.to_numpy())]
+    else:
+        usable = series.dropna()
+    n_unique = int(usable.nunique())
+    return {"n_missing": int(series.isna().sum()), "n_nonfinite": n_nonfinite,
+            "n_non_numeric": n_non_numeric, "n_unique": n_unique, "usable": usable,
+            "constant_value": usable.iloc[0] if n_unique == 1 else None}
+
+
+def _missing_checks(col: str, rows: int, stats: dict[str, Any], dtype: Any, q: Any,
+                    checks: list[dict[str, Any]]) -> float | None:
+    """Non-numeric values, all missing, the missing rate (error / warning), infinities.
+
+    Returns:
+        the share of unusable (missing or infinite) rows.
+    """
+    n_unusable = stats["n_missing"] + stats["n_nonfinite"]
+    missing_rate = n_unusable / rows if rows else None
+    if stats["n_non_numeric"]:
+        _check(checks, "non_numeric", col, "error",
+               f"numeric feature '{col}' has {stats['n_non_numeric']} value(s) that are not "
+               f"numbers (dtype {dtype})", stats["n_non_numeric"], 0)
+    if rows > 0 and len(stats["usable"]) == 0 and stats["n_non_numeric"] == 0:
+        _check(checks, "all_missing", col, "error",
+               f"feature '{col}' has no usable value: all {rows} rows are missing",
+               1.0, q.max_missing_rate)
+    elif missing_rate is not None and missing_rate > q.max_missing_rate:
+        _check(checks, "missing_rate", col, "error",
+               f"feature '{col}' is missing in {missing_rate:.2%} of rows ({n_unusable}/{rows}), "
+               f"above max_missing_rate {q.max_missing_rate:.2%}",
+               missing_rate, q.max_missing_rate)
+    elif missing_rate is not None and missing_rate > q.warn_missing_rate:
+        _check(checks, "missing_rate", col, "warning",
+               f"feature '{col}' is missing in {missing_rate:.2%} of rows ({n_unusable}/{rows}), "
+               f"above warn_missing_rate {q.warn_missing_rate:.2%}",
+               missing_rate, q.warn_missing_rate)
+    if stats["n_nonfinite"]:
+        _check(checks, "non_finite", col, "warning",
+               f"numeric feature '{col}' has {stats['n_nonfinite']} infinite value(s); they "
+               "are treated as missing", stats["n_nonfinite"], 0)
+    return missing_rate
+
+
+def _value_checks(col: str, kind: str, stats: dict[str, Any], sentinel_count: int | None,
+                  q: Any, checks: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """A constant column, a spike (an undeclared sentinel?), declared sentinels converted.
+
+    Returns:
+        the spike found, if any.
+    """
+    n_unusable = stats["n_missing"] + stats["n_nonfinite"]
+    if stats["n_unique"] == 1:
+        extra = f" (ignoring {n_unusable} missing value(s))" if n_unusable else ""
+        _check(checks, "constant", col, "error" if q.fail_on_constant else "warning",
+               f"feature '{col}' is constant: its only value is "
+               f"{_fmt(to_jsonable(stats['constant_value']))}{extra}; it carries no information",
+               stats["n_unique"], 2)
+    spike = None
+    if kind == "numeric" and len(stats["usable"]) > 0:
+        spike = detect_spike(stats["usable"].to_numpy(), q.spike_ratio, q.spike_min_share)
+        if spike is not None:
+            _check(checks, "spike", col, "warning",
+                   f"feature '{col}': the value {_fmt(spike['value'])} holds "
+                   f"{spike['share']:.2%} of rows ({spike['count']}), {spike['ratio']:.1f}x the "
+                   f"typical share of neighbouring values ({spike['neighbour_share']:.3%}); "
+                   f"thresholds: share >= {q.spike_min_share:.2%} and ratio >= "
+                   f"{q.spike_ratio:g}. An undeclared sentinel or a default value? Declare it "
+                   "in data.sentinels if it means missing", spike["ratio"], q.spike_ratio)
+    if sentinel_count:
+        _check(checks, "sentinels", col, "info",
+               f"feature '{col}': {sentinel_count} sentinel value(s) declared in data.sentinels "
+               "were converted to missing", sentinel_count, None)
+    return spike
+
+
 def _feature_report(
     df: pd.DataFrame,
     col: str,
@@ -235,147 +317,24 @@ def _feature_report(
     checks: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """Profile one feature column and append its checks."""
-    q = cfg.quality
-    rows = len(df)
     if col not in df.columns:
-        _check(
-            checks,
-            "missing_column",
-            col,
-            "error",
-            f"feature '{col}' (declared {kind}) is not a column of the table",
-        )
+        _check(checks, "missing_column", col, "error",
+               f"feature '{col}' (declared {kind}) is not a column of the table")
         return _empty_column(kind, sentinel_count)
-
     series = df[col]
-    n_missing = int(series.isna().sum())
-    n_nonfinite = 0
-    n_non_numeric = 0
-    spike: dict[str, Any] | None = None
-    if kind == "numeric":
-        numeric, n_non_numeric = _numeric_view(series)
-        n_nonfinite = int(np.isinf(numeric.to_numpy()).sum())
-        usable = numeric[np.isfinite(numeric.to_numpy())]
-        n_unique = int(usable.nunique())
-        constant_value: Any = usable.iloc[0] if n_unique == 1 else None
-    else:
-        usable = series.dropna()
-        n_unique = int(usable.nunique())
-        constant_value = usable.iloc[0] if n_unique == 1 else None
-
-    n_unusable = n_missing + n_nonfinite
-    missing_rate = n_unusable / rows if rows else None
-    all_missing = rows > 0 and len(usable) == 0 and n_non_numeric == 0
-    constant = n_unique == 1
-
-    if n_non_numeric:
-        _check(
-            checks,
-            "non_numeric",
-            col,
-            "error",
-            f"numeric feature '{col}' has {n_non_numeric} value(s) that are not numbers "
-            f"(dtype {series.dtype})",
-            n_non_numeric,
-            0,
-        )
-    if all_missing:
-        _check(
-            checks,
-            "all_missing",
-            col,
-            "error",
-            f"feature '{col}' has no usable value: all {rows} rows are missing",
-            1.0,
-            q.max_missing_rate,
-        )
-    elif missing_rate is not None and missing_rate > q.max_missing_rate:
-        _check(
-            checks,
-            "missing_rate",
-            col,
-            "error",
-            f"feature '{col}' is missing in {missing_rate:.2%} of rows ({n_unusable}/{rows}), "
-            f"above max_missing_rate {q.max_missing_rate:.2%}",
-            missing_rate,
-            q.max_missing_rate,
-        )
-    elif missing_rate is not None and missing_rate > q.warn_missing_rate:
-        _check(
-            checks,
-            "missing_rate",
-            col,
-            "warning",
-            f"feature '{col}' is missing in {missing_rate:.2%} of rows ({n_unusable}/{rows}), "
-            f"above warn_missing_rate {q.warn_missing_rate:.2%}",
-            missing_rate,
-            q.warn_missing_rate,
-        )
-
-    if n_nonfinite:
-        _check(
-            checks,
-            "non_finite",
-            col,
-            "warning",
-            f"numeric feature '{col}' has {n_nonfinite} infinite value(s); they are treated as "
-            "missing",
-            n_nonfinite,
-            0,
-        )
-
-    if constant:
-        extra = f" (ignoring {n_unusable} missing value(s))" if n_unusable else ""
-        _check(
-            checks,
-            "constant",
-            col,
-            "error" if q.fail_on_constant else "warning",
-            f"feature '{col}' is constant: its only value is {_fmt(to_jsonable(constant_value))}"
-            f"{extra}; it carries no information",
-            n_unique,
-            2,
-        )
-
-    if kind == "numeric" and len(usable) > 0:
-        spike = detect_spike(usable.to_numpy(), q.spike_ratio, q.spike_min_share)
-        if spike is not None:
-            _check(
-                checks,
-                "spike",
-                col,
-                "warning",
-                f"feature '{col}': the value {_fmt(spike['value'])} holds {spike['share']:.2%} "
-                f"of rows ({spike['count']}), {spike['ratio']:.1f}x the typical share of "
-                f"neighbouring values ({spike['neighbour_share']:.3%}); thresholds: share >= "
-                f"{q.spike_min_share:.2%} and ratio >= {q.spike_ratio:g}. An undeclared "
-                "sentinel or a default value? Declare it in data.sentinels if it means missing",
-                spike["ratio"],
-                q.spike_ratio,
-            )
-
-    if sentinel_count:
-        _check(
-            checks,
-            "sentinels",
-            col,
-            "info",
-            f"feature '{col}': {sentinel_count} sentinel value(s) declared in data.sentinels "
-            "were converted to missing",
-            sentinel_count,
-            None,
-        )
-
+    stats = _column_stats(series, kind)
+    missing_rate = _missing_checks(col, len(df), stats, series.dtype, cfg.quality, checks)
+    spike = _value_checks(col, kind, stats, sentinel_count, cfg.quality, checks)
     return {
         "kind": kind,
         "present": True,
         "dtype": str(series.dtype),
         "missing_rate": missing_rate,
-        "n_missing": n_missing,
-        "n_nonfinite": n_nonfinite,
-        "n_non_numeric": n_non_numeric,
-        "n_unique": n_unique,
-        "constant": constant,
+        "n_missing": stats["n_missing"],
+        "n_nonfinite": stats["n_nonfinite"],
+        "n_non_numeric": stats["n_non_numeric"],
+        "n_unique": stats["n_unique"],
+        "constant": stats["n_unique"] == 1,
         "sentinel_count": sentinel_count,
         "spike": spike,
     }

@@ -65,6 +65,7 @@ from ml_lifecycle.registry_base import (
     _version_name,
     _VersionReads,
 )
+from ml_lifecycle.storage import fsync_dir
 
 __all__ = ["DEFAULT_LOCK_TIMEOUT", "Registry", "open_registry"]
 
@@ -157,16 +158,7 @@ class Registry(_VersionReads):
             os.close(fd)
 
     def _sync_dir(self, path: Path) -> None:
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+        fsync_dir(path)
 
     def _is_file(self, path: Path) -> bool:
         return path.is_file() and not path.is_symlink()

@@ -278,29 +278,9 @@ def _apply_harmless_shift(
 # --------------------------------------------------------------------------- generation
 
 
-def _generate(
-    rng: np.random.Generator,
-    n: int,
-    world: _World,
-    *,
-    shifted: bool,
-    concept: bool,
-    harmless: _HarmlessShift | None = None,
-) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Draw ``n`` orders (features, with missing values/sentinels) and their labels.
-
-    Args:
-        rng: the generator of this table/day.
-        n: number of rows.
-        world: shared merchant properties.
-        shifted: apply the covariate shift to the input distributions.
-        concept: use the changed feature -> label relation.
-        harmless: apply the harmless shift (after the features are drawn, before the labels;
-            ``rng`` is consumed exactly as without it).
-
-    Returns:
-        ``(features frame, late labels as int array, true probability of being late)``.
-    """
+def _draw_inputs(rng: np.random.Generator, n: int, world: _World, *, shifted: bool,
+                 harmless: _HarmlessShift | None) -> dict[str, np.ndarray]:
+    """The true inputs of ``n`` orders (before anything is recorded or missing)."""
     region = rng.choice(len(REGIONS), size=n, p=REGION_P_SHIFT if shifted else REGION_P_BASE)
     vehicle = rng.choice(len(VEHICLES), size=n, p=VEHICLE_P)
     weather = rng.choice(len(WEATHERS), size=n, p=WEATHER_P_SHIFT if shifted else WEATHER_P_BASE)
@@ -338,14 +318,21 @@ def _generate(
     hour = np.mod(np.floor(hour), 24).astype(int)
     if harmless is not None:
         region, temperature, hour = _apply_harmless_shift(harmless, region, temperature, hour)
+    return {"region": region, "vehicle": vehicle, "weather": weather, "merchant": merchant,
+            "distance": distance, "weight": weight, "experience": experience, "items": items,
+            "prep_true": prep_true, "temperature": temperature, "hour": hour}
 
-    # ---- the label: a logistic model with nonlinearities and interactions
-    log_dist = np.log(distance / 4.0)
+
+def _late_probability(v: dict[str, np.ndarray], world: _World, *, concept: bool) -> np.ndarray:
+    """P(late | inputs): a logistic model with nonlinearities and interactions (the reference
+    relation, or the changed one after the concept change). Draws nothing."""
+    region, vehicle, weather, hour = v["region"], v["vehicle"], v["weather"], v["hour"]
+    log_dist = np.log(v["distance"] / 4.0)
     two_wheels = vehicle <= 1
     rush = ((hour >= 18) & (hour <= 20)) * 0.9 + ((hour >= 11) & (hour <= 13)) * 0.4
     late_night = (hour >= 22) | (hour <= 2)
-    cold_hot = 0.004 * (temperature - 14.0) ** 2
-    exp_term = np.log1p(experience / 6.0) - 1.4
+    cold_hot = 0.004 * (v["temperature"] - 14.0) ** 2
+    exp_term = np.log1p(v["experience"] / 6.0) - 1.4
     # Rare in the reference period, common after the covariate shift: a model trained on the
     # reference data has seen few such orders, so the shift costs it some accuracy.
     rare = 1.6 * (weather == WEATHERS.index("snow")) * two_wheels + 0.9 * log_dist * (
@@ -353,12 +340,12 @@ def _generate(
     )
     common = (
         rare
-        + 0.40 * (items - 2.8)
-        + 0.10 * (prep_true - 18.0)
+        + 0.40 * (v["items"] - 2.8)
+        + 0.10 * (v["prep_true"] - 18.0)
         + rush
         + cold_hot
         + REGION_EFFECT[region]
-        + world.merchant_effect[merchant]
+        + world.merchant_effect[v["merchant"]]
     )
     if not concept:
         z = (
@@ -366,7 +353,7 @@ def _generate(
             + common
             + 1.7 * log_dist
             + 0.8 * log_dist * (vehicle == 0)
-            + 0.45 * np.maximum(weight - 3.0, 0.0) * two_wheels
+            + 0.45 * np.maximum(v["weight"] - 3.0, 0.0) * two_wheels
             - 1.1 * exp_term
             + np.array([0.0, 0.15, 0.9, 1.8, 1.4])[weather]
         )
@@ -383,33 +370,63 @@ def _generate(
             + 3.5 * lez
             + 0.6 * (vehicle == 3)
         )
-    prob = 1.0 / (1.0 + np.exp(-z))
-    late = (rng.random(n) < prob).astype(int)
+    return 1.0 / (1.0 + np.exp(-z))
 
-    # ---- what the data pipeline actually records: sentinels and missing values
+
+def _recorded(rng: np.random.Generator, n: int, v: dict[str, np.ndarray], world: _World, *,
+              shifted: bool) -> pd.DataFrame:
+    """What the data pipeline actually records: sentinels and missing values."""
     unknown_share = SHIFT_PREP_UNKNOWN_SHARE if shifted else PREP_UNKNOWN_SHARE
-    prep_recorded = np.where(rng.random(n) < unknown_share, 0, prep_true).astype(int)
-    experience_recorded = pd.array(experience.astype(int), dtype="Int64")
+    prep_recorded = np.where(rng.random(n) < unknown_share, 0, v["prep_true"]).astype(int)
+    experience_recorded = pd.array(v["experience"].astype(int), dtype="Int64")
     experience_recorded[rng.random(n) < 0.03] = pd.NA
-    weather_names = np.array(WEATHERS, dtype=object)[weather]
+    weather_names = np.array(WEATHERS, dtype=object)[v["weather"]]
     weather_names[rng.random(n) < 0.02] = None
-
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         {
-            "distance_km": distance,
-            "package_weight_kg": weight,
+            "distance_km": v["distance"],
+            "package_weight_kg": v["weight"],
             "courier_experience_months": experience_recorded,
-            "items_count": items.astype(int),
+            "items_count": v["items"].astype(int),
             "prep_time_min": prep_recorded,
-            "temperature_c": temperature,
-            "hour_of_day": hour,
-            "region": np.array(REGIONS, dtype=object)[region],
-            "vehicle": np.array(VEHICLES, dtype=object)[vehicle],
+            "temperature_c": v["temperature"],
+            "hour_of_day": v["hour"],
+            "region": np.array(REGIONS, dtype=object)[v["region"]],
+            "vehicle": np.array(VEHICLES, dtype=object)[v["vehicle"]],
             "weather": weather_names,
-            "merchant_id": world.merchant_ids[merchant],
+            "merchant_id": world.merchant_ids[v["merchant"]],
         }
     )
-    return frame, late, prob
+
+
+def _generate(
+    rng: np.random.Generator,
+    n: int,
+    world: _World,
+    *,
+    shifted: bool,
+    concept: bool,
+    harmless: _HarmlessShift | None = None,
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Draw ``n`` orders (features, with missing values/sentinels) and their labels.
+
+    Args:
+        rng: the generator of this table/day (consumed in a fixed order: inputs, labels,
+            recording).
+        n: number of rows.
+        world: shared merchant properties.
+        shifted: apply the covariate shift to the input distributions.
+        concept: use the changed feature -> label relation.
+        harmless: apply the harmless shift (after the features are drawn, before the labels;
+            ``rng`` is consumed exactly as without it).
+
+    Returns:
+        ``(features frame, late labels as int array, true probability of being late)``.
+    """
+    inputs = _draw_inputs(rng, n, world, shifted=shifted, harmless=harmless)
+    prob = _late_probability(inputs, world, concept=concept)
+    late = (rng.random(n) < prob).astype(int)
+    return _recorded(rng, n, inputs, world, shifted=shifted), late, prob
 
 
 def _to_csv(frame: pd.DataFrame) -> str:
@@ -533,108 +550,17 @@ def simulate(
     if out.exists() and not out.is_dir():
         raise DataError(f"simulate: output path '{out}' exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
-
     world = _make_world(seed)
-    columns_out = [ID_COLUMN, TIME_COLUMN, *FEATURES]
-    next_id = 100_001
-
-    # ---- initial training table: base regime, spread over the history window
-    rng = np.random.default_rng([seed, _STREAM_TRAIN, 0])
-    frame, late, _ = _generate(rng, initial_rows, world, shifted=False, concept=False)
-    offsets = np.sort(rng.integers(1, TRAIN_HISTORY_DAYS + 1, size=initial_rows))[::-1]
-    frame[TIME_COLUMN] = [(start - dt.timedelta(days=int(k))).isoformat() for k in offsets]
-    frame[ID_COLUMN] = np.arange(next_id, next_id + initial_rows)
-    next_id += initial_rows
-    frame[TARGET] = late
-    train_path = out / "train.csv"
-    atomic_write_text(train_path, _to_csv(frame[[*columns_out, TARGET]]))
-    train_rate = float(late.mean())
-    support = _training_support(frame)
+    train_path, train_rate, support = _write_training_table(out, world, seed, start,
+                                                            initial_rows)
     harmless_end = min(shift_day, concept_day)
-
-    # ---- daily batches and their delayed labels
-    files: list[dict[str, str]] = []
-    rates: list[dict[str, Any]] = []
-    written: set[str] = set()
-    for day in range(days):
-        date = start + dt.timedelta(days=day)
-        stamp = date.isoformat()
-        shifted, concept = day >= shift_day, day >= concept_day
-        harmless = None
-        if harmless_day is not None and harmless_day <= day < harmless_end:
-            harmless_rng = np.random.default_rng([seed, _STREAM_HARMLESS, day])
-            harmless = _HarmlessShift(harmless_rng, *support)
-        rng = np.random.default_rng([seed, _STREAM_DAY, day])
-        frame, late, _ = _generate(
-            rng, rows_per_day, world, shifted=shifted, concept=concept, harmless=harmless
-        )
-        frame[ID_COLUMN] = np.arange(next_id, next_id + rows_per_day)
-        next_id += rows_per_day
-        frame[TIME_COLUMN] = stamp
-        batch_rel, labels_rel = f"batches/{stamp}.csv", f"labels/{stamp}.csv"
-        atomic_write_text(out / batch_rel, _to_csv(frame[columns_out]))
-        labels = pd.DataFrame({ID_COLUMN: frame[ID_COLUMN], TARGET: late})
-        atomic_write_text(out / labels_rel, _to_csv(labels))
-        written.add(f"{stamp}.csv")
-        files.append(
-            {
-                "date": stamp,
-                "batch": batch_rel,
-                "labels": labels_rel,
-                "labels_available_on": (date + dt.timedelta(days=label_delay_days)).isoformat(),
-            }
-        )
-        regime = "concept_change" if concept else ("covariate_shift" if shifted else "reference")
-        if harmless is not None:
-            regime = "harmless_shift"
-        rates.append(
-            {
-                "date": stamp,
-                "rows": rows_per_day,
-                "positive_rate": round(float(late.mean()), 6),
-                "regime": regime,
-            }
-        )
-    _remove_stale(out / "batches", written)
-    _remove_stale(out / "labels", written)
-
-    shift_date = (start + dt.timedelta(days=shift_day)).isoformat()
-    concept_date = (start + dt.timedelta(days=concept_day)).isoformat()
-    manifest = {
-        "seed": seed,
-        "start_date": start.isoformat(),
-        "days": days,
-        "label_delay_days": label_delay_days,
-        "initial_rows": initial_rows,
-        "rows_per_day": rows_per_day,
-        "train": "train.csv",
-        "files": files,
-        "columns": {
-            "id": ID_COLUMN,
-            "time": TIME_COLUMN,
-            "target": TARGET,
-            "numeric": NUMERIC_FEATURES,
-            "categorical": CATEGORICAL_FEATURES,
-            "sentinels": SENTINELS,
-        },
-        "target": TARGET,
-        "positive_label": 1,
-        "id_column": ID_COLUMN,
-        "time_column": TIME_COLUMN,
-    }
-    truth = {
-        "covariate_shift_day": shift_date,
-        "concept_change_day": concept_date,
-        "covariate_shift_offset": shift_day,
-        "concept_change_offset": concept_day,
-        "shift_in_window": shift_day < days,
-        "concept_in_window": concept_day < days,
-        "description": DESCRIPTION,
-        "shifted_features": SHIFTED_FEATURES,
-        "concept_features": CONCEPT_FEATURES,
-        "train_positive_rate": round(train_rate, 6),
-        "positive_rate_per_day": rates,
-    }
+    files, rates = _write_days(
+        out, world, seed, start, days=days, rows_per_day=rows_per_day,
+        label_delay_days=label_delay_days, shift_day=shift_day, concept_day=concept_day,
+        harmless=(harmless_day, harmless_end, support) if harmless_day is not None else None,
+        first_id=100_001 + initial_rows)
+    manifest = _manifest(seed, start, days, label_delay_days, initial_rows, rows_per_day, files)
+    truth = _ground_truth(start, days, shift_day, concept_day, train_rate, rates)
     harmless_date = harmless_end_date = None
     harmless_count = 0
     if harmless_day is not None:
@@ -662,8 +588,8 @@ def simulate(
         "ground_truth": str(truth_path),
         "days": days,
         "rows": initial_rows + days * rows_per_day,
-        "covariate_shift_day": shift_date,
-        "concept_change_day": concept_date,
+        "covariate_shift_day": truth["covariate_shift_day"],
+        "concept_change_day": truth["concept_change_day"],
         "shift_in_window": shift_day < days,
         "concept_in_window": concept_day < days,
         "train_positive_rate": round(train_rate, 6),
@@ -671,6 +597,115 @@ def simulate(
         "harmless_shift_end_day": harmless_end_date,
         "harmless_in_window": harmless_count > 0,
         "harmless_days": harmless_count,
+    }
+
+
+def _write_training_table(out: Path, world: _World, seed: int, start: dt.date,
+                          rows: int) -> tuple[Path, float, tuple[Any, ...]]:
+    """``train.csv``: the reference regime spread over the history window before ``start``.
+
+    Returns:
+        (its path, its positive rate, the training support the harmless shift stays inside).
+    """
+    rng = np.random.default_rng([seed, _STREAM_TRAIN, 0])
+    frame, late, _ = _generate(rng, rows, world, shifted=False, concept=False)
+    offsets = np.sort(rng.integers(1, TRAIN_HISTORY_DAYS + 1, size=rows))[::-1]
+    frame[TIME_COLUMN] = [(start - dt.timedelta(days=int(k))).isoformat() for k in offsets]
+    frame[ID_COLUMN] = np.arange(100_001, 100_001 + rows)
+    frame[TARGET] = late
+    path = out / "train.csv"
+    atomic_write_text(path, _to_csv(frame[[ID_COLUMN, TIME_COLUMN, *FEATURES, TARGET]]))
+    return path, float(late.mean()), _training_support(frame)
+
+
+def _write_days(out: Path, world: _World, seed: int, start: dt.date, *, days: int,
+                rows_per_day: int, label_delay_days: int, shift_day: int, concept_day: int,
+                harmless: tuple[int, int, tuple[Any, ...]] | None,
+                first_id: int) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
+    """The daily batches and their delayed labels (stale date-named files of an earlier run
+    removed). ``harmless``: (first day, end day, training support) of the harmless period.
+
+    Returns:
+        (the manifest's file entries, the ground truth's positive rate per day).
+    """
+    files: list[dict[str, str]] = []
+    rates: list[dict[str, Any]] = []
+    written: set[str] = set()
+    next_id = first_id
+    for day in range(days):
+        date = start + dt.timedelta(days=day)
+        stamp = date.isoformat()
+        shifted, concept = day >= shift_day, day >= concept_day
+        shift = None
+        if harmless is not None and harmless[0] <= day < harmless[1]:
+            shift = _HarmlessShift(np.random.default_rng([seed, _STREAM_HARMLESS, day]),
+                                   *harmless[2])
+        rng = np.random.default_rng([seed, _STREAM_DAY, day])
+        frame, late, _ = _generate(
+            rng, rows_per_day, world, shifted=shifted, concept=concept, harmless=shift
+        )
+        frame[ID_COLUMN] = np.arange(next_id, next_id + rows_per_day)
+        next_id += rows_per_day
+        frame[TIME_COLUMN] = stamp
+        batch_rel, labels_rel = f"batches/{stamp}.csv", f"labels/{stamp}.csv"
+        atomic_write_text(out / batch_rel, _to_csv(frame[[ID_COLUMN, TIME_COLUMN, *FEATURES]]))
+        labels = pd.DataFrame({ID_COLUMN: frame[ID_COLUMN], TARGET: late})
+        atomic_write_text(out / labels_rel, _to_csv(labels))
+        written.add(f"{stamp}.csv")
+        files.append({"date": stamp, "batch": batch_rel, "labels": labels_rel,
+                      "labels_available_on":
+                          (date + dt.timedelta(days=label_delay_days)).isoformat()})
+        regime = "concept_change" if concept else ("covariate_shift" if shifted else "reference")
+        rates.append({"date": stamp, "rows": rows_per_day,
+                      "positive_rate": round(float(late.mean()), 6),
+                      "regime": "harmless_shift" if shift is not None else regime})
+    _remove_stale(out / "batches", written)
+    _remove_stale(out / "labels", written)
+    return files, rates
+
+
+def _manifest(seed: int, start: dt.date, days: int, label_delay_days: int, initial_rows: int,
+              rows_per_day: int, files: list[dict[str, str]]) -> dict[str, Any]:
+    """``manifest.json``: the schedule and the columns (what the backtest and demo read)."""
+    return {
+        "seed": seed,
+        "start_date": start.isoformat(),
+        "days": days,
+        "label_delay_days": label_delay_days,
+        "initial_rows": initial_rows,
+        "rows_per_day": rows_per_day,
+        "train": "train.csv",
+        "files": files,
+        "columns": {
+            "id": ID_COLUMN,
+            "time": TIME_COLUMN,
+            "target": TARGET,
+            "numeric": NUMERIC_FEATURES,
+            "categorical": CATEGORICAL_FEATURES,
+            "sentinels": SENTINELS,
+        },
+        "target": TARGET,
+        "positive_label": 1,
+        "id_column": ID_COLUMN,
+        "time_column": TIME_COLUMN,
+    }
+
+
+def _ground_truth(start: dt.date, days: int, shift_day: int, concept_day: int,
+                  train_rate: float, rates: list[dict[str, Any]]) -> dict[str, Any]:
+    """``ground_truth.json``: when the changes happen and the positive rate per day."""
+    return {
+        "covariate_shift_day": (start + dt.timedelta(days=shift_day)).isoformat(),
+        "concept_change_day": (start + dt.timedelta(days=concept_day)).isoformat(),
+        "covariate_shift_offset": shift_day,
+        "concept_change_offset": concept_day,
+        "shift_in_window": shift_day < days,
+        "concept_in_window": concept_day < days,
+        "description": DESCRIPTION,
+        "shifted_features": SHIFTED_FEATURES,
+        "concept_features": CONCEPT_FEATURES,
+        "train_positive_rate": round(train_rate, 6),
+        "positive_rate_per_day": rates,
     }
 
 

@@ -51,6 +51,7 @@ __all__ = [
     "exclusive",
     "exists",
     "filesystem",
+    "fsync_dir",
     "glob_files",
     "has_glob",
     "is_conflict",
@@ -261,7 +262,8 @@ def _umask() -> int:
     return mask
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """fsync a folder (its new entries survive a crash); a no-op where it cannot be opened."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:
@@ -308,7 +310,7 @@ def write_bytes(path: Any, data: bytes) -> Any:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
         raise
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
     return target
 
 

@@ -15,6 +15,7 @@ import platform
 import shutil
 import subprocess
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -25,7 +26,7 @@ import pandas as pd
 
 from .errors import EXIT_GATE_REJECTED, EXIT_OK, DataError, RegistryError
 from .io import atomic_write_json
-from .labels import positive_class, text_key
+from .labels import apply_label_map, positive_class, text_key
 from .storage import as_path, is_file
 
 if TYPE_CHECKING:
@@ -96,9 +97,7 @@ def labelled_batches(cfg: Config, pairs: list[tuple[str, str]]) -> pd.DataFrame:
         labels = read_file(as_path(labels_path), cfg.data)
         joined = attach_labels(batch, labels, id_column=cfg.data.id_column,
                                target=cfg.data.target, source=f"labels file '{labels_path}'")
-        if cfg.data.label_map:
-            joined[cfg.data.target] = joined[cfg.data.target].map(
-                lambda v: cfg.data.label_map.get(str(v), v))
+        joined[cfg.data.target] = apply_label_map(joined[cfg.data.target], cfg.data.label_map)
         frames.append(joined)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -132,6 +131,48 @@ def load_training_data(cfg: Config, window: dict[str, Any] | None = None) -> pd.
     return frame
 
 
+class _Stopwatch:
+    """Seconds per stage of a run (``timings_seconds`` in the card and the summary)."""
+
+    def __init__(self) -> None:
+        self.started = self.mark = time.perf_counter()
+        self.timings: dict[str, float] = {}
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = round(now - self.mark, 4)
+        self.mark = now
+
+    def total(self) -> dict[str, float]:
+        self.timings["total"] = round(time.perf_counter() - self.started, 4)
+        return self.timings
+
+
+@dataclass
+class _Prepared:
+    """The checked, split training table of one run."""
+
+    frame: pd.DataFrame
+    files: list[str]
+    n_loaded: int
+    y: np.ndarray
+    target_info: dict[str, Any]
+    split: Any
+    audit: dict[str, Any]
+    quality: dict[str, Any]
+
+
+@dataclass
+class _Tested:
+    """What the one look at the test split produced."""
+
+    scores: np.ndarray
+    metrics: dict[str, Any]
+    baseline: dict[str, float]
+    slices: dict[str, Any]
+    extra: dict[str, Any]
+
+
 def run_training(
     cfg: Config,
     *,
@@ -144,6 +185,13 @@ def run_training(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """Train, evaluate, gate and register one candidate; promote it when the gate passes.
+
+    The steps, each its own function: load and check the table, split it and audit leakage
+    (:func:`_prepare`), fit on train with early stopping and tuning on validation
+    (``models.train_model``), look at the test split once (:func:`_test_once`), gate against
+    the floors, the baseline and the champion (:func:`_gate`), fit the performance estimator
+    on validation, explain, write the card (:func:`_model_card`), register
+    (:func:`_register`) and promote (:func:`_promote`).
 
     Args:
         cfg: validated config.
@@ -162,133 +210,189 @@ def run_training(
     Raises:
         QualityGateError, DataError, ConfigError, IntegrityError: nothing is registered.
     """
-    from .data import file_hashes
-    from .evaluate import baseline_scores, bootstrap_metrics, confusion, slice_metrics
     from .explain import linear_coefficients, permutation_importances
-    from .gate import decide
-    from .metrics import compute_metrics
     from .models import train_model
-    from .quality import enforce_quality
     from .registry import open_registry
-    from .scoring import predict_scores
-    from .split import leakage_audit, row_ids, split_frame
 
-    started = time.perf_counter()
-    timings: dict[str, float] = {}
-
-    def lap(stage: str, t0: float) -> float:
-        now = time.perf_counter()
-        timings[stage] = round(now - t0, 4)
-        return now
-
-    t = time.perf_counter()
+    clock = _Stopwatch()
     registry = open_registry(cfg.registry.root)
     registry.cleanup_staging()
+    data = _prepare(cfg, frame, window, clock)
+    x = data.frame[cfg.data.features.all]
+    tr, va, te = data.split.train, data.split.validation, data.split.test
+    fit = train_model(cfg, x.iloc[tr], data.y[tr], x.iloc[va], data.y[va])
+    clock.lap("train")
+    tested = _test_once(cfg, fit, data, x)
+    clock.lap("evaluate")
+    gate, champion = _gate(cfg, registry, fit, data, x.iloc[te], tested)
+    clock.lap("gate")
+    estimator = _fit_performance_estimator(cfg, fit, x.iloc[va], data.y[va], x.iloc[te],
+                                           data.y[te], tested.scores)
+    clock.lap("performance_estimator")
+    importances = permutation_importances(cfg, fit.pipeline, x.iloc[va], data.y[va])
+    coefficients = linear_coefficients(cfg, fit.pipeline)
+    clock.lap("explain")
+    card = _model_card(cfg, data, fit, tested, gate, champion, estimator, importances,
+                       coefficients, reason=reason, trigger=trigger, window=window, now=now,
+                       timings=clock.timings)
+    version = _register(cfg, registry, fit, data, x.iloc[tr], card, estimator)
+    clock.lap("register")
+    promoted, promotion_error = _promote(registry, version, gate["passed"] and promote,
+                                         reason=reason, actor=actor, champion=champion)
+    clock.lap("promote")
+    return {
+        "version": version,
+        "promoted": promoted,
+        "promotion_error": promotion_error,
+        "champion_before": champion,
+        "champion_after": registry.champion(),
+        "gate": gate,
+        "primary_metric": cfg.primary_metric,
+        "metrics": tested.metrics,
+        "baseline_metrics": tested.baseline,
+        "threshold": fit.threshold,
+        "stopping_iteration": fit.stopping_iteration,
+        "rows_per_split": data.split.sizes(),
+        "importances": card["importances"],
+        "leak_suspects": data.audit["target_leak_screen"]["suspects"],
+        "quality_warnings": data.quality.get("n_warnings"),
+        "version_dir": str(registry.version_dir(version)),
+        "timings_seconds": clock.total(),
+        "exit_code": EXIT_OK if gate["passed"] else EXIT_GATE_REJECTED,
+    }
+
+
+def _prepare(cfg: Config, frame: pd.DataFrame | None, window: dict[str, Any] | None,
+             clock: _Stopwatch) -> _Prepared:
+    """Load (unless given), check the columns, run the quality gate, drop rows without a
+    target, encode it, split first and audit the split for leakage."""
+    from .quality import enforce_quality
+    from .split import leakage_audit, split_frame
+
     if frame is None:
         frame = load_training_data(cfg, window)
     files = list(frame.attrs.get("files", []))
     _check_declared_columns(frame, cfg)
-    t = lap("load", t)
-
+    clock.lap("load")
     quality = enforce_quality(frame, cfg, sentinel_counts=frame.attrs.get("sentinel_counts"))
-    t = lap("quality", t)
-
+    clock.lap("quality")
     n_loaded = len(frame)
     frame = frame[frame[cfg.data.target].notna()].reset_index(drop=True)
     y, target_info = encode_target(frame, cfg)
     split = split_frame(frame, y, cfg)
     audit = leakage_audit(frame, y, split, cfg)
-    t = lap("split", t)
+    clock.lap("split")
+    return _Prepared(frame, files, n_loaded, y, target_info, split, audit, quality)
 
-    features = cfg.data.features.all
-    x = frame[features]
-    tr, va, te = split.train, split.validation, split.test
-    fit = train_model(cfg, x.iloc[tr], y[tr], x.iloc[va], y[va])
-    t = lap("train", t)
 
-    # The test split is used here, once, after every choice has been made on validation.
-    x_test, y_test = x.iloc[te], y[te]
-    test_scores = predict_scores(fit.pipeline, x_test, cfg.task)
+def _test_once(cfg: Config, fit: Any, data: _Prepared, x: pd.DataFrame) -> _Tested:
+    """The test split, used here once, after every choice has been made on validation:
+    metrics with bootstrap intervals, the naive baseline, slices, the confusion matrix (or the
+    residuals)."""
+    from .evaluate import baseline_scores, bootstrap_metrics, confusion, slice_metrics
+    from .metrics import compute_metrics
+    from .scoring import predict_scores
+
+    tr, te = data.split.train, data.split.test
+    y_test = data.y[te]
+    scores = predict_scores(fit.pipeline, x.iloc[te], cfg.task)
     ev = cfg.evaluation
-    metrics = bootstrap_metrics(cfg.task, y_test, test_scores, fit.threshold, ev.bootstrap,
+    metrics = bootstrap_metrics(cfg.task, y_test, scores, fit.threshold, ev.bootstrap,
                                 ev.confidence, ev.seed)
-    base_scores = baseline_scores(cfg.task, y[tr], len(te))
-    baseline = compute_metrics(cfg.task, y_test, base_scores, fit.threshold)
-    slices = slice_metrics(cfg.task, frame.iloc[te], y_test, test_scores, fit.threshold,
-                           [c for c in ev.slices if c in frame.columns])
+    baseline = compute_metrics(cfg.task, y_test,
+                               baseline_scores(cfg.task, data.y[tr], len(te)), fit.threshold)
+    slices = slice_metrics(cfg.task, data.frame.iloc[te], y_test, scores, fit.threshold,
+                           [c for c in ev.slices if c in data.frame.columns])
     extra: dict[str, Any] = {}
     if cfg.task == "classification":
-        extra["confusion_matrix"] = confusion(y_test, test_scores, fit.threshold)
+        extra["confusion_matrix"] = confusion(y_test, scores, fit.threshold)
     else:
-        resid = y_test - test_scores
+        resid = y_test - scores
+        counts, edges = np.histogram(resid, bins=30)
         extra["residuals"] = {
             "quantiles": {str(q): float(np.quantile(resid, q))
                           for q in (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)},
-            "histogram": np.histogram(resid, bins=30)[0].tolist(),
-            "bin_edges": np.histogram(resid, bins=30)[1].tolist(),
+            "histogram": counts.tolist(),
+            "bin_edges": edges.tolist(),
         }
-    t = lap("evaluate", t)
+    return _Tested(scores, metrics, baseline, slices, extra)
 
-    champion_version = registry.champion()
-    champion_scores = None
-    champion_threshold = 0.5
-    champion_note = None
-    comparison_rows = np.ones(len(te), dtype=bool)
-    comparison_info: dict[str, Any] = {}
-    if champion_version is not None:
-        # every artifact of the champion (its split assignment decides the comparison rows)
-        registry.verify(champion_version)
-        champion_card = registry.get_card(champion_version)
-        champion_model = registry.load_model(champion_version)  # sha256-verified before loading
+
+def _gate(cfg: Config, registry: Any, fit: Any, data: _Prepared, x_test: pd.DataFrame,
+          tested: _Tested) -> tuple[dict[str, Any], int | None]:
+    """The gate decision (as a dict) and the champion it was taken against.
+
+    The champion is compared on the test rows it was not trained or tuned on (its stored split
+    assignment), with every one of its artifacts verified first; a champion that cannot score
+    the rows fails the comparison rule by name.
+    """
+    from .gate import decide
+    from .scoring import predict_scores
+    from .split import row_ids
+
+    te = data.split.test
+    y_test = data.y[te]
+    champion = registry.champion()
+    champion_scores, champion_threshold, note = None, 0.5, None
+    rows = np.ones(len(te), dtype=bool)
+    rows_info: dict[str, Any] = {}
+    if champion is not None:
+        registry.verify(champion)
+        champion_card = registry.get_card(champion)
+        champion_model = registry.load_model(champion)  # sha256-verified before loading
         champion_threshold = float(champion_card.get("threshold") or 0.5)
-        comparison_rows, comparison_info = _unseen_by_champion(
-            registry, champion_version, row_ids(frame.iloc[te], cfg))
+        rows, rows_info = _unseen_by_champion(registry, champion,
+                                              row_ids(data.frame.iloc[te], cfg))
         try:
             champion_scores = predict_scores(champion_model, x_test, cfg.task)
         except (KeyError, ValueError) as exc:
-            champion_note = f"champion v{champion_version} cannot score these rows: {exc}"
+            note = f"champion v{champion} cannot score these rows: {exc}"
     gate = decide(
-        cfg, y_test=y_test[comparison_rows], candidate_scores=test_scores[comparison_rows],
-        candidate_threshold=fit.threshold, candidate_metrics=metrics, baseline_metrics=baseline,
-        champion_scores=None if champion_scores is None else champion_scores[comparison_rows],
-        champion_threshold=champion_threshold, champion_version=champion_version,
-    )
-    gate_dict = gate.to_dict()
-    gate_dict["champion_comparison_rows"] = comparison_info
-    if champion_note:
-        gate_dict["passed"] = False
-        gate_dict["rules"].append({"name": "not_worse_than_champion", "metric": cfg.primary_metric,
-                                   "value": None, "threshold": None, "passed": False,
-                                   "detail": champion_note})
-        gate_dict["reasons"].append(champion_note)
-    t = lap("gate", t)
+        cfg, y_test=y_test[rows], candidate_scores=tested.scores[rows],
+        candidate_threshold=fit.threshold, candidate_metrics=tested.metrics,
+        baseline_metrics=tested.baseline,
+        champion_scores=None if champion_scores is None else champion_scores[rows],
+        champion_threshold=champion_threshold, champion_version=champion,
+    ).to_dict()
+    gate["champion_comparison_rows"] = rows_info
+    if note:
+        gate["passed"] = False
+        gate["rules"].append({"name": "not_worse_than_champion", "metric": cfg.primary_metric,
+                              "value": None, "threshold": None, "passed": False,
+                              "detail": note})
+        gate["reasons"].append(note)
+    return gate, champion
 
-    estimator = _fit_performance_estimator(cfg, fit, x.iloc[va], y[va], x_test, y_test,
-                                           test_scores)
-    t = lap("performance_estimator", t)
 
-    importances = permutation_importances(cfg, fit.pipeline, x.iloc[va], y[va])
-    coefficients = linear_coefficients(cfg, fit.pipeline)
-    t = lap("explain", t)
+def _model_card(cfg: Config, data: _Prepared, fit: Any, tested: _Tested, gate: dict[str, Any],
+                champion: int | None, estimator: Any, importances: dict[str, dict[str, float]],
+                coefficients: Any, *, reason: str, trigger: dict[str, Any] | None,
+                window: dict[str, Any] | None, now: datetime | None,
+                timings: dict[str, float]) -> dict[str, Any]:
+    """The model card: data (files with hashes, rows, time range, target), split, leakage
+    audit, resolved config, model, threshold, test metrics, baseline, slices, gate,
+    performance estimation, importances, quality summary, library versions, commit."""
+    from .data import file_hashes
 
+    frame, split = data.frame, data.split
     time_range = None
     if cfg.data.time_column and cfg.data.time_column in frame.columns:
         times = pd.to_datetime(frame[cfg.data.time_column])
         time_range = [times.min().isoformat(), times.max().isoformat()]
-    card: dict[str, Any] = {
+    return {
         "name": cfg.name,
         "task": cfg.task,
         "created_at": (now or datetime.now(UTC)).isoformat(),
         "trigger": {"reason": reason, **(trigger or {})},
         "data": {
-            "files": file_hashes([f for f in files if is_file(f)]),
-            "rows_loaded": n_loaded,
+            "files": file_hashes([f for f in data.files if is_file(f)]),
+            "rows_loaded": data.n_loaded,
             "rows_used": len(frame),
-            "rows_dropped_missing_target": n_loaded - len(frame),
+            "rows_dropped_missing_target": data.n_loaded - len(frame),
             "rows_per_split": split.sizes(),
             "time_range": time_range,
             "time_max": time_range[1] if time_range else None,
-            "target": {"name": cfg.data.target, **target_info},
+            "target": {"name": cfg.data.target, **data.target_info},
             "features": {"numeric": cfg.data.features.numeric,
                          "categorical": cfg.data.features.categorical},
             "window": window,
@@ -296,7 +400,7 @@ def run_training(
         "split": {"strategy": split.strategy, "seed": split.seed,
                   "fractions": {"train": cfg.split.train, "validation": cfg.split.validation,
                                 "test": cfg.split.test}, "notes": split.notes},
-        "leakage_audit": audit,
+        "leakage_audit": data.audit,
         "config": cfg.resolved(),
         "model": {
             "family": cfg.model.family,
@@ -310,12 +414,12 @@ def run_training(
         "threshold": fit.threshold,
         "threshold_info": fit.threshold_info,
         "primary_metric": cfg.primary_metric,
-        "metrics": metrics,
-        "baseline_metrics": baseline,
-        "slices": slices,
-        **extra,
-        "gate": gate_dict,
-        "champion_at_training": champion_version,
+        "metrics": tested.metrics,
+        "baseline_metrics": tested.baseline,
+        "slices": tested.slices,
+        **tested.extra,
+        "gate": gate,
+        "champion_at_training": champion,
         "performance_estimation": None if estimator is None else {
             k: v for k, v in estimator.to_dict().items()
             if k in ("method", "reference", "calibration", "loss_info", "n_validation",
@@ -323,64 +427,49 @@ def run_training(
         "importances": {f: v["mean"] for f, v in importances.items()},
         "importances_std": {f: v["std"] for f, v in importances.items()},
         "coefficients": coefficients,
-        "quality_summary": {"passed": quality.get("passed"),
-                            "n_warnings": quality.get("n_warnings")},
+        "quality_summary": {"passed": data.quality.get("passed"),
+                            "n_warnings": data.quality.get("n_warnings")},
         "library_versions": library_versions(),
         "git_commit": git_commit(),
         "timings_seconds": timings,
     }
 
+
+def _register(cfg: Config, registry: Any, fit: Any, data: _Prepared, x_train: pd.DataFrame,
+              card: dict[str, Any], estimator: Any) -> int:
+    """Stage every artifact (model, quality report, split assignment, reference profile,
+    performance estimator) and register the version; a failure leaves nothing behind."""
     staging = registry.stage()
     try:
         registry.save_model(staging, fit.pipeline)
-        atomic_write_json(staging / "quality_report.json", quality)
+        atomic_write_json(staging / "quality_report.json", data.quality)
         if cfg.registry.keep_split_assignment:
-            split.assignment(frame, cfg).to_parquet(
+            data.split.assignment(data.frame, cfg).to_parquet(
                 staging / "split_assignment.parquet", index=False)
-        _save_reference_profile(cfg, staging, x.iloc[tr], fit.validation_scores, metrics,
+        _save_reference_profile(cfg, staging, x_train, fit.validation_scores, card["metrics"],
                                 card["importances"])
         if estimator is not None:
             estimator.save(staging)
-        version = registry.register(staging, card)
+        return registry.register(staging, card)
     except BaseException:
         try:  # also releases the staging dir's liveness lock (its file and descriptor)
             registry.discard(staging)
         except Exception:  # e.g. register() failed after publishing it: nothing to discard
             shutil.rmtree(staging, ignore_errors=True)
         raise
-    t = lap("register", t)
 
-    promoted = False
-    promotion_error = None
-    if gate_dict["passed"] and promote:
-        try:
-            registry.promote(version, reason=reason, actor=actor,
-                             expected_champion=champion_version)
-            promoted = True
-        except RegistryError as exc:  # another run promoted in between: keep theirs
-            promotion_error = str(exc)
-    lap("promote", t)
-    timings["total"] = round(time.perf_counter() - started, 4)
-    return {
-        "version": version,
-        "promoted": promoted,
-        "promotion_error": promotion_error,
-        "champion_before": champion_version,
-        "champion_after": registry.champion(),
-        "gate": gate_dict,
-        "primary_metric": cfg.primary_metric,
-        "metrics": metrics,
-        "baseline_metrics": baseline,
-        "threshold": fit.threshold,
-        "stopping_iteration": fit.stopping_iteration,
-        "rows_per_split": split.sizes(),
-        "importances": card["importances"],
-        "leak_suspects": audit["target_leak_screen"]["suspects"],
-        "quality_warnings": quality.get("n_warnings"),
-        "version_dir": str(registry.version_dir(version)),
-        "timings_seconds": timings,
-        "exit_code": EXIT_OK if gate_dict["passed"] else EXIT_GATE_REJECTED,
-    }
+
+def _promote(registry: Any, version: int, wanted: bool, *, reason: str, actor: str,
+             champion: int | None) -> tuple[bool, str | None]:
+    """Promote when the gate passed (and promotion was asked for), as a compare-and-swap on the
+    champion the gate compared against: if another run promoted in between, theirs stays."""
+    if not wanted:
+        return False, None
+    try:
+        registry.promote(version, reason=reason, actor=actor, expected_champion=champion)
+    except RegistryError as exc:
+        return False, str(exc)
+    return True, None
 
 
 def _check_declared_columns(frame: pd.DataFrame, cfg: Config) -> None:

@@ -152,6 +152,44 @@ def evaluate_batch(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     batch, schema = check_schema(batch, profile, source=source, known_columns=known_columns)
+    data, quality, with_inf = _features_and_quality(profile, batch, cfg, schema)
+    t2 = time.perf_counter()
+    timings["data_drift_and_quality"] = round(t2 - t0, 4)
+    if scores is None and scorer is not None:
+        scores = scorer(_model_input(batch, profile, with_inf))
+    t3 = time.perf_counter()
+    timings["scoring"] = round(t3 - t2, 4)
+    pred = prediction_drift(profile.scores, scores, cfg, task=profile.task, threshold=threshold)
+    metric = metric or cfg.performance_metric or DEFAULT_METRIC.get(profile.task, "roc_auc")
+    t4 = time.perf_counter()
+    estimated = _estimate(profile, batch, scores, quality, cfg, estimator=estimator,
+                          pipeline=pipeline, metric=metric, min_reliability=min_reliability,
+                          with_inf=with_inf)
+    t5 = time.perf_counter()
+    timings["estimate"] = round(t5 - t4, 4)
+    if reference_metric is None:
+        ref_entry = profile.test_metrics.get(metric)
+        reference_metric = ref_entry.get("value") if isinstance(ref_entry, dict) else ref_entry
+    perf = _realized(profile, labelled, cfg, metric=metric, reference_metric=reference_metric,
+                     threshold=threshold, estimator=estimator)
+    timings["prediction_and_concept"] = round(time.perf_counter() - t5 + (t4 - t3), 4)
+    return {
+        "verdict": overall_verdict(data, pred, perf, estimated),
+        "batch": {"source": source, "n_rows": len(batch), "n_columns": int(batch.shape[1])},
+        "estimated_performance": estimated,
+        "data_drift": data,
+        "prediction_drift": pred,
+        "concept_drift": perf,
+        "quality": quality,
+        "timings_seconds": timings,
+    }
+
+
+def _features_and_quality(profile: ReferenceProfile, batch: pd.DataFrame, cfg: DriftConfig,
+                          schema: dict[str, Any]
+                          ) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """Data drift and quality of every feature (one at a time, in parallel with
+    ``drift.n_jobs``): (dataset decision, quality summary, features that held infinities)."""
     n_rows = len(batch)
     sentinel_counts = batch.attrs.get("sentinel_counts") or {}
     nonfinite_counts = batch.attrs.get("nonfinite_counts") or {}
@@ -172,62 +210,48 @@ def evaluate_batch(
         {name: a[1] for name, a in zip(profile.features, analysed, strict=True)},
         [issue for a in analysed for issue in a[2]], cfg, n_rows=n_rows, schema=schema)
     with_inf = [name for name, a in zip(profile.features, analysed, strict=True) if a[3]]
-    t2 = time.perf_counter()
-    timings["data_drift_and_quality"] = round(t2 - t0, 4)
-    if scores is None and scorer is not None:
-        features = batch[profile.features]
-        if with_inf:
-            features = features.assign(**{c: features[c].replace([np.inf, -np.inf], np.nan)
-                                          for c in with_inf})
-        scores = scorer(features)
-    t3 = time.perf_counter()
-    timings["scoring"] = round(t3 - t2, 4)
-    pred = prediction_drift(profile.scores, scores, cfg, task=profile.task, threshold=threshold)
-    metric = metric or cfg.performance_metric or DEFAULT_METRIC.get(profile.task, "roc_auc")
-    t4 = time.perf_counter()
-    estimated = _estimate(profile, batch, scores, quality, cfg, estimator=estimator,
-                          pipeline=pipeline, metric=metric, min_reliability=min_reliability,
-                          with_inf=with_inf)
-    t5 = time.perf_counter()
-    timings["estimate"] = round(t5 - t4, 4)
-    if reference_metric is None:
-        ref_entry = profile.test_metrics.get(metric)
-        reference_metric = ref_entry.get("value") if isinstance(ref_entry, dict) else ref_entry
-    ref_y = getattr(estimator, "test_y_", None)
-    ref_s = getattr(estimator, "test_scores_", None)
-    if labelled is not None:
-        perf = concept_drift(
-            labelled["y"].to_numpy(dtype=float), labelled["score"].to_numpy(dtype=float),
-            task=profile.task, metric=metric,
-            reference_value=None if reference_metric is None else float(reference_metric),
-            tolerance=cfg.performance_tolerance, tolerance_mode=cfg.performance_tolerance_mode,
-            min_labelled=cfg.performance_min_labelled, n_boot=cfg.performance_bootstrap,
-            confidence=cfg.performance_confidence, seed=cfg.seed,
-            threshold=0.5 if threshold is None else float(threshold),
-            reference_y=ref_y, reference_scores=ref_s,
-        )
-        if profile.task == "classification" and cfg.calibration_tolerance is not None:
-            perf["calibration"] = realized_calibration(
-                labelled["y"].to_numpy(dtype=float), labelled["score"].to_numpy(dtype=float),
-                getattr(estimator, "calibration_", None),
-                uncertainty=getattr(estimator, "calibration_uncertainty_", None),
-                tolerance=cfg.calibration_tolerance, confidence=cfg.performance_confidence,
-                min_labelled=cfg.performance_min_labelled, n_boot=cfg.performance_bootstrap,
-                seed=cfg.seed)
-    else:
+    return data, quality, with_inf
+
+
+def _model_input(batch: pd.DataFrame, profile: ReferenceProfile,
+                 with_inf: list[str]) -> pd.DataFrame:
+    """The feature columns as the model scores them (infinities as missing values)."""
+    features = batch[profile.features]
+    if with_inf:
+        features = features.assign(**{c: features[c].replace([np.inf, -np.inf], np.nan)
+                                      for c in with_inf})
+    return features
+
+
+def _realized(profile: ReferenceProfile, labelled: pd.DataFrame | None, cfg: DriftConfig, *,
+              metric: str, reference_metric: float | None, threshold: float | None,
+              estimator: PerformanceEstimator | None) -> dict[str, Any]:
+    """The ``concept_drift`` part: the realized metric on the labelled chunk against the test
+    value (resampling the stored test sample too), and the realized calibration."""
+    if labelled is None:
         perf = _unavailable("no labelled past batches given")
         perf["metric"] = metric
-    timings["prediction_and_concept"] = round(time.perf_counter() - t5 + (t4 - t3), 4)
-    return {
-        "verdict": overall_verdict(data, pred, perf, estimated),
-        "batch": {"source": source, "n_rows": n_rows, "n_columns": int(batch.shape[1])},
-        "estimated_performance": estimated,
-        "data_drift": data,
-        "prediction_drift": pred,
-        "concept_drift": perf,
-        "quality": quality,
-        "timings_seconds": timings,
-    }
+        return perf
+    y = labelled["y"].to_numpy(dtype=float)
+    s = labelled["score"].to_numpy(dtype=float)
+    perf = concept_drift(
+        y, s, task=profile.task, metric=metric,
+        reference_value=None if reference_metric is None else float(reference_metric),
+        tolerance=cfg.performance_tolerance, tolerance_mode=cfg.performance_tolerance_mode,
+        min_labelled=cfg.performance_min_labelled, n_boot=cfg.performance_bootstrap,
+        confidence=cfg.performance_confidence, seed=cfg.seed,
+        threshold=0.5 if threshold is None else float(threshold),
+        reference_y=getattr(estimator, "test_y_", None),
+        reference_scores=getattr(estimator, "test_scores_", None),
+    )
+    if profile.task == "classification" and cfg.calibration_tolerance is not None:
+        perf["calibration"] = realized_calibration(
+            y, s, getattr(estimator, "calibration_", None),
+            uncertainty=getattr(estimator, "calibration_uncertainty_", None),
+            tolerance=cfg.calibration_tolerance, confidence=cfg.performance_confidence,
+            min_labelled=cfg.performance_min_labelled, n_boot=cfg.performance_bootstrap,
+            seed=cfg.seed)
+    return perf
 
 
 def _estimate(
@@ -258,12 +282,8 @@ def _estimate(
         return out
     if estimator is None or scores is None:
         return estimated_drift(None, {}, method="none", **common)
-    features = None
-    if estimator.task == "regression":
-        features = batch[profile.features]
-        if with_inf:
-            features = features.assign(**{c: features[c].replace([np.inf, -np.inf], np.nan)
-                                          for c in with_inf})
+    features = _model_input(batch, profile, with_inf) if estimator.task == "regression" \
+        else None
     estimates = estimator.estimate(np.asarray(scores, dtype=float), pipeline=pipeline,
                                    features=features)
     return estimated_drift(estimates, estimator.reference_, method=estimator.method, **common)
@@ -377,28 +397,10 @@ def run_drift_check(
     validate_day(day)
     now = now or datetime.now(UTC)
     started = time.perf_counter()
-    if registry is None:
-        from ..registry import open_registry
-
-        registry = open_registry(cfg.registry.root)
-    root = as_path(cfg.registry.root)
-    version = registry.champion()
-    if version is None:
-        raise RegistryError(f"registry {root}: no champion; train and promote a model first")
-    card = registry.get_card(version) if hasattr(registry, "get_card") else \
-        registry.champion_card()
-    # An object-store registry downloads a verified copy; a folder registry is read in place.
-    stored = (PROFILE_JSON, PROFILE_NPZ, ESTIMATOR_JSON, ESTIMATOR_NPZ, LOSS_MODEL_FILE)
-    vdir = Path(registry.local_copy(version, names=stored)
-                if hasattr(registry, "local_copy") else registry.version_dir(version))
-    # The model first: load_model checks the card itself against the sha256 recorded at
-    # promotion, so the profile hashes below come from a card that was not rewritten.
-    model = registry.load_model(version)
-    _verify_files(card, vdir, (PROFILE_JSON, PROFILE_NPZ), "reference profile")
-    profile = load_profile(vdir)
-    estimator = _load_estimator(card, vdir) if cfg.drift.estimate_performance else None
+    champion = _load_champion(cfg, registry)
     t_load = time.perf_counter()
     batch = load_table(cfg.data, str(batch_path), require_target=False)
+    card, version = champion["card"], champion["version"]
     task = card.get("task", cfg.task)
     threshold = card.get("threshold")
     metric = cfg.drift.performance_metric or DEFAULT_METRIC.get(task, "roc_auc")
@@ -411,17 +413,17 @@ def run_drift_check(
 
     def scorer(frame: pd.DataFrame) -> np.ndarray:
         try:
-            return predict_scores(model, frame, task)
+            return predict_scores(champion["model"], frame, task)
         except (ValueError, KeyError, TypeError) as exc:
             raise DataError(f"batch '{batch_path}': champion v{version} cannot score it: "
                             f"{exc}") from None
 
     known = [c for c in (cfg.data.id_column, cfg.data.time_column, cfg.data.target) if c]
     evaluation = evaluate_batch(
-        profile, batch, cfg.drift, scorer=scorer, labelled=labelled,
+        champion["profile"], batch, cfg.drift, scorer=scorer, labelled=labelled,
         threshold=None if threshold is None else float(threshold), metric=metric,
         reference_metric=_metric_value(card, metric), source=str(batch_path),
-        known_columns=known, estimator=estimator, pipeline=model,
+        known_columns=known, estimator=champion["estimator"], pipeline=champion["model"],
         min_reliability=cfg.policy.min_reliability,
     )
     evaluation["timings_seconds"]["load"] = round(t_load - started, 4)
@@ -434,23 +436,58 @@ def run_drift_check(
                   "threshold": threshold, "created_at": card.get("created_at")},
         "batch": {**evaluation["batch"], "path": str(batch_path),
                   "files": batch.attrs.get("files", [])},
-        "estimated_performance": evaluation["estimated_performance"],
-        "data_drift": evaluation["data_drift"],
-        "prediction_drift": evaluation["prediction_drift"],
-        "concept_drift": evaluation["concept_drift"],
-        "quality": evaluation["quality"],
         "settings": {"drift": cfg.drift.model_dump(mode="json"),
                      "policy": cfg.policy.model_dump(mode="json")},
-        "timings_seconds": evaluation["timings_seconds"],
+        **{k: evaluation[k] for k in ("estimated_performance", "data_drift", "prediction_drift",
+                                      "concept_drift", "quality", "timings_seconds")},
     }
+    _decide_and_store(cfg, champion, result, day=day, now=now, report_dir=report_dir,
+                      started=started)
+    return {k: result[k] for k in RESULT_KEYS}
+
+
+def _load_champion(cfg: Config, registry: Any) -> dict[str, Any]:
+    """The champion's card, model, reference profile and performance estimator, every file
+    checked against the sha256 its card recorded (an object-store registry downloads a
+    verified copy; a folder registry is read in place)."""
+    if registry is None:
+        from ..registry import open_registry
+
+        registry = open_registry(cfg.registry.root)
+    version = registry.champion()
+    if version is None:
+        raise RegistryError(f"registry {as_path(cfg.registry.root)}: no champion; train and "
+                            "promote a model first")
+    card = registry.get_card(version) if hasattr(registry, "get_card") else \
+        registry.champion_card()
+    stored = (PROFILE_JSON, PROFILE_NPZ, ESTIMATOR_JSON, ESTIMATOR_NPZ, LOSS_MODEL_FILE)
+    vdir = Path(registry.local_copy(version, names=stored)
+                if hasattr(registry, "local_copy") else registry.version_dir(version))
+    # The model first: load_model checks the card itself against the sha256 recorded at
+    # promotion, so the profile hashes below come from a card that was not rewritten.
+    model = registry.load_model(version)
+    _verify_files(card, vdir, (PROFILE_JSON, PROFILE_NPZ), "reference profile")
+    return {"registry": registry, "version": version, "card": card, "model": model,
+            "profile": load_profile(vdir),
+            "estimator": _load_estimator(card, vdir) if cfg.drift.estimate_performance else None}
+
+
+def _decide_and_store(cfg: Config, champion: dict[str, Any], result: dict[str, Any], *,
+                      day: str, now: datetime, report_dir: str | Path | None,
+                      started: float) -> None:
+    """Apply the retrain policy inside a policy transaction (safe against concurrent checks),
+    then store the day's result and report (and copy them to ``report_dir``)."""
+    root = as_path(cfg.registry.root)
     for attempt in policy_transaction(root):
         with attempt:
             state = attempt.load()
             decision = decide_retrain(
                 data_drift=result["data_drift"], prediction_drift=result["prediction_drift"],
                 performance=result["concept_drift"], quality=result["quality"], state=state,
-                registry_state=_registry_state(registry, version, card), now=now, cfg=cfg.policy,
-                day=day, estimated=result["estimated_performance"], verdict=result["verdict"],
+                registry_state=_registry_state(champion["registry"], champion["version"],
+                                               champion["card"]),
+                now=now, cfg=cfg.policy, day=day, estimated=result["estimated_performance"],
+                verdict=result["verdict"],
             )
             alert = decision["alert"]
             result.update(decision=decision, retrain=decision["retrain"],
@@ -470,8 +507,7 @@ def run_drift_check(
                 atomic_write_text(paths["html"], html)
                 atomic_write_text(paths["json"], to_json(result))
             attempt.save(record_decision(state, decision, day=day, now=now,
-                                         champion=version))
-    return {k: result[k] for k in RESULT_KEYS}
+                                         champion=champion["version"]))
 
 
 # --------------------------------------------------------------------------- CLI

@@ -120,83 +120,79 @@ def grade(
     """:func:`assess_severity` split in two: (severity of the signals that can ask for a
     retrain, severity of the critical data quality, which alerts but never asks for one,
     reasons)."""
-    severity, reasons = "none", []
-
-    def signal(level: str, reason: str) -> None:
-        nonlocal severity
-        severity = _max_severity(severity, level)
-        reasons.append(f"[{level}] {reason}")
-
     by_performance = cfg.trigger == "performance"
-    est = estimated or {}
-    harmed = bool(est.get("flagged") or (performance or {}).get("flagged")
-                  or ((performance or {}).get("calibration") or {}).get("flagged"))
-    unreliable = est.get("status") not in (None, "unavailable") and not est.get("reliable", True)
-    data = data_drift or {}
-    important = False
-    if data.get("verdict") == "drift":
-        weighted = data.get("weighted_drift")
-        names = ", ".join(data.get("drifted_features", [])[:8])
-        if data.get("drift_by_importance") or weighted is None:
-            important = True
-            level = "high" if weighted is not None and weighted >= cfg.high_weighted_drift \
-                else "medium"
-            what = (f"data drift in features carrying {weighted:.0%} of the model's importance "
-                    f"({names})" if weighted is not None else
-                    f"data drift in {data.get('drifted_share', 0):.0%} of the features "
-                    f"({names}); no importances to weigh them")
-            if weighted is None:
-                level = "medium"
-            if by_performance:
-                if unreliable and cfg.escalate_unreliable:
-                    signal("medium", f"{what}, and the label-free estimate is unreliable "
-                                     f"(reliability {est.get('reliability', 0):.0%} < "
-                                     f"{cfg.min_reliability:.0%}; policy.escalate_unreliable)")
-                else:
-                    signal("low", f"{what}; " + (
-                        "explains the performance drop" if harmed else
-                        "no estimated or realized performance drop"
-                        + (" (but the estimate is unreliable: watch the realized metric)"
-                           if unreliable else "")))
-            else:
-                signal(level, what)
-        else:
-            signal("low", f"data drift in {data.get('drifted_share', 0):.0%} of the features "
-                          f"({names}), but they carry only {weighted:.0%} of the importance")
-    elif data.get("verdict") == "insufficient_data":
-        reasons.append("[none] " + "; ".join(data.get("reasons", ["batch too small to judge"])))
+    est, perf, data = estimated or {}, performance or {}, data_drift or {}
+    calibration = perf.get("calibration") or {}
+    harmed = bool(est.get("flagged") or perf.get("flagged") or calibration.get("flagged"))
+    signals, notes = _grade_data_drift(data, est, cfg, harmed=harmed)
     pred = prediction_drift or {}
     if pred.get("drifted"):
-        if by_performance:
-            level = "low"
-        else:
+        level = "low"
+        if not by_performance:
             level = "medium" if cfg.retrain_on_prediction_drift else "low"
-            if important:
+            if any(kind == "important" for kind, _, _ in signals):
                 level = "high"
-        signal(level, f"prediction drift: {pred.get('reason', '')}")
+        signals.append(("prediction", level, f"prediction drift: {pred.get('reason', '')}"))
     if by_performance and est.get("flagged"):
-        signal("high", f"estimated performance drop ({est.get('method', 'estimate')}): "
-                       f"{est.get('reason', '')}")
-    perf = performance or {}
-    calibration = perf.get("calibration") or {}
+        signals.append(("estimate", "high", f"estimated performance drop "
+                        f"({est.get('method', 'estimate')}): {est.get('reason', '')}"))
     if by_performance and calibration.get("flagged"):
-        signal("high", f"realized miscalibration: {calibration.get('reason', '')}")
+        signals.append(("calibration", "high",
+                        f"realized miscalibration: {calibration.get('reason', '')}"))
     if perf.get("flagged"):
-        tol = perf.get("tolerance") or 0.0
-        drop = perf.get("drop") or 0.0
+        tol, drop = perf.get("tolerance") or 0.0, perf.get("drop") or 0.0
         level = "critical" if tol > 0 and drop >= cfg.critical_drop_factor * tol else "high"
-        signal(level, f"realized performance drop (concept drift): {perf.get('reason', '')}")
+        signals.append(("realized", level,
+                        f"realized performance drop (concept drift): {perf.get('reason', '')}"))
     q = quality or {}
-    quality_level = "none"
     if q.get("severity") == "warning":
-        signal("low", f"data quality: {q.get('n_warnings', 0)} warning(s)")
-    elif q.get("severity") == "critical":
+        signals.append(("quality", "low", f"data quality: {q.get('n_warnings', 0)} warning(s)"))
+    severity, reasons = "none", list(notes)  # the data-drift note first, as its signal would be
+    for _, level, reason in signals:
+        severity = _max_severity(severity, level)
+        reasons.append(f"[{level}] {reason}")
+    quality_level = "none"
+    if q.get("severity") == "critical":
         quality_level = "critical"
         shown = "; ".join(i.get("message", "") for i in q.get("issues", [])
                           if i.get("severity") == "critical")[:300]
         reasons.append(f"[critical] data quality: {q.get('n_critical', 0)} critical issue(s)"
                        + (f": {shown}" if shown else ""))
     return severity, quality_level, reasons
+
+
+def _grade_data_drift(data: dict[str, Any], est: dict[str, Any], cfg: PolicyConfig, *,
+                      harmed: bool) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """The data-drift signal: ``([(kind, level, reason)], notes)``; ``kind`` is ``important``
+    when the drifted features matter to the model (the drift trigger escalates prediction
+    drift on top of it). Under the performance trigger drift explains (``low``), unless the
+    estimate is unreliable and ``policy.escalate_unreliable`` is on (``medium``)."""
+    if data.get("verdict") == "insufficient_data":
+        return [], ["[none] " + "; ".join(data.get("reasons", ["batch too small to judge"]))]
+    if data.get("verdict") != "drift":
+        return [], []
+    weighted = data.get("weighted_drift")
+    names = ", ".join(data.get("drifted_features", [])[:8])
+    if not (data.get("drift_by_importance") or weighted is None):
+        return [("minor", "low", f"data drift in {data.get('drifted_share', 0):.0%} of the "
+                 f"features ({names}), but they carry only {weighted:.0%} of the importance")], []
+    if weighted is None:
+        level, what = "medium", (f"data drift in {data.get('drifted_share', 0):.0%} of the "
+                                 f"features ({names}); no importances to weigh them")
+    else:
+        level = "high" if weighted >= cfg.high_weighted_drift else "medium"
+        what = f"data drift in features carrying {weighted:.0%} of the model's importance ({names})"
+    if cfg.trigger != "performance":
+        return [("important", level, what)], []
+    unreliable = est.get("status") not in (None, "unavailable") and not est.get("reliable", True)
+    if unreliable and cfg.escalate_unreliable:
+        return [("important", "medium", f"{what}, and the label-free estimate is unreliable "
+                 f"(reliability {est.get('reliability', 0):.0%} < {cfg.min_reliability:.0%}; "
+                 "policy.escalate_unreliable)")], []
+    why = "explains the performance drop" if harmed else (
+        "no estimated or realized performance drop"
+        + (" (but the estimate is unreliable: watch the realized metric)" if unreliable else ""))
+    return [("important", "low", f"{what}; {why}")], []
 
 
 def _latest_model_time(registry_state: dict[str, Any]) -> datetime | None:
@@ -219,6 +215,45 @@ def _active_pending(state: dict[str, Any], registry_state: dict[str, Any], now: 
     if at is not None and now - at >= timedelta(hours=cfg.pending_timeout_hours):
         return None, f"expired after {cfg.pending_timeout_hours:g} h"
     return pending, None
+
+
+def _retrain_history(state: dict[str, Any], registry_state: dict[str, Any], now: datetime,
+                     cfg: PolicyConfig) -> tuple[datetime | None, list[dict[str, Any]]]:
+    """(the last retrain, by trigger or model version, as seen from ``now``; the triggers of
+    the budget period). Events after ``now`` (a replay of past days) do not exist yet."""
+    triggers = [t for t in state.get("triggers", []) if _parse_time(t.get("at"))]
+    last_trigger = max((_parse_time(t["at"]) for t in triggers), default=None)
+    last_trigger = last_trigger if last_trigger is not None and last_trigger <= now else None
+    model_at = _latest_model_time(registry_state)
+    last_retrain = max([t for t in (last_trigger, model_at) if t is not None and t <= now],
+                       default=None)
+    period_start = now - timedelta(days=cfg.budget_period_days)
+    return last_retrain, [t for t in triggers if period_start < _parse_time(t["at"]) <= now]
+
+
+def _guards(pending: dict[str, Any] | None, last_retrain: datetime | None, in_period: int, *,
+            now: datetime, cfg: PolicyConfig, critical: bool, blocked: list[str],
+            reasons: list[str], notes: list[str]) -> None:
+    """The guards of a wanted retrain: a pending one, the cooldown and the budget (the last two
+    overridden by a critical drop when the settings say so)."""
+    if pending:
+        blocked.append("pending")
+        reasons.append(f"blocked: retrain '{pending.get('trigger_id')}' triggered at "
+                       f"{pending.get('at')} is still pending")
+    if last_retrain is not None and now - last_retrain < timedelta(days=cfg.cooldown_days):
+        if critical and cfg.critical_overrides_cooldown:
+            notes.append("cooldown overridden: severity is critical")
+        else:
+            blocked.append("cooldown")
+            reasons.append(f"blocked: cooldown, last retrain at {last_retrain.isoformat()} "
+                           f"is less than {cfg.cooldown_days:g} day(s) ago")
+    if in_period >= cfg.budget_max_retrains:
+        if critical and cfg.critical_overrides_budget:
+            notes.append("budget overridden: severity is critical")
+        else:
+            blocked.append("budget")
+            reasons.append(f"blocked: budget, {in_period} retrain(s) in the last "
+                           f"{cfg.budget_period_days:g} days (max {cfg.budget_max_retrains})")
 
 
 def decide_retrain(
@@ -276,15 +311,7 @@ def decide_retrain(
     pending, pending_note = _active_pending(state, registry_state, now, cfg)
     if pending_note:
         notes.append(f"earlier pending retrain {pending_note}")
-    triggers = [t for t in state.get("triggers", []) if _parse_time(t.get("at"))]
-    last_trigger = max((_parse_time(t["at"]) for t in triggers), default=None)
-    last_trigger = last_trigger if last_trigger is not None and last_trigger <= now else None
-    model_at = _latest_model_time(registry_state)
-    # events after `now` (a replay of past days) do not exist yet from `now`'s point of view
-    last_retrain = max([t for t in (last_trigger, model_at) if t is not None and t <= now],
-                       default=None)
-    period_start = now - timedelta(days=cfg.budget_period_days)
-    in_period = [t for t in triggers if period_start < _parse_time(t["at"]) <= now]
+    last_retrain, in_period = _retrain_history(state, registry_state, now, cfg)
 
     rerun = bool(pending and day and pending.get("day") == day)
     if rerun:
@@ -298,25 +325,8 @@ def decide_retrain(
         reasons.append("blocked: the batch has critical data-quality issues; fix the data "
                        "first, retraining on it would not help")
     elif wants:
-        if pending:
-            blocked.append("pending")
-            reasons.append(f"blocked: retrain '{pending.get('trigger_id')}' triggered at "
-                           f"{pending.get('at')} is still pending")
-        if last_retrain is not None and now - last_retrain < timedelta(days=cfg.cooldown_days):
-            if critical and cfg.critical_overrides_cooldown:
-                notes.append("cooldown overridden: severity is critical")
-            else:
-                blocked.append("cooldown")
-                reasons.append(f"blocked: cooldown, last retrain at {last_retrain.isoformat()} "
-                               f"is less than {cfg.cooldown_days:g} day(s) ago")
-        if len(in_period) >= cfg.budget_max_retrains:
-            if critical and cfg.critical_overrides_budget:
-                notes.append("budget overridden: severity is critical")
-            else:
-                blocked.append("budget")
-                reasons.append(f"blocked: budget, {len(in_period)} retrain(s) in the last "
-                               f"{cfg.budget_period_days:g} days (max "
-                               f"{cfg.budget_max_retrains})")
+        _guards(pending, last_retrain, len(in_period), now=now, cfg=cfg, critical=critical,
+                blocked=blocked, reasons=reasons, notes=notes)
     elif severity != "none":
         reasons.append(f"severity {severity} is below policy.min_severity={cfg.min_severity}")
     retrain = bool(wants and not blocked)
