@@ -185,3 +185,25 @@ def test_dated_files_ignore_other_names(tmp_path: Path) -> None:
     (tmp_path / "2026-03-03.csv").mkdir()
     assert list(lifecycle.dated_files(tmp_path, ".csv")) == ["2026-03-01"]
     assert lifecycle.dated_files(tmp_path / "missing", ".csv") == {}
+
+
+def test_the_score_command_writes_what_the_scoring_dag_writes(world: tuple[Path, Config],
+                                                              tmp_path: Path) -> None:
+    import yaml
+
+    from ml_lifecycle.cli import main
+
+    _, cfg = world
+    dag = lifecycle.score_batch(cfg, "2026-03-03")
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(yaml.safe_dump(cfg.resolved()), encoding="utf-8")
+    out = tmp_path / "out" / "scored.csv"
+    code = main(["score", "--config", str(config_file), "--batch",
+                 str(lifecycle.batch_path(cfg, "2026-03-03")), "--out", str(out)])
+    assert code == 0
+    assert out.read_bytes() == Path(dag["path"]).read_bytes()
+    # bad input: a missing batch names it and writes nothing
+    missing = tmp_path / "nope.csv"
+    assert main(["score", "--config", str(config_file), "--batch", str(missing), "--out",
+                 str(tmp_path / "x.csv")]) != 0
+    assert not (tmp_path / "x.csv").exists()

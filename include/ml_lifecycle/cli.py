@@ -135,6 +135,20 @@ def _models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _score(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .lifecycle import score_file
+
+    cfg = load_config(args.config, args.overrides)
+    summary = score_file(cfg, args.batch, args.out)
+    if args.json:
+        _print_json(summary)
+    else:
+        print(f"scored {summary['rows']} row(s) with champion v{summary['model_version']} -> "
+              f"{summary['path']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ml_lifecycle",
                                      description="train -> monitor -> retrain lifecycle")
@@ -154,6 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--reason", default="")
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=_models)
+    sc = sub.add_parser("score", help="score a batch file with the champion (what the scoring "
+                                      "DAG writes: id, score, prediction, model_version)")
+    _add_config_args(sc)
+    sc.add_argument("--batch", required=True, help="batch file, folder or glob (CSV/Parquet)")
+    sc.add_argument("--out", required=True, help="predictions CSV to write (atomically)")
+    sc.add_argument("--json", action="store_true", help="print the summary as JSON")
+    sc.set_defaults(func=_score)
     for name in ("simulate", "check-drift", "backtest"):
         sub.add_parser(name, help=f"see: python -m ml_lifecycle {name} --help", add_help=False)
     return parser

@@ -295,12 +295,9 @@ def day_end(day: str) -> dt.datetime:
 
 
 def score_batch(cfg: Config, day: str, registry: Registry | None = None) -> dict[str, Any]:
-    """Score ``day``'s batch with the champion; write ``<predictions>/<day>.csv`` atomically.
-
-    The file holds the id column (or ``row`` when the config has none), ``score`` (probability
-    of the positive class, or the regression prediction), ``prediction`` (0/1 with the
-    champion's validation-chosen threshold, or the prediction) and ``model_version``. Running it
-    again for the same day rewrites the same file (with the then champion).
+    """Score ``day``'s batch with the champion; write ``<predictions>/<day>.csv`` atomically
+    (:func:`score_file`; running it again for the same day rewrites the same file with the
+    then champion).
 
     Returns:
         ``{"day", "path", "rows", "model_version", "mean_score", "positive_rate"}``.
@@ -309,47 +306,65 @@ def score_batch(cfg: Config, day: str, registry: Registry | None = None) -> dict
         DataError: the batch file is missing or violates the schema (names the column).
         RegistryError: there is no champion yet.
     """
+    day = as_day(day)
+    path = batch_path(cfg, day)
+    if not is_file(path):
+        raise DataError(f"batch file '{path}' for {day} does not exist")
+    return {"day": day, **score_file(cfg, path, predictions_path(cfg, day), registry=registry,
+                                     what=f"score {day}")}
+
+
+def score_file(cfg: Config, batch: Any, out: Any, *, registry: Registry | None = None,
+               what: str = "score this batch") -> dict[str, Any]:
+    """Score a batch (file, folder or glob) with the champion and write its predictions.
+
+    The one scoring path of the package: the scoring DAG (:func:`score_batch`) and
+    ``ml-lifecycle score`` both come here. The output CSV holds the id column (or ``row`` when
+    the config has none), ``score`` (probability of the positive class, or the regression
+    prediction), ``prediction`` (0/1 with the champion's validation-chosen threshold, or the
+    prediction) and ``model_version``; it is written atomically.
+
+    Returns:
+        ``{"path", "rows", "model_version", "mean_score", "positive_rate"}``.
+
+    Raises:
+        DataError: the batch is missing or violates the schema (names the column).
+        RegistryError: there is no champion yet.
+    """
+    import pandas as pd
+
     from .data import load_table
     from .io import atomic_write_text
     from .registry import open_registry
     from .scoring import predict_labels, predict_scores
 
-    day = as_day(day)
-    path = batch_path(cfg, day)
-    if not is_file(path):
-        raise DataError(f"batch file '{path}' for {day} does not exist")
     registry = registry or open_registry(cfg.registry.root)
     version = registry.champion()
     if version is None:
         raise RegistryError(
-            f"registry {cfg.registry.root}: there is no champion to score {day} with; "
+            f"registry {cfg.registry.root}: there is no champion to {what} with; "
             "run the training DAG (or `python -m ml_lifecycle train`) first"
         )
     card = registry.get_card(version)
     model = registry.load_model(version)
-    frame = load_table(cfg.data, str(path), require_target=False)
+    frame = load_table(cfg.data, str(batch), require_target=False)
     scores = predict_scores(model, frame[cfg.data.features.all], cfg.task)
-    import pandas as pd
-
     id_name = cfg.data.id_column or "row"
     ids = frame[cfg.data.id_column] if cfg.data.id_column else range(len(frame))
     if cfg.task == "classification":
-        threshold = float(card.get("threshold") or 0.5)
-        predictions = predict_labels(scores, threshold)
+        predictions = predict_labels(scores, float(card.get("threshold") or 0.5))
     else:
         predictions = scores
-    out = pd.DataFrame({id_name: ids, "score": scores, "prediction": predictions,
-                        "model_version": version})
-    target = predictions_path(cfg, day)
-    atomic_write_text(target, out.to_csv(index=False, lineterminator="\n"))
+    table = pd.DataFrame({id_name: ids, "score": scores, "prediction": predictions,
+                          "model_version": version})
+    atomic_write_text(out, table.to_csv(index=False, lineterminator="\n"))
     return {
-        "day": day,
-        "path": str(target),
-        "rows": len(out),
+        "path": str(out),
+        "rows": len(table),
         "model_version": version,
-        "mean_score": round(float(scores.mean()), 6) if len(out) else None,
+        "mean_score": round(float(scores.mean()), 6) if len(table) else None,
         "positive_rate": (round(float(predictions.mean()), 6)
-                          if cfg.task == "classification" and len(out) else None),
+                          if cfg.task == "classification" and len(table) else None),
     }
 
 
