@@ -24,7 +24,13 @@ import os
 from airflow.sdk import dag, task
 
 from ml_lifecycle_airflow import settings, steps
-from ml_lifecycle_airflow.defaults import PREDICTIONS_ASSET, SCORING_DAG_ID, TAGS, default_args
+from ml_lifecycle_airflow.defaults import (
+    DAGRUN_TIMEOUT,
+    PREDICTIONS_ASSET,
+    SCORING_DAG_ID,
+    TAGS,
+    default_args,
+)
 from ml_lifecycle_airflow.params import daily_params
 from ml_lifecycle_airflow.sensors import BatchFileSensor
 
@@ -40,6 +46,7 @@ SCORE_TASK_ID = "score_batch"
     start_date=settings.start_date(),
     catchup=True,
     max_active_runs=1,
+    dagrun_timeout=DAGRUN_TIMEOUT,
     params=daily_params(),
     default_args=default_args(PROJECT_ROOT),
     render_template_as_native_obj=True,

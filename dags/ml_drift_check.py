@@ -40,6 +40,7 @@ from airflow.sdk import dag, task
 
 from ml_lifecycle_airflow import settings, steps
 from ml_lifecycle_airflow.defaults import (
+    DAGRUN_TIMEOUT,
     DRIFT_DAG_ID,
     DRIFT_VERDICT_ASSET,
     TAGS,
@@ -66,6 +67,7 @@ _CHECK = "ti.xcom_pull(task_ids='" + CHECK_TASK_ID + "')"
     start_date=settings.start_date(),
     catchup=True,
     max_active_runs=1,
+    dagrun_timeout=DAGRUN_TIMEOUT,
     params=drift_params(),
     default_args=default_args(PROJECT_ROOT),
     render_template_as_native_obj=True,

@@ -32,13 +32,18 @@ after 24 hours is failed (the drift check waiting for it then moves on).
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 
 from airflow.sdk import TriggerRule, dag, task
 
 from ml_lifecycle_airflow import settings, steps
-from ml_lifecycle_airflow.defaults import CHAMPION_ASSET, TAGS, TRAINING_DAG_ID, default_args
+from ml_lifecycle_airflow.defaults import (
+    CHAMPION_ASSET,
+    DAGRUN_TIMEOUT,
+    TAGS,
+    TRAINING_DAG_ID,
+    default_args,
+)
 from ml_lifecycle_airflow.notifier import KIND_RETRAIN_SKIPPED, LifecycleNotifier
 from ml_lifecycle_airflow.params import training_params
 from ml_lifecycle_airflow.sensors import NewLabelsSensor
@@ -62,7 +67,7 @@ _REQUEST = "ti.xcom_pull(task_ids='" + PREPARE_TASK_ID + "')"
     start_date=settings.start_date(),
     catchup=False,
     max_active_runs=1,
-    dagrun_timeout=dt.timedelta(hours=24),
+    dagrun_timeout=DAGRUN_TIMEOUT,
     params=training_params(),
     default_args=default_args(PROJECT_ROOT,
                               on_failure=[steps.RetrainFinished(PROJECT_ROOT, "failed")]),

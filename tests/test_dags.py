@@ -37,12 +37,15 @@ for dag in bag.dags.values():
         "tags": sorted(dag.tags),
         "catchup": dag.catchup,
         "max_active_runs": dag.max_active_runs,
+        "dagrun_timeout": dag.dagrun_timeout.total_seconds() if dag.dagrun_timeout else None,
         "start_date": dag.start_date.isoformat() if dag.start_date else None,
         "schedule": getattr(dag.timetable, "_expression", None) or str(dag.schedule),
         "params": dag.params.dump(),
         "tasks": {t.task_id: {"downstream": sorted(t.downstream_task_ids),
                               "trigger_rule": getattr(t.trigger_rule, "value", t.trigger_rule),
                               "retries": t.retries,
+                              "execution_timeout": (t.execution_timeout.total_seconds()
+                                                    if t.execution_timeout else None),
                               "type": type(t).__name__,
                               "mode": getattr(t, "mode", None),
                               "has_failure_callback": bool(t.on_failure_callback)}
@@ -139,7 +142,9 @@ def test_dags_follow_the_house_rules(inspected: dict[str, Any]) -> None:
         assert dag["doc_md"] and dag_id in dag["doc_md"], dag_id
         assert dag["start_date"] == "2026-01-01T00:00:00+00:00", dag_id
         assert "ml-lifecycle" in dag["tags"], dag_id
+        assert dag["dagrun_timeout"] == 24 * 3600, dag_id  # no run hangs forever
         for task_id, task in dag["tasks"].items():
+            assert task["execution_timeout"] == 6 * 3600, (dag_id, task_id)
             assert task["retries"] == 1, (dag_id, task_id)
             assert task["has_failure_callback"], (dag_id, task_id)
 

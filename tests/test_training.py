@@ -249,8 +249,17 @@ def test_cli_exit_codes_and_models_commands(tmp_path: Path, table_csv: Path) -> 
     listing = _cli("models", "list", "--config", str(cfg_path), "--json")
     rows = json.loads(listing.stdout)["versions"]
     assert [r["version"] for r in rows] == [1, 2] and rows[0]["champion"]
-    promote = _cli("models", "promote", "2", "--config", str(cfg_path))
+    refused = _cli("models", "promote", "2", "--config", str(cfg_path))
+    assert refused.returncode == EXIT_INVALID_INPUT and "rejected by the gate" in refused.stderr
+    assert "--force" in refused.stderr and "roc_auc" in refused.stderr
+    assert Registry(tmp_path / "reg").champion() == 1
+    no_reason = _cli("models", "promote", "2", "--force", "--config", str(cfg_path))
+    assert no_reason.returncode == EXIT_INVALID_INPUT
+    promote = _cli("models", "promote", "2", "--force", "--reason", "hotfix for a bad feed",
+                   "--config", str(cfg_path))
     assert promote.returncode == 0 and "champion is now v2" in promote.stdout
+    event = Registry(tmp_path / "reg").history()[-1]
+    assert "forced over a gate rejection" in event["reason"] and "hotfix" in event["reason"]
     rollback = _cli("models", "rollback", "--config", str(cfg_path))
     assert rollback.returncode == 0 and "champion is now v1" in rollback.stdout
     history = json.loads(_cli("models", "list", "--config", str(cfg_path), "--json").stdout)
@@ -353,3 +362,62 @@ def test_a_pipeline_that_mixes_columns_falls_back_to_shuffling_inputs() -> None:
     y = (x["a"] + rng.normal(size=400) > 0).astype(int)
     mixing = Pipeline([("prep", PCA(n_components=2)), ("model", LogisticRegression())]).fit(x, y)
     assert _transformed_groups(mixing, x, ["a", "b"], 0) is None
+
+
+def test_early_stopping_keeps_the_best_iteration_not_the_patience_trees(cfg) -> None:
+    """HistGradientBoosting stops ``patience`` iterations after its best validation loss; the
+    model kept is cut back to the best iteration, and is exactly what a fit with
+    ``max_iter=best`` grows."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from ml_lifecycle.models import train_model
+
+    frame = load_table(cfg.data)
+    y, _ = encode_target(frame, cfg)
+    parts = split_frame(frame, y, cfg)
+    x = frame[cfg.data.features.all]
+    fit = train_model(cfg, x.iloc[parts.train], y[parts.train], x.iloc[parts.validation],
+                      y[parts.validation])
+    curve, model = fit.validation_curve, fit.pipeline.named_steps["model"]
+    best, stopped = curve["best_iteration"], curve["stopped_iteration"]
+    assert stopped == best + cfg.model.patience or stopped == cfg.model.max_iter
+    assert stopped > best >= 1, (best, stopped)
+    assert model.n_iter_ == best == fit.stopping_iteration
+    assert min(curve["values"]) == curve["values"][best]
+    prep = fit.pipeline.named_steps["prep"]
+    xt = prep.transform(x.iloc[parts.train])
+    xv = prep.transform(x.iloc[parts.validation])
+    refit = HistGradientBoostingClassifier(
+        max_iter=best, early_stopping=False, random_state=cfg.model.seed,
+        class_weight=cfg.model.class_weight, **fit.params).fit(xt, y[parts.train])
+    np.testing.assert_allclose(model.predict_proba(xv), refit.predict_proba(xv), rtol=1e-10)
+    result = run_training(cfg, reason="unit test")
+    card = Registry(cfg.registry.root).get_card(result["version"])
+    assert card["model"]["stopping_iteration"] == card["model"]["validation_curve"][
+        "best_iteration"] < card["model"]["validation_curve"]["stopped_iteration"]
+
+
+def test_a_retrain_keeps_the_champions_positive_class_when_the_balance_flips(
+        tmp_path: Path) -> None:
+    """Without data.positive_label the first model's positive class is the minority class; a
+    retrain on data where the other class became the minority keeps that encoding."""
+    table = make_table(n=1500, seed=4)
+    table["label"] = np.where(table["label"] == 1, "late", "on_time")
+    first = tmp_path / "first.csv"
+    table.to_csv(first, index=False)
+    raw = make_config_dict(str(first), str(tmp_path / "registry"))
+    raw["data"].pop("positive_label", None)
+    cfg = config_from_dict(raw)
+    one = run_training(cfg, reason="first")
+    card = Registry(cfg.registry.root).get_card(one["version"])
+    assert card["data"]["target"]["positive_label"] == "late"  # the minority class
+    flipped = table.copy()
+    on_time = flipped.index[flipped["label"] == "on_time"]
+    flipped.loc[on_time[: int(0.7 * len(on_time))], "label"] = "late"  # 'on_time' the minority
+    second = tmp_path / "second.csv"
+    flipped.to_csv(second, index=False)
+    assert (flipped["label"] == "on_time").mean() < 0.5
+    two = run_training(cfg.model_copy(update={"data": cfg.data.model_copy(
+        update={"path": str(second)})}), reason="retrain")
+    card = Registry(cfg.registry.root).get_card(two["version"])
+    assert card["data"]["target"]["positive_label"] == "late"

@@ -122,8 +122,8 @@ def _models(args: argparse.Namespace) -> int:
     if args.action == "promote":
         if args.version is None:
             raise MLLifecycleError("models promote: give the version to promote")
-        event = registry.promote(args.version, reason=args.reason or "manual promote",
-                                 actor="cli")
+        reason = _promotion_reason(registry, args)
+        event = registry.promote(args.version, reason=reason, actor="cli")
     else:
         event = registry.rollback(args.version, reason=args.reason or "manual rollback",
                                   actor="cli")
@@ -133,6 +133,20 @@ def _models(args: argparse.Namespace) -> int:
         print(f"{event['event']}: champion is now v{event['version']} "
               f"(was {event.get('previous')})")
     return EXIT_OK
+
+
+def _promotion_reason(registry: Any, args: argparse.Namespace) -> str:
+    """The reason recorded for a manual promotion; a version the gate rejected is promoted only
+    with ``--force`` and a ``--reason`` (both recorded in the promotion history)."""
+    gate = registry.get_card(args.version).get("gate") or {}
+    if gate.get("passed") is not False:
+        return args.reason or "manual promote"
+    reasons = "; ".join(gate.get("reasons") or [])[:300]
+    if not args.force or not args.reason.strip():
+        raise MLLifecycleError(
+            f"models promote: v{args.version} was rejected by the gate ({reasons}); promote it "
+            "anyway only with --force and --reason 'why' (both are recorded in the history)")
+    return f"forced over a gate rejection ({reasons}): {args.reason}"
 
 
 def _score(args: argparse.Namespace) -> int:
@@ -166,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--set", dest="overrides", action="append", default=[])
     m.add_argument("--registry", help="registry root (instead of --config)")
     m.add_argument("--reason", default="")
+    m.add_argument("--force", action="store_true",
+                   help="promote a version the gate rejected (needs --reason; recorded)")
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=_models)
     sc = sub.add_parser("score", help="score a batch file with the champion (what the scoring "

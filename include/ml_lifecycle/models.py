@@ -97,7 +97,7 @@ def _fit_hgb(cfg: Config, params: dict[str, Any], xt: np.ndarray, yt: np.ndarray
                   if cfg.task == "classification" else None)
     est.fit(xt, yt, X_val=xv, y_val=yv, sample_weight_val=weight_val)
     val_loss = (-np.asarray(est.validation_score_)).tolist()  # scoring="loss" stores -loss
-    best = int(np.argmin(val_loss))
+    best = int(np.argmin(val_loss))  # entry i: the loss after i iterations (0: the baseline)
     curve = {
         "x_label": "iteration",
         "metric": "validation loss",
@@ -105,8 +105,28 @@ def _fit_hgb(cfg: Config, params: dict[str, Any], xt: np.ndarray, yt: np.ndarray
         "values": val_loss,
         "train_values": (-np.asarray(est.train_score_)).tolist(),
         "best_iteration": best,
+        "stopped_iteration": int(est.n_iter_),
     }
-    return est, curve, int(est.n_iter_)
+    est = _keep_best_iterations(est, max(best, 1))
+    return est, curve, int(est.n_iter_)  # the iterations the model keeps
+
+
+def _keep_best_iterations(est: Any, keep: int) -> Any:
+    """Drop the trees grown after the best validation loss.
+
+    Pitfall avoided: scikit-learn's HistGradientBoosting early stopping stops *patience*
+    iterations after the best one and keeps those trees (``n_iter_`` 44 with the best loss at
+    24 and ``n_iter_no_change`` 20): the model used would be one the validation split already
+    found worse. The fitted ensemble is cut back to its first ``keep`` iterations, exactly the
+    model a fit with ``max_iter=keep`` grows (``tests/test_training.py`` checks it against
+    that refit), without paying for a second fit.
+    """
+    if keep >= est.n_iter_:
+        return est
+    est._predictors = est._predictors[:keep]  # n_iter_ is len(_predictors)
+    est.train_score_ = est.train_score_[: keep + 1]
+    est.validation_score_ = est.validation_score_[: keep + 1]
+    return est
 
 
 def _fit_sgd(cfg: Config, params: dict[str, Any], xt: np.ndarray, yt: np.ndarray,

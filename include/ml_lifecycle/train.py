@@ -59,8 +59,10 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def encode_target(frame: pd.DataFrame, cfg: Config) -> tuple[np.ndarray, dict[str, Any]]:
-    """Encode the target: 0/1 with the configured (or minority) positive class, or floats."""
+def encode_target(frame: pd.DataFrame, cfg: Config,
+                  positive_label: Any = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Encode the target: 0/1 with the configured positive class (else ``positive_label``, the
+    champion's, else the minority class of this table), or floats."""
     target = frame[cfg.data.target]
     if cfg.task == "regression":
         y = pd.to_numeric(target, errors="coerce").to_numpy(dtype="float64")
@@ -74,12 +76,13 @@ def encode_target(frame: pd.DataFrame, cfg: Config) -> tuple[np.ndarray, dict[st
             f"target '{cfg.data.target}': binary classification needs 2 classes, found "
             f"{len(classes)}: {classes.tolist()[:10]}"
         )
-    positive = positive_class(labels, cfg.data.positive_label)
+    configured = cfg.data.positive_label
+    positive = positive_class(labels, configured if configured is not None else positive_label)
     if positive not in classes:
-        raise DataError(
-            f"data.positive_label {cfg.data.positive_label!r} is not a value of target "
-            f"'{cfg.data.target}' (found {classes.tolist()})"
-        )
+        what = (f"data.positive_label {configured!r}" if configured is not None else
+                f"the champion's positive class {positive_label!r}")
+        raise DataError(f"{what} is not a value of target '{cfg.data.target}' (found "
+                        f"{classes.tolist()}); set data.positive_label")
     y = (labels == positive).astype(int)
     return y, {"classes": classes.tolist(), "positive_label": positive,
                "positive_rate": float(y.mean())}
@@ -217,7 +220,7 @@ def run_training(
     clock = _Stopwatch()
     registry = open_registry(cfg.registry.root)
     registry.cleanup_staging()
-    data = _prepare(cfg, frame, window, clock)
+    data = _prepare(cfg, frame, window, clock, positive_label=_champion_positive(registry))
     x = data.frame[cfg.data.features.all]
     tr, va, te = data.split.train, data.split.validation, data.split.test
     fit = train_model(cfg, x.iloc[tr], data.y[tr], x.iloc[va], data.y[va])
@@ -262,8 +265,23 @@ def run_training(
     }
 
 
+def _champion_positive(registry: Any) -> Any:
+    """The champion's positive class, if there is a champion.
+
+    Pitfall avoided: without ``data.positive_label`` the positive class is the minority class
+    of the table; if the balance flips between retrains, a candidate would score
+    P(the other class) and the gate would compare it with the champion's P(positive). A
+    retrain keeps the champion's encoding instead.
+    """
+    version = registry.champion()
+    if version is None:
+        return None
+    return ((registry.get_card(version).get("data") or {}).get("target") or {}).get(
+        "positive_label")
+
+
 def _prepare(cfg: Config, frame: pd.DataFrame | None, window: dict[str, Any] | None,
-             clock: _Stopwatch) -> _Prepared:
+             clock: _Stopwatch, *, positive_label: Any = None) -> _Prepared:
     """Load (unless given), check the columns, run the quality gate, drop rows without a
     target, encode it, split first and audit the split for leakage."""
     from .quality import enforce_quality
@@ -278,7 +296,7 @@ def _prepare(cfg: Config, frame: pd.DataFrame | None, window: dict[str, Any] | N
     clock.lap("quality")
     n_loaded = len(frame)
     frame = frame[frame[cfg.data.target].notna()].reset_index(drop=True)
-    y, target_info = encode_target(frame, cfg)
+    y, target_info = encode_target(frame, cfg, positive_label)
     split = split_frame(frame, y, cfg)
     audit = leakage_audit(frame, y, split, cfg)
     clock.lap("split")

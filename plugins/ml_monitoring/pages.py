@@ -279,6 +279,7 @@ def _card_summary(card: dict[str, Any], base: str) -> str:
     trigger = card.get("trigger") or {}
     data = card.get("data") or {}
     model = card.get("model") or {}
+    stopped = (model.get("validation_curve") or {}).get("stopped_iteration")
     extra = ", ".join(f"{e(k)}: {e(v)}" for k, v in trigger.items()
                       if k not in ("reason", "dag_id", "run_id") and v not in (None, "", [], {}))
     split_rows = data.get("rows_per_split") or {}
@@ -307,8 +308,10 @@ def _card_summary(card: dict[str, Any], base: str) -> str:
         ("primary metric", e(card.get("primary_metric"))),
         ("champion when trained", f"v{e(card['champion_at_training'])}"
          if card.get("champion_at_training") is not None else "none"),
-        ("early stopping", f"stopped after {fmt(model.get('stopping_iteration'))} iterations; "
-                           f"validation {e(model.get('validation_metric'))} "
+        ("early stopping", f"kept {fmt(model.get('stopping_iteration'))} iterations (the best "
+                           "validation loss)"
+                           + (f", stopped after {fmt(stopped)}" if stopped is not None else "")
+                           + f"; validation {e(model.get('validation_metric'))} "
                            f"{fmt(model.get('validation_score'), 4)}"
          if model.get("stopping_iteration") is not None else "\u2013"),
         ("libraries", ", ".join(f"{e(k)} {e(v)}" for k, v in libs.items()) or "\u2013"),
@@ -365,7 +368,7 @@ def _validation_curve(card: dict[str, Any]) -> str:
     if best is not None:
         best_x = xs[best] if isinstance(best, int) and 0 <= best < len(xs) else best
         vlines.append({"x": best_x, "label": f"best: {best_x}", "colour": svg.GREEN})
-    stop = model.get("stopping_iteration")
+    stop = curve.get("stopped_iteration", model.get("stopping_iteration"))
     if stop is not None and curve.get("x_label") in ("iteration", "epoch"):
         vlines.append({"x": stop, "label": f"stopped: {stop}", "colour": svg.ORANGE, "row": 1})
     chart = svg.line_chart(series, kind="validation-curve", width=620, height=240,
