@@ -249,6 +249,11 @@ def test_cli_exit_codes_and_models_commands(tmp_path: Path, table_csv: Path) -> 
     listing = _cli("models", "list", "--config", str(cfg_path), "--json")
     rows = json.loads(listing.stdout)["versions"]
     assert [r["version"] for r in rows] == [1, 2] and rows[0]["champion"]
+    vs = rows[1]["vs_champion"]  # the paired comparison that decided, not two test splits
+    assert rows[0]["vs_champion"] is None and vs["champion"] == 1
+    assert isinstance(vs["diff"], float) and vs["low"] <= vs["diff"]
+    text = _cli("models", "list", "--config", str(cfg_path)).stdout
+    assert "vs v1: " in text and "own test split" in text
     refused = _cli("models", "promote", "2", "--config", str(cfg_path))
     assert refused.returncode == EXIT_INVALID_INPUT and "rejected by the gate" in refused.stderr
     assert "--force" in refused.stderr and "roc_auc" in refused.stderr

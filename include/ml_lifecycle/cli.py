@@ -100,6 +100,7 @@ def _models(args: argparse.Namespace) -> int:
             "primary_metric": c.get("primary_metric"),
             "value": ((c.get("metrics") or {}).get(c.get("primary_metric") or "", {}) or {}).get(
                 "value"),
+            "vs_champion": _paired_comparison(c),
         } for c in versions]
         if args.json:
             _print_json({"versions": rows, "champion": registry.champion(),
@@ -107,11 +108,17 @@ def _models(args: argparse.Namespace) -> int:
             return EXIT_OK
         if not rows:
             print("no model trained yet")
+        else:
+            print("  (each version's metric is on its own test split; 'vs' is the gate's paired "
+                  "comparison with the champion of its time, on the same rows)")
         for r in rows:
             mark = "*" if r["champion"] else " "
             val = f"{r['value']:.4f}" if isinstance(r["value"], float) else "n/a"
-            print(f"{mark} v{r['version']:<4} {r['created_at']}  {r['primary_metric']}={val}  "
-                  f"gate={'pass' if r['gate'] else 'reject'}  reason={r['reason']}")
+            vs = r["vs_champion"]
+            versus = (f"  vs v{vs['champion']}: {vs['diff']:+.4f} (lower bound {vs['low']:+.4f})"
+                      if vs and isinstance(vs.get("diff"), float) else "")
+            print(f"{mark} v{r['version']:<4} {r['created_at']}  {r['primary_metric']}={val}"
+                  f"{versus}  gate={'pass' if r['gate'] else 'reject'}  reason={r['reason']}")
         return EXIT_OK
     if args.action == "show":
         version = args.version if args.version is not None else registry.champion()
@@ -133,6 +140,17 @@ def _models(args: argparse.Namespace) -> int:
         print(f"{event['event']}: champion is now v{event['version']} "
               f"(was {event.get('previous')})")
     return EXIT_OK
+
+
+def _paired_comparison(card: dict[str, Any]) -> dict[str, Any] | None:
+    """The gate's candidate - champion difference on the same test rows, from the card."""
+    rule = next((r for r in (card.get("gate") or {}).get("rules", [])
+                 if r.get("name") == "not_worse_than_champion"), None)
+    if rule is None or card.get("champion_at_training") is None:
+        return None
+    low = rule.get("low")
+    return {"champion": card["champion_at_training"], "diff": rule.get("value"),
+            "low": float(low) if low is not None else float("nan"), "passed": rule.get("passed")}
 
 
 def _promotion_reason(registry: Any, args: argparse.Namespace) -> str:

@@ -28,6 +28,7 @@ class GateRule:
     threshold: float | None
     passed: bool
     detail: str
+    low: float | None = None  # the paired comparison's lower bound (None for other rules)
 
 
 @dataclass
@@ -113,8 +114,8 @@ def decide(cfg: Config, *, y_test: np.ndarray, candidate_scores: np.ndarray,
         )
         ok = bool(np.isfinite(comp["low"]) and comp["low"] >= -tol)
         rules.append(GateRule(
-            "not_worse_than_champion", primary, comp["diff"], -tol, ok,
-            f"{primary} candidate - champion v{champion_version} = {comp['diff']:+.4f} "
+            "not_worse_than_champion", primary, comp["diff"], -tol, ok, low=comp["low"],
+            detail=f"{primary} candidate - champion v{champion_version} = {comp['diff']:+.4f} "
             f"(paired bootstrap, {comp['one_sided_confidence']:.0%} lower bound "
             f"{comp['low']:+.4f} {'>=' if ok else '<'} -{tol})",
         ))
