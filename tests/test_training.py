@@ -59,7 +59,8 @@ def test_first_training_is_promoted_with_a_complete_card(cfg) -> None:
     assert card["library_versions"]["scikit-learn"].startswith("1.9")
     assert card["config"]["split"]["seed"] == 42
     curve = card["model"]["validation_curve"]
-    assert card["model"]["stopping_iteration"] == len(curve["values"]) - 1
+    assert card["model"]["stopping_iteration"] == curve["best_iteration"]  # the trees kept
+    assert curve["stopped_iteration"] == len(curve["values"]) - 1  # the trees grown
     assert 0 <= curve["best_iteration"] < len(curve["values"])
     assert set(card["importances"]) == {"x1", "x2", "cat", "merchant"}
     assert max(card["importances"], key=card["importances"].get) == "x1"
@@ -302,7 +303,7 @@ def test_early_stopping_watches_the_class_weighted_validation_loss(tmp_path: Pat
     weights = per_class[yv]
     scores = est.predict_proba(xv)[:, 1]
     weighted = log_loss(yv, scores, sample_weight=weights)
-    best = curve["best_iteration"] if family == "sgd" else -1  # SGD returns its best epoch
+    best = curve["best_iteration"]  # both families return the model of their best iteration
     assert curve["values"][best] == pytest.approx(weighted, rel=1e-6)
     assert abs(log_loss(yv, scores) - weighted) > 0.01  # unweighted would be another curve
     # Validation labels never set the weights: the same training rows with a validation split of
@@ -310,7 +311,7 @@ def test_early_stopping_watches_the_class_weighted_validation_loss(tmp_path: Pat
     keep = np.r_[np.flatnonzero(yv == 1), np.flatnonzero(yv == 0)[:200]]
     est2, curve2, _ = FITTERS[family](cfg, {}, xt, yt, xv[keep], yv[keep])
     scores2 = est2.predict_proba(xv[keep])[:, 1]
-    best2 = curve2["best_iteration"] if family == "sgd" else -1
+    best2 = curve2["best_iteration"]
     assert curve2["values"][best2] == pytest.approx(
         log_loss(yv[keep], scores2, sample_weight=per_class[yv[keep]]), rel=1e-6)
 
@@ -324,14 +325,7 @@ def test_permutation_importance_preprocesses_once_with_the_same_result(cfg, monk
 
     from ml_lifecycle import explain
     from ml_lifecycle.metrics import compute_metric
-    from ml_lifecycle.models import train_model
-
-    frame = load_table(cfg.data)
-    y, _ = encode_target(frame, cfg)
-    parts = split_frame(frame, y, cfg)
-    x = frame[cfg.data.features.all]
-    fit = train_model(cfg, x.iloc[parts.train], y[parts.train], x.iloc[parts.validation],
-                      y[parts.validation])
+    x, y, parts, fit = _fitted(cfg)
     x_val, y_val = x.iloc[parts.validation], y[parts.validation]
     calls = []
     real = explain._transformed_groups
@@ -375,14 +369,7 @@ def test_early_stopping_keeps_the_best_iteration_not_the_patience_trees(cfg) -> 
     ``max_iter=best`` grows."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    from ml_lifecycle.models import train_model
-
-    frame = load_table(cfg.data)
-    y, _ = encode_target(frame, cfg)
-    parts = split_frame(frame, y, cfg)
-    x = frame[cfg.data.features.all]
-    fit = train_model(cfg, x.iloc[parts.train], y[parts.train], x.iloc[parts.validation],
-                      y[parts.validation])
+    x, y, parts, fit = _fitted(cfg)
     curve, model = fit.validation_curve, fit.pipeline.named_steps["model"]
     best, stopped = curve["best_iteration"], curve["stopped_iteration"]
     assert stopped == best + cfg.model.patience or stopped == cfg.model.max_iter
@@ -426,3 +413,16 @@ def test_a_retrain_keeps_the_champions_positive_class_when_the_balance_flips(
         update={"path": str(second)})}), reason="retrain")
     card = Registry(cfg.registry.root).get_card(two["version"])
     assert card["data"]["target"]["positive_label"] == "late"
+
+
+def _fitted(cfg) -> tuple[pd.DataFrame, np.ndarray, object, object]:
+    """(features, labels, split, ``train_model`` result) of the fixture table."""
+    from ml_lifecycle.models import train_model
+
+    frame = load_table(cfg.data)
+    y, _ = encode_target(frame, cfg)
+    parts = split_frame(frame, y, cfg)
+    x = frame[cfg.data.features.all]
+    fit = train_model(cfg, x.iloc[parts.train], y[parts.train], x.iloc[parts.validation],
+                      y[parts.validation])
+    return x, y, parts, fit

@@ -40,7 +40,6 @@ import os
 import re
 import shutil
 import socket
-import tempfile
 import threading
 import time
 import uuid
@@ -65,7 +64,7 @@ from ml_lifecycle.registry_base import (
     _version_name,
     _VersionReads,
 )
-from ml_lifecycle.storage import fsync_dir
+from ml_lifecycle.storage import atomic_file, fsync_dir
 
 __all__ = ["DEFAULT_LOCK_TIMEOUT", "Registry", "open_registry"]
 
@@ -165,18 +164,8 @@ class Registry(_VersionReads):
 
     def _dump_model(self, target: Path, model: Any) -> None:
         """``joblib.dump`` to a temp name beside ``target``, fsync, then atomic rename."""
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                joblib.dump(model, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp_name, target)
-        except BaseException:
-            if os.path.exists(tmp_name):
-                os.unlink(tmp_name)
-            raise
-        self._sync_dir(target.parent)
+        with atomic_file(target) as handle:
+            joblib.dump(model, handle)
 
     def _rename_dir(self, source: Path, target: Path) -> None:
         if target.exists():  # os.rename would silently replace an empty directory

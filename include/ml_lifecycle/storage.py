@@ -45,6 +45,7 @@ from .errors import ConfigError, MLLifecycleError, PathNotAllowedError, Registry
 __all__ = [
     "REGISTRY_SCHEMES",
     "as_path",
+    "atomic_file",
     "check_url",
     "confine",
     "errors_named",
@@ -295,6 +296,17 @@ def write_bytes(path: Any, data: bytes) -> Any:
         with store_errors("writing", str(path)):
             fs.pipe_file(inner, bytes(data))  # multi-part uploads, too, appear only when done
         return as_path(path)
+    with atomic_file(path) as handle:
+        handle.write(data)
+    return Path(path)
+
+
+@contextmanager
+def atomic_file(path: Any) -> Iterator[Any]:
+    """A binary handle whose content replaces the local file ``path`` all at once when the block
+    ends (temp name in the same folder, fsync, rename, fsync of the folder); on an error the
+    temp file is removed and ``path`` is untouched. Temp files a killed writer left behind
+    (older than :data:`STALE_TEMP_SECONDS`) are removed first."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(target.parent, target.name)
@@ -302,7 +314,7 @@ def write_bytes(path: Any, data: bytes) -> Any:
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp creates 0600; readers (UI, workers) need more
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, target)
@@ -311,7 +323,6 @@ def write_bytes(path: Any, data: bytes) -> Any:
             os.unlink(tmp_name)
         raise
     fsync_dir(target.parent)
-    return target
 
 
 def open_read(path: Any) -> Any:
