@@ -177,25 +177,20 @@ def leakage_audit(
     splits); a single-feature target-leak screen fitted on train and scored on validation.
     """
     features = cfg.data.features.all
-    sets = {name: set(split.indices(name).tolist()) for name in SPLITS}
-    overlap_positions = sum(
-        len(sets[a] & sets[b]) for a, b in (("train", "validation"), ("train", "test"),
-                                            ("validation", "test"))
-    )
+    pairs = (("train", "validation"), ("train", "test"), ("validation", "test"))
+
+    def shared(values: np.ndarray) -> dict[str, int]:  # distinct values in both splits
+        per = {name: np.unique(values[split.indices(name)]) for name in SPLITS}
+        return {f"{a}_{b}": int(np.intersect1d(per[a], per[b], assume_unique=True).size)
+                for a, b in pairs}
+
+    overlap_positions = sum(shared(np.arange(len(frame))).values())
     audit: dict[str, Any] = {"rows_in_two_splits": overlap_positions, "checks": []}
     id_col = cfg.data.id_column
     if id_col:
-        ids = {name: set(frame[id_col].astype(str).to_numpy()[split.indices(name)])
-               for name in SPLITS}
-        audit["ids_in_two_splits"] = len(ids["train"] & ids["validation"]) + len(
-            ids["train"] & ids["test"]) + len(ids["validation"] & ids["test"])
-    hashes = _row_hashes(frame, features)
-    hsets = {name: set(hashes[split.indices(name)].tolist()) for name in SPLITS}
-    audit["duplicate_feature_rows_across_splits"] = {
-        "train_validation": len(hsets["train"] & hsets["validation"]),
-        "train_test": len(hsets["train"] & hsets["test"]),
-        "validation_test": len(hsets["validation"] & hsets["test"]),
-    }
+        codes = pd.factorize(frame[id_col].astype(str))[0]
+        audit["ids_in_two_splits"] = sum(shared(codes).values())
+    audit["duplicate_feature_rows_across_splits"] = shared(_row_hashes(frame, features))
     if split.strategy == "time" and cfg.data.time_column:
         times = pd.to_datetime(frame[cfg.data.time_column])
         t = {name: times.iloc[split.indices(name)] for name in SPLITS}
@@ -230,13 +225,14 @@ def target_leak_screen(
     regression, at or above ``split.leak_screen.threshold``) is usually a leak: an ID that encodes
     the outcome, a post-event timestamp, a copy of the target.
     """
-    from sklearn.metrics import r2_score, roc_auc_score
+    from .metrics import compute_metric
 
     tr, va = split.train, split.validation
     y_tr, y_va = y[tr].astype(float), y[va].astype(float)
     prior = float(np.mean(y_tr))
     scores: dict[str, float] = {}
-    for column in cfg.data.features.all:
+    judged = cfg.task != "classification" or len(np.unique(y_va)) >= 2
+    for column in cfg.data.features.all if judged else []:
         col = frame[column]
         if column in cfg.data.features.numeric:
             values = col.to_numpy(dtype="float64")
@@ -244,20 +240,20 @@ def target_leak_screen(
             if finite.size == 0:
                 continue
             edges = np.unique(np.quantile(finite, np.linspace(0, 1, 21)))
-            keys_tr = np.where(np.isnan(values[tr]), -1, np.searchsorted(edges, values[tr]))
-            keys_va = np.where(np.isnan(values[va]), -1, np.searchsorted(edges, values[va]))
+            keys = np.where(np.isnan(values), len(edges) + 1, np.searchsorted(edges, values))
         else:
-            text = col.astype(str).to_numpy()
-            keys_tr, keys_va = text[tr], text[va]
-        means = pd.Series(y_tr).groupby(pd.Series(keys_tr)).mean()
-        pred = pd.Series(keys_va).map(means).fillna(prior).to_numpy(dtype="float64")
+            keys = pd.factorize(col, use_na_sentinel=False)[0]
+        # target mean per key learned on train (bincount: one pass), applied to validation
+        size = int(keys.max()) + 1
+        sums = np.bincount(keys[tr], weights=y_tr, minlength=size)
+        counts = np.bincount(keys[tr], minlength=size)
+        means = np.where(counts > 0, sums / np.maximum(counts, 1), prior)
+        pred = means[keys[va]]
         if cfg.task == "classification":
-            if len(np.unique(y_va)) < 2:
-                continue
-            auc = float(roc_auc_score(y_va, pred))
+            auc = compute_metric("classification", "roc_auc", y_va, pred)
             scores[column] = max(auc, 1.0 - auc)
         else:
-            scores[column] = float(r2_score(y_va, pred))
+            scores[column] = compute_metric("regression", "r2", y_va, pred)
     threshold = cfg.split.leak_screen.threshold
     suspects = sorted(c for c, s in scores.items() if s >= threshold)
     result = {
