@@ -255,6 +255,11 @@ def test_cli_exit_codes_and_models_commands(tmp_path: Path, table_csv: Path) -> 
     assert isinstance(vs["diff"], float) and vs["low"] <= vs["diff"]
     text = _cli("models", "list", "--config", str(cfg_path)).stdout
     assert "vs v1: " in text and "own test split" in text
+    shown = _cli("models", "show", "2", "--config", str(cfg_path)).stdout
+    assert shown.startswith("v2 of synthetic") and "gate: REJECTED" in shown
+    assert "candidate - champion v1" in shown and "pr_auc" in shown and "baseline" in shown
+    assert json.loads(_cli("models", "show", "2", "--config", str(cfg_path), "--json").stdout)[
+        "version"] == 2
     refused = _cli("models", "promote", "2", "--config", str(cfg_path))
     assert refused.returncode == EXIT_INVALID_INPUT and "rejected by the gate" in refused.stderr
     assert "--force" in refused.stderr and "roc_auc" in refused.stderr

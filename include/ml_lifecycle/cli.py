@@ -124,7 +124,11 @@ def _models(args: argparse.Namespace) -> int:
         version = args.version if args.version is not None else registry.champion()
         if version is None:
             raise MLLifecycleError("models show: no champion yet; give a version")
-        _print_json(registry.get_card(version))
+        card = registry.get_card(version)
+        if args.json:
+            _print_json(card)
+        else:
+            print(card_summary(card, champion=registry.champion()))
         return EXIT_OK
     if args.action == "promote":
         if args.version is None:
@@ -140,6 +144,49 @@ def _models(args: argparse.Namespace) -> int:
         print(f"{event['event']}: champion is now v{event['version']} "
               f"(was {event.get('previous')})")
     return EXIT_OK
+
+
+def _num(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "n/a"
+
+
+def card_summary(card: dict[str, Any], champion: int | None = None) -> str:
+    """A model card in a screenful: what, when, why, on which data, how good (with intervals
+    and against the baseline), the gate with its paired comparison, the top importances."""
+    data, model = card.get("data") or {}, card.get("model") or {}
+    target = data.get("target") or {}
+    curve = model.get("validation_curve") or {}
+    version = card.get("version")
+    lines = [
+        f"v{version} of {card.get('name')} ({card.get('task')})"
+        + ("  [champion]" if version == champion else ""),
+        f"  created {card.get('created_at')}; reason: {(card.get('trigger') or {}).get('reason')}",
+        f"  data: {data.get('rows_used')} rows {data.get('rows_per_split')}, time range "
+        f"{data.get('time_range')}, target '{target.get('name')}'"
+        + (f" (positive '{target.get('positive_label')}')" if target.get("positive_label")
+           is not None else ""),
+        f"  model: {model.get('family')}, {model.get('stopping_iteration')} iterations kept"
+        + (f" (stopped at {curve['stopped_iteration']})" if "stopped_iteration" in curve
+           else "") + f"; threshold {card.get('threshold')}",
+        f"  test metrics (95 % interval; naive baseline), primary {card.get('primary_metric')}:",
+    ]
+    baseline = card.get("baseline_metrics") or {}
+    for name, entry in (card.get("metrics") or {}).items():
+        if isinstance(entry, dict) and isinstance(entry.get("value"), float):
+            base = baseline.get(name)
+            low, high = (entry.get(k) for k in ("low", "high"))
+            lines.append(f"    {name:<18} {entry['value']:.4f} [{_num(low)}, {_num(high)}]"
+                         + (f"  (baseline {base:.4f})" if isinstance(base, float) else ""))
+    gate = card.get("gate") or {}
+    lines.append(f"  gate: {'passed' if gate.get('passed') else 'REJECTED'}")
+    for rule in gate.get("rules", []):
+        lines.append(f"    [{'ok' if rule.get('passed') else 'no'}] {rule.get('detail')}")
+    top = sorted((card.get("importances") or {}).items(), key=lambda kv: -kv[1])[:5]
+    if top:
+        lines.append("  top permutation importances: "
+                     + ", ".join(f"{k} {v:.4f}" for k, v in top))
+    lines.append("  (the whole card: models show --json)")
+    return "\n".join(lines)
 
 
 def _paired_comparison(card: dict[str, Any]) -> dict[str, Any] | None:
