@@ -125,3 +125,13 @@ def test_paired_bootstrap_cancels_the_shared_row_noise() -> None:
     assert np.std(diffs) < 0.5 * np.std(unpaired)
     same = paired_bootstrap("roc_auc", y, s, s, n_boot=100, seed=2)
     assert np.all(same == 0)
+
+
+def test_bad_inputs_are_refused_and_empty_bootstraps_are_empty() -> None:
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        compute_metric("classification", "roc_auc", [0, 1, 0, 1], [0.1, np.nan, 0.3, 0.9])
+    with pytest.raises(ValueError, match="3 labels, 4 scores"):
+        compute_metric("classification", "roc_auc", [0, 1, 0], [0.1, 0.2, 0.3, 0.9])
+    assert bootstrap_metric("roc_auc", np.empty(0), np.empty(0), n_boot=10, seed=0).size == 0
+    assert paired_bootstrap("roc_auc", np.empty(0), np.empty(0), np.empty(0), n_boot=10,
+                            seed=0).size == 0

@@ -431,3 +431,22 @@ def _fitted(cfg) -> tuple[pd.DataFrame, np.ndarray, object, object]:
     fit = train_model(cfg, x.iloc[parts.train], y[parts.train], x.iloc[parts.validation],
                       y[parts.validation])
     return x, y, parts, fit
+
+
+def test_importance_falls_back_when_column_names_are_ambiguous() -> None:
+    """A categorical ``a`` with category ``b`` and a numeric ``a_b`` both explain the output
+    column ``a_b``: the fast path cannot group by name and is not taken."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from ml_lifecycle.explain import _transformed_groups
+
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame({"a": rng.choice(["b", "c"], 400), "a_b": rng.normal(size=400)})
+    y = (x["a_b"] > 0).astype(int)
+    prep = ColumnTransformer([("numeric", StandardScaler(), ["a_b"]),
+                              ("categorical", OneHotEncoder(), ["a"])])
+    pipe = Pipeline([("prep", prep), ("model", LogisticRegression())]).fit(x, y)
+    assert _transformed_groups(pipe, x, ["a_b", "a"], 0) is None

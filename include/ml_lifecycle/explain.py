@@ -28,6 +28,15 @@ def _input_feature_of(output_name: str, features: list[str]) -> str:
     return name
 
 
+def _ambiguous(output_name: str, features: list[str]) -> bool:
+    """Whether an output column's name could come from two input features (``a`` with
+    category ``b`` and a feature ``a_b``): then the columns cannot be grouped by name."""
+    name = output_name.split("__", 1)[1] if "__" in output_name else output_name
+    if name.startswith("missingindicator_"):
+        name = name[len("missingindicator_"):]
+    return sum(name == f or name.startswith(f + "_") for f in features) > 1
+
+
 def _transformed_groups(pipeline: Any, x: pd.DataFrame, features: list[str],
                         seed: int) -> tuple[Any, np.ndarray, dict[str, Any]] | None:
     """(final estimator, transformed rows, output columns per input feature) when shuffling an
@@ -50,7 +59,7 @@ def _transformed_groups(pipeline: Any, x: pd.DataFrame, features: list[str],
     if not isinstance(z, np.ndarray) or z.ndim != 2 or z.shape[1] != len(names):
         return None
     owners = np.array([_input_feature_of(n, features) for n in names])
-    if not set(owners) <= set(features):
+    if not set(owners) <= set(features) or any(_ambiguous(n, features) for n in names):
         return None
     groups = {f: np.flatnonzero(owners == f) for f in features}
     rng = np.random.default_rng([seed, 3])  # its own stream: the shuffles measured stay the same

@@ -99,6 +99,11 @@ def weighted_metric(
     w = np.atleast_2d(np.asarray(weights, dtype=float))
     y = np.asarray(y, dtype=float)
     s = np.asarray(scores, dtype=float)
+    if y.shape[-1] != s.shape[0] or w.shape[-1] != s.shape[0]:
+        raise ValueError(f"metric '{metric}': {y.shape[-1]} labels, {s.shape[0]} scores and "
+                         f"{w.shape[-1]} weights per replicate; expected the same number")
+    if not np.isfinite(s).all():
+        raise ValueError(f"metric '{metric}': the scores contain NaN or infinite values")
 
     def wsum(values: np.ndarray) -> np.ndarray:  # per-replicate weighted sums
         return w @ values if values.ndim == 1 else (w * values).sum(axis=1)
@@ -168,6 +173,8 @@ def bootstrap_weights(n: int, n_boot: int, seed: Any) -> Iterator[np.ndarray]:
     Yields:
         (b, n) float arrays, ``n_boot`` rows in all.
     """
+    if n == 0:
+        return
     rng = np.random.default_rng(seed)
     chunk = max(1, min(n_boot, _CELLS // max(n, 1)))
     done = 0

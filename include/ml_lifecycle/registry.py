@@ -164,7 +164,7 @@ class Registry(_VersionReads):
 
     def _dump_model(self, target: Path, model: Any) -> None:
         """``joblib.dump`` to a temp name beside ``target``, fsync, then atomic rename."""
-        with atomic_file(target) as handle:
+        with atomic_file(target, mode=0o644) as handle:  # readable, writable by the owner only
             joblib.dump(model, handle)
 
     def _rename_dir(self, source: Path, target: Path) -> None:

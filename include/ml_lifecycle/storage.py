@@ -302,7 +302,7 @@ def write_bytes(path: Any, data: bytes) -> Any:
 
 
 @contextmanager
-def atomic_file(path: Any) -> Iterator[Any]:
+def atomic_file(path: Any, mode: int = 0o666) -> Iterator[Any]:
     """A binary handle whose content replaces the local file ``path`` all at once when the block
     ends (temp name in the same folder, fsync, rename, fsync of the folder); on an error the
     temp file is removed and ``path`` is untouched. Temp files a killed writer left behind
@@ -312,7 +312,7 @@ def atomic_file(path: Any) -> Iterator[Any]:
     _remove_stale_temps(target.parent, target.name)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp creates 0600; readers (UI, workers) need more
+        os.fchmod(fd, mode & ~_umask())  # mkstemp creates 0600; readers (UI, workers) need more
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
