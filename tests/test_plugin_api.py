@@ -316,7 +316,10 @@ def test_version_page_shows_card_curve_importances_errors_and_quality(
     assert curve, "validation curve missing"
     best = card["model"]["validation_curve"]["best_iteration"]
     assert f"best: {best}" in curve.group(0)
-    assert f"stopped: {card['model']['stopping_iteration']}" in curve.group(0)
+    stopped = card["model"]["validation_curve"]["stopped_iteration"]
+    assert f"stopped: {stopped}" in curve.group(0)  # where training stopped ...
+    assert card["model"]["stopping_iteration"] == best  # ... and the trees kept: up to the best
+    assert f"kept {best} iterations" in text and f"stopped after {stopped}" in text
     assert curve.group(0).count('data-role="marker"') == 2
     importances = re.search(r'<svg[^>]*data-plot="importances".*?</svg>', html, re.S)
     assert importances and all(f in importances.group(0) for f in card["importances"])
