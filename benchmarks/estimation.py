@@ -171,7 +171,7 @@ def demo_days(workdir: Path, quick: bool) -> dict[str, Any]:
     t0 = time.perf_counter()
     sim = simulate(base / "var/demo/data", **sim_args)
     raw = apply_overrides(load_raw(DEMO_CONFIG), QUICK_OVERRIDES if quick else [])
-    cfg = config_from_dict(raw, source=str(DEMO_CONFIG), base=base)
+    cfg = config_from_dict(raw, source=str(DEMO_CONFIG), base=base / "configs")
     model, estimator, version = train_champion(cfg)
     log(f"  demo: simulated {sim['days']} days ({sim_args}), trained v{version} "
         f"with configs/demo.yaml in {time.perf_counter() - t0:.0f} s; calibration "
@@ -266,7 +266,7 @@ def adult(workdir: Path, quick: bool) -> dict[str, Any]:
     if quick:
         overrides += ["model.max_iter=60", "model.patience=5", "evaluation.bootstrap=20",
                       "evaluation.importance_repeats=1", "gate.bootstrap=50"]
-    cfg = load_config(str(ADULT_CONFIG), overrides, base=ROOT)
+    cfg = load_config(str(ADULT_CONFIG), overrides)
     t0 = time.perf_counter()
     model, estimator, _ = train_champion(cfg)
     held_out = load_table(cfg.data, str(ADULT_TEST))

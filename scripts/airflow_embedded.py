@@ -11,8 +11,8 @@ generated once into ``.airflow/simple_auth_manager_passwords.json.generated``.
 
 The DAGs' parse-time settings (``ML_LIFECYCLE_*``, see ``ml_lifecycle_airflow.settings``) come
 from the environment; after ``make demo`` they are read from ``.airflow/lifecycle-env.json`` so
-the UI shows the DAGs exactly as the demo ran them. ``ML_LIFECYCLE_TRAINING_SCHEDULE`` defaults
-to the config's ``lifecycle.training_schedule``.
+the UI shows the DAGs exactly as the demo ran them. The models are the configs of ``configs/``
+(or ``ML_LIFECYCLE_CONFIGS``): one DAG set per model.
 """
 
 from __future__ import annotations
@@ -32,27 +32,40 @@ from ml_lifecycle_airflow.embedded import MARKER_ENV, EmbeddedAirflow  # noqa: E
 
 HOME = ROOT / ".airflow"
 ENV_FILE = HOME / "lifecycle-env.json"
-DAG_IDS = ("ml_training", "ml_batch_scoring", "ml_drift_check")
 
 
-def lifecycle_env(project_root: Path = ROOT) -> dict[str, str]:
+def lifecycle_env() -> dict[str, str]:
     """Parse-time settings for the components: the demo's, the environment's, the config's."""
     from ml_lifecycle_airflow import settings
 
     env: dict[str, str] = {}
     if ENV_FILE.is_file():
         env.update(json.loads(ENV_FILE.read_text()))
-    for key in (settings.CONFIG_ENV, settings.BASE_DIR_ENV, settings.START_DATE_ENV,
-                settings.DAILY_SCHEDULE_ENV, settings.TRAINING_SCHEDULE_ENV):
+    for key in (settings.CONFIG_ENV, settings.CONFIGS_ENV, settings.BASE_DIR_ENV,
+                settings.START_DATE_ENV, settings.DAILY_SCHEDULE_ENV,
+                settings.TRAINING_SCHEDULE_ENV):
         if os.environ.get(key):
             env[key] = os.environ[key]
-    if settings.TRAINING_SCHEDULE_ENV not in env:
-        try:
-            cfg = settings.load_lifecycle_config(project_root)
-            env[settings.TRAINING_SCHEDULE_ENV] = cfg.lifecycle.training_schedule or "none"
-        except Exception as exc:  # the DAGs report a broken config themselves, in their tasks
-            print(f"note: config not readable ({exc}); scheduled retraining off")
     return env
+
+
+def dag_ids(env: dict[str, str], project_root: Path = ROOT) -> list[str]:
+    """The DAG ids the factory builds for the models of ``env`` (broken configs excluded)."""
+    from ml_lifecycle_airflow import settings
+
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        specs, broken = settings.discover(project_root)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    for item in broken:
+        print(f"note: {item.error}")
+    return [dag_id for spec in specs for dag_id in settings.dag_ids(spec.name).values()]
 
 
 def home_pids(home: Path = HOME) -> list[int]:
@@ -112,12 +125,13 @@ def serve(port: int, parallelism: int) -> int:
     airflow.migrate()
     try:
         airflow.start()
-        airflow.wait_for_dags(list(DAG_IDS))
+        ids = dag_ids(extra)
+        airflow.wait_for_dags(ids)
         print(
             f"\nAirflow is running: {airflow.base_url}\n"
             f"  log in as user 'admin', password '{airflow.admin_password()}'\n"
             f"  (stored in {airflow.password_file})\n"
-            f"  DAGs: {', '.join(DAG_IDS)} (new DAGs start paused: unpause them in the UI)\n"
+            f"  DAGs: {', '.join(ids)} (new DAGs start paused: unpause them in the UI)\n"
             f"  settings: {json.dumps(extra)}\n"
             f"  component logs: {HOME / 'logs'}\n"
             "Press Ctrl-C to stop every component.", flush=True)

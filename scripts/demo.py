@@ -1,16 +1,24 @@
 """``make demo``: the whole lifecycle, played through a real Airflow on this machine.
 
-1. resets the demo's state (``var/demo/`` and the Airflow database under ``.airflow/``);
+Two models run side by side, each with its own DAG set built by the factory from ``configs/``:
+``late_delivery`` (``configs/demo.yaml``, simulated data with a harmless shift, a harmful shift
+and a concept change) and ``adult_income`` (``configs/adult.yaml``, the real UCI Adult data:
+trained on ``adult.data``, its daily batches cut from ``adult.test``, without labels, so its
+drift check relies on the label-free performance estimate).
+
+1. resets the demo's state (``var/demo/``, ``var/adult/`` and the Airflow database under
+   ``.airflow/``);
 2. simulates the data (``ml_lifecycle.simulate``): a training table, one batch per day for the
    last ``--days`` days with a covariate shift and later a concept change, labels 3 days late;
+   cuts the same days' batches of the second model from ``adult.test``;
 3. migrates SQLite and starts scheduler, dag-processor, triggerer and api-server (LocalExecutor)
-   with ``AIRFLOW_HOME=.airflow``, and unpauses the three DAGs;
-4. trains the first champion through ``ml_training``;
-5. for every simulated day, triggers ``ml_batch_scoring`` and ``ml_drift_check`` with that
-   day as logical date; when the retrain policy says so the drift check triggers
-   ``ml_training``, which the scheduler runs for real, and waits for it before the day ends;
-6. prints one row per day, writes ``demo-summary.json``, lists the HTML reports, pauses the DAGs
-   and stops every process it started (and checks that none is left).
+   with ``AIRFLOW_HOME=.airflow``, and unpauses the six DAGs;
+4. trains each model's first champion through its ``<name>__training`` DAG;
+5. for every day, triggers both models' ``<name>__scoring`` and ``<name>__drift_check`` with
+   that day as logical date; when a model's retrain policy says so its drift check triggers its
+   own training DAG, which the scheduler runs for real, and waits for it before the day ends;
+6. prints one table per model, writes ``demo-summary.json`` (per model), lists the HTML
+   reports, pauses the DAGs and stops every process it started (and checks that none is left).
 
 The daily DAGs run with ``ML_LIFECYCLE_DAILY_SCHEDULE=none`` here: the demo is the clock, so
 each simulated day is processed once, in order, after the previous day's retrain finished.
@@ -37,16 +45,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from airflow_embedded import ENV_FILE, HOME, home_pids  # noqa: E402
 
 from ml_lifecycle_airflow import settings  # noqa: E402
-from ml_lifecycle_airflow.defaults import (  # noqa: E402
-    DRIFT_DAG_ID,
-    SCORING_DAG_ID,
-    TRAINING_DAG_ID,
-)
 from ml_lifecycle_airflow.embedded import EmbeddedAirflow, EmbeddedError  # noqa: E402
 from ml_lifecycle_airflow.steps import retrain_run_id  # noqa: E402
 
 SUMMARY_FILE = ROOT / "demo-summary.json"
-DAG_IDS = (TRAINING_DAG_ID, SCORING_DAG_ID, DRIFT_DAG_ID)
+CONFIGS = ROOT / "configs"
+SIMULATED_CONFIG = CONFIGS / "demo.yaml"  # the model whose story the simulation tells
+REAL_CONFIG = CONFIGS / "adult.yaml"  # real data, batches cut from adult.test
 RUN_TIMEOUT = 300.0
 # Imported once by the LocalExecutor's worker processes; task processes fork from them.
 PRELOAD = ("airflow.sdk.execution_time.task_runner", "airflow.dag_processing.dagbag",
@@ -71,6 +76,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--initial-rows", type=int, default=6000)
     parser.add_argument("--rows-per-day", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--adult-rows-per-day", type=int, default=700,
+                        help="rows of adult.test per day for the second model (default 700)")
     parser.add_argument("--parallelism", type=int, default=3,
                         help="[core] parallelism: LocalExecutor worker processes")
     return parser.parse_args(argv)
@@ -118,16 +125,47 @@ def simulate_data(cfg: Any, args: argparse.Namespace) -> dict[str, Any]:
                     harmless_day=None if args.harmless_day < 0 else args.harmless_day)
 
 
+def cut_real_batches(cfg: Any, days: list[str], rows_per_day: int) -> dict[str, int]:
+    """Write the second model's day batches: consecutive rows of ``adult.test`` (its label
+    column dropped: a batch to score has no labels), in the file format the config reads."""
+    source = Path(cfg.data.path).with_name("adult.test")
+    lines = [line for line in source.read_text(encoding="utf-8").splitlines()
+             if line.strip() and not line.startswith(cfg.data.comment or "|")]
+    folder = Path(cfg.lifecycle.batches)
+    folder.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for i, day in enumerate(days):
+        chunk = lines[i * rows_per_day:(i + 1) * rows_per_day]
+        if not chunk:
+            raise SystemExit(f"{source} has {len(lines)} rows: not enough for {len(days)} days "
+                             f"of {rows_per_day} rows (lower --adult-rows-per-day)")
+        (folder / f"{day}.csv").write_text(
+            "".join(line.rsplit(",", 1)[0] + "\n" for line in chunk), encoding="utf-8")
+        counts[day] = len(chunk)
+    return counts
+
+
 # --------------------------------------------------------------------------- the play
 
 
-def run_day(airflow: EmbeddedAirflow, day: str) -> dict[str, str]:
-    """Scoring and drift check of one day (the drift run includes its retrain, if any)."""
-    scoring = airflow.trigger(SCORING_DAG_ID, logical_date=day)
-    drift = airflow.trigger(DRIFT_DAG_ID, logical_date=day)
-    return {"scoring": airflow.wait_for_run(SCORING_DAG_ID, scoring, RUN_TIMEOUT, poll=0.5),
-            "drift": airflow.wait_for_run(DRIFT_DAG_ID, drift, RUN_TIMEOUT, poll=0.5),
-            "drift_run_id": drift}
+def run_day(airflow: EmbeddedAirflow, models: list[Any], day: str) -> dict[str, dict[str, str]]:
+    """Scoring and drift check of one day for every model, all triggered at once (a drift run
+    includes its retrain, if any)."""
+    started = {}
+    for model in models:
+        ids = settings.dag_ids(model.name)
+        started[model.name] = {"scoring": airflow.trigger(ids["scoring"], logical_date=day),
+                               "drift": airflow.trigger(ids["drift"], logical_date=day)}
+    states = {}
+    for model in models:
+        ids = settings.dag_ids(model.name)
+        runs = started[model.name]
+        states[model.name] = {
+            "scoring": airflow.wait_for_run(ids["scoring"], runs["scoring"], RUN_TIMEOUT,
+                                            poll=0.5),
+            "drift": airflow.wait_for_run(ids["drift"], runs["drift"], RUN_TIMEOUT, poll=0.5),
+            "drift_run_id": runs["drift"]}
+    return states
 
 
 def day_row(cfg: Any, day: str, states: dict[str, str], regime: str,
@@ -288,6 +326,52 @@ def print_table(rows: list[dict[str, Any]], metric_name: str) -> None:
 # --------------------------------------------------------------------------- main
 
 
+def model_summary(cfg: Any, days: list[str], states: dict[str, dict[str, str]],
+                  regimes: dict[str, str], training_runs: dict[str, dict[str, Any]],
+                  initial_champion: int | None) -> dict[str, Any]:
+    """One model's part of ``demo-summary.json``; prints its table."""
+    cards = training_cards(cfg)
+    rows = [day_row(cfg, day, states.get(day, {}), regimes.get(day, "real"), training_runs,
+                    cards, days[-1]) for day in days]
+    champion_after(rows, initial_champion)
+    metric_name = next((r["live_metric"]["metric"] for r in rows if r.get("live_metric")),
+                       "metric")
+    say(f"\n{cfg.name} ({settings.dag_ids(cfg.name)['drift']}):")
+    print_table(rows, metric_name)
+    alerts = sorted(Path(cfg.lifecycle.alerts).glob("*.json"))
+    by_kind: dict[str, int] = {}
+    for alert in alerts:
+        kind = alert.name.split("__", 1)[0]
+        by_kind[kind] = by_kind.get(kind, 0) + 1
+    return {
+        "dag_ids": settings.dag_ids(cfg.name),
+        "initial_champion": initial_champion, "days": rows, "alerts": by_kind,
+        "alerts_dir": cfg.lifecycle.alerts, "reports_dir": cfg.lifecycle.reports,
+        "registry": cfg.registry.root,
+        "retrains_triggered": sum(1 for r in rows if r["retrain_triggered"]),
+        "promotions": sum(1 for r in rows if r.get("gate") == "promoted")}
+
+
+def train_first_champions(airflow: EmbeddedAirflow, models: list[Any], first_day: str
+                          ) -> dict[str, int]:
+    """Each model's initial training through its own training DAG, all at once."""
+    from ml_lifecycle.registry import open_registry
+
+    before = (dt.date.fromisoformat(first_day) - dt.timedelta(days=1)).isoformat()
+    runs = {m.name: airflow.trigger(settings.dag_ids(m.name)["training"], conf={
+        "reason": "initial training (demo)", "as_of_day": before}) for m in models}
+    champions = {}
+    for model in models:
+        dag_id = settings.dag_ids(model.name)["training"]
+        state = airflow.wait_for_run(dag_id, runs[model.name], RUN_TIMEOUT)
+        champion = open_registry(model.registry.root).champion()
+        if state != "success" or champion is None:
+            raise EmbeddedError(f"initial training of {model.name}: run {state}; tasks: "
+                                f"{airflow.task_states(dag_id, runs[model.name])}")
+        champions[model.name] = champion
+    return champions
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.monotonic()
@@ -297,69 +381,75 @@ def main(argv: list[str] | None = None) -> int:
             "stop it first (Ctrl-C in `make airflow`, or "
             "python scripts/airflow_embedded.py stop)")
         return 1
-    cfg = settings.load_lifecycle_config(ROOT)
-    say(f"[{0:5.1f}s] resetting the demo state (var/demo, {HOME.name}/airflow.db)")
-    reset(cfg)
+    cfg = settings.load_lifecycle_config(SIMULATED_CONFIG)
+    real = settings.load_lifecycle_config(REAL_CONFIG)
+    models = [cfg, real]
+    say(f"[{0:5.1f}s] resetting the demo state (var/demo, var/adult, {HOME.name}/airflow.db)")
+    for model in models:
+        reset(model)
     sim = simulate_data(cfg, args)
     truth = json.loads(Path(sim["ground_truth"]).read_text())
     manifest = json.loads(Path(sim["manifest"]).read_text())
     days = [f["date"] for f in manifest["files"]]
     regimes = {r["date"]: r["regime"] for r in truth["positive_rate_per_day"]}
-    say(f"[{time.monotonic() - started:5.1f}s] simulated {len(days)} days {days[0]} .. "
-        f"{days[-1]} ({args.rows_per_day} rows/day, labels "
+    real_rows = cut_real_batches(real, days, args.adult_rows_per_day)
+    say(f"[{time.monotonic() - started:5.1f}s] {cfg.name}: simulated {len(days)} days "
+        f"{days[0]} .. {days[-1]} ({args.rows_per_day} rows/day, labels "
         f"{cfg.lifecycle.label_delay_days} days late): "
         + (f"harmless shift from {sim['harmless_shift_day']}, " if sim.get("harmless_in_window")
            else "")
         + f"covariate shift on {sim['covariate_shift_day']}, concept change on "
         f"{sim['concept_change_day']}")
+    say(f"[{time.monotonic() - started:5.1f}s] {real.name}: {len(real_rows)} daily batches of "
+        f"{args.adult_rows_per_day} rows cut from adult.test (no labels: the drift check "
+        "estimates the performance)")
 
     extra = {
-        settings.CONFIG_ENV: str(settings.config_path(ROOT)),
-        settings.BASE_DIR_ENV: str(settings.base_dir(ROOT)),
+        settings.CONFIGS_ENV: str(CONFIGS),
         settings.DAILY_SCHEDULE_ENV: "none",
         settings.START_DATE_ENV: days[0],
-        settings.TRAINING_SCHEDULE_ENV: cfg.lifecycle.training_schedule or "none",
+        settings.TRAINING_SCHEDULE_ENV: "none",
     }
     HOME.mkdir(parents=True, exist_ok=True)
     ENV_FILE.write_text(json.dumps(extra, indent=2) + "\n")
     airflow = EmbeddedAirflow(ROOT, HOME, parallelism=args.parallelism, extra_env=extra,
                               preload=PRELOAD, idle_sleep=0.25)
-    states: dict[str, dict[str, str]] = {}
+    dag_ids = [i for m in models for i in settings.dag_ids(m.name).values()]
+    states: dict[str, dict[str, dict[str, str]]] = {m.name: {} for m in models}
     failure: str | None = None
-    initial_champion = None
+    champions: dict[str, int] = {}
+    training_runs: dict[str, dict[str, dict[str, Any]]] = {m.name: {} for m in models}
     try:
         airflow.migrate()
         airflow.start()
-        airflow.wait_for_dags(list(DAG_IDS))
-        for dag_id in DAG_IDS:
+        airflow.wait_for_dags(dag_ids)
+        for dag_id in dag_ids:
             airflow.unpause(dag_id)
         say(f"[{time.monotonic() - started:5.1f}s] Airflow up ({airflow.base_url}, "
-            f"LocalExecutor x{args.parallelism}, SQLite); training the first champion")
-        before = (dt.date.fromisoformat(days[0]) - dt.timedelta(days=1)).isoformat()
-        run_id = airflow.trigger(TRAINING_DAG_ID, conf={
-            "reason": "initial training (demo)", "as_of_day": before})
-        state = airflow.wait_for_run(TRAINING_DAG_ID, run_id, RUN_TIMEOUT)
-        from ml_lifecycle.registry import open_registry
-
-        initial_champion = open_registry(cfg.registry.root).champion()
-        if state != "success" or initial_champion is None:
-            raise EmbeddedError(f"initial training run {state}; tasks: "
-                                f"{airflow.task_states(TRAINING_DAG_ID, run_id)}")
-        say(f"[{time.monotonic() - started:5.1f}s] champion v{initial_champion}; "
-            f"replaying {len(days)} days")
+            f"LocalExecutor x{args.parallelism}, SQLite), {len(dag_ids)} DAGs for "
+            f"{len(models)} models; training the first champions")
+        champions = train_first_champions(airflow, models, days[0])
+        say(f"[{time.monotonic() - started:5.1f}s] champions "
+            + ", ".join(f"{name} v{v}" for name, v in champions.items())
+            + f"; replaying {len(days)} days")
         for day in days:
-            states[day] = run_day(airflow, day)
-            path = Path(cfg.registry.root) / "monitoring" / "days" / f"{day}.json"
-            result = json.loads(path.read_text()) if path.is_file() else {}
-            say(f"[{time.monotonic() - started:5.1f}s] {day}: scoring {states[day]['scoring']}, "
-                f"drift check {states[day]['drift']} -> {result.get('verdict', 'n/a')}"
-                f"{' -> retrain triggered' if result.get('retrain') else ''}")
-        training_runs = {r["dag_run_id"]: r for r in airflow.dag_runs(TRAINING_DAG_ID)}
-        for dag_id in DAG_IDS:
+            today = run_day(airflow, models, day)
+            line = []
+            for model in models:
+                states[model.name][day] = today[model.name]
+                path = Path(model.registry.root) / "monitoring" / "days" / f"{day}.json"
+                result = json.loads(path.read_text()) if path.is_file() else {}
+                line.append(f"{model.name} {result.get('verdict', 'n/a')}"
+                            f"{' -> retrain' if result.get('retrain') else ''}")
+            say(f"[{time.monotonic() - started:5.1f}s] {day}: " + "; ".join(line))
+        for model in models:
+            training_runs[model.name] = {
+                r["dag_run_id"]: r
+                for r in airflow.dag_runs(settings.dag_ids(model.name)["training"])}
+        for dag_id in dag_ids:
             airflow.unpause(dag_id, paused=True)
     except (EmbeddedError, OSError) as exc:
         failure = str(exc)
-        training_runs = {}
         say(f"DEMO FAILED: {failure}")
     finally:
         t_stop = time.monotonic()
@@ -369,47 +459,34 @@ def main(argv: list[str] | None = None) -> int:
             f"{f' (SIGKILL needed for {killed})' if killed else ''}; none left: "
             f"{not airflow.leftover_pids()}")
 
-    cards = training_cards(cfg)
-    rows = [day_row(cfg, day, states.get(day, {}), regimes.get(day, "?"), training_runs, cards,
-                    days[-1]) for day in days]
-    champion_after(rows, initial_champion)
-    metric_name = next((r["live_metric"]["metric"] for r in rows if r.get("live_metric")),
-                       "metric")
-    say("")
-    print_table(rows, metric_name)
-    alerts = sorted(Path(cfg.lifecycle.alerts).glob("*.json"))
-    by_kind: dict[str, int] = {}
-    for alert in alerts:
-        kind = alert.name.split("__", 1)[0]
-        by_kind[kind] = by_kind.get(kind, 0) + 1
+    per_model = {}
+    for model, config_file in ((cfg, SIMULATED_CONFIG), (real, REAL_CONFIG)):
+        per_model[model.name] = model_summary(
+            model, days, states[model.name], regimes if model is cfg else {},
+            training_runs[model.name], champions.get(model.name))
+        per_model[model.name]["config"] = str(config_file.relative_to(ROOT))
+    per_model[cfg.name]["simulation"] = {
+        "days": days, "rows_per_day": args.rows_per_day, "initial_rows": args.initial_rows,
+        "seed": args.seed, "covariate_shift_day": sim["covariate_shift_day"],
+        "concept_change_day": sim["concept_change_day"],
+        "harmless_shift_day": sim.get("harmless_shift_day"),
+        "label_delay_days": cfg.lifecycle.label_delay_days}
+    per_model[real.name]["batches"] = {"source": "adult.test", "rows_per_day": real_rows}
     wall = time.monotonic() - started
-    summary = {
-        "started_at": started_at.isoformat(),
-        "wall_seconds": round(wall, 1),
-        "failure": failure,
-        "simulation": {"days": days, "rows_per_day": args.rows_per_day,
-                       "initial_rows": args.initial_rows, "seed": args.seed,
-                       "covariate_shift_day": sim["covariate_shift_day"],
-                       "concept_change_day": sim["concept_change_day"],
-                       "harmless_shift_day": sim.get("harmless_shift_day"),
-                       "label_delay_days": cfg.lifecycle.label_delay_days},
-        "initial_champion": initial_champion,
-        "days": rows,
-        "alerts": by_kind,
-        "alerts_dir": cfg.lifecycle.alerts,
-        "reports_dir": cfg.lifecycle.reports,
-        "registry": cfg.registry.root,
-        "airflow_home": str(HOME),
-    }
+    summary = {"started_at": started_at.isoformat(), "wall_seconds": round(wall, 1),
+               "failure": failure, "models": per_model, "airflow_home": str(HOME)}
     from ml_lifecycle.io import atomic_write_json
 
     atomic_write_json(SUMMARY_FILE, summary)
     say("\nHTML drift reports:")
-    for row in rows:
-        if row.get("report_html"):
-            say(f"  {row['report_html']}")
-    say(f"alerts ({cfg.lifecycle.alerts}): "
-        + (", ".join(f"{k} x{v}" for k, v in sorted(by_kind.items())) or "none"))
+    for name, model_part in per_model.items():
+        reports = [r["report_html"] for r in model_part["days"] if r.get("report_html")]
+        say(f"  {name}: {len(reports)} in {model_part['reports_dir']}"
+            + (f" (latest {reports[-1]})" if reports else ""))
+    for name, model_part in per_model.items():
+        say(f"alerts of {name} ({model_part['alerts_dir']}): "
+            + (", ".join(f"{k} x{v}" for k, v in sorted(model_part["alerts"].items()))
+               or "none"))
     say(f"summary: {SUMMARY_FILE}")
     say("explore the runs in the UI: make airflow (http://localhost:8080)")
     say(f"wall time: {wall:.0f} s ({wall / 60:.1f} min)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,29 @@ from ml_lifecycle.config import Config, config_from_dict
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
-os.environ.setdefault("ML_LIFECYCLE_BASE_DIR", str(PROJECT_ROOT))
+
+
+def project_config_raw(name: str = "demo.yaml", *, rebase: bool = True) -> dict[str, Any]:
+    """A shipped config (``configs/<name>``) as a dict whose relative paths are relative to the
+    project root, as a test that re-roots it under a temporary base expects (the file itself
+    writes them relative to its own folder, ``configs/``). ``rebase=False``: as in the file,
+    for a copy written one folder below the project root (e.g. ``var/x.yaml``)."""
+    from ml_lifecycle.config import LIFECYCLE_FOLDERS, load_raw
+
+    raw = load_raw(PROJECT_ROOT / "configs" / name)
+    if not rebase:
+        return raw
+
+    def rebase(value: Any) -> Any:
+        return value[3:] if isinstance(value, str) and value.startswith("../") else value
+
+    raw["data"]["path"] = rebase(raw["data"]["path"])
+    raw["data"]["data_roots"] = [rebase(v) for v in raw["data"].get("data_roots") or []]
+    raw["registry"]["root"] = rebase(raw["registry"]["root"])
+    for key in LIFECYCLE_FOLDERS:
+        if key in (raw.get("lifecycle") or {}):
+            raw["lifecycle"][key] = rebase(raw["lifecycle"][key])
+    return raw
 
 
 def make_table(n: int = 1500, seed: int = 0, positive_rate_shift: float = 0.0) -> pd.DataFrame:

@@ -12,7 +12,7 @@ import yaml
 
 import ml_lifecycle.drift.check as drift_check
 import ml_lifecycle.train as train_module
-from conftest import PROJECT_ROOT, SHARED_DATA
+from conftest import PROJECT_ROOT, SHARED_DATA, project_config_raw
 from ml_lifecycle.backtest import run_backtest
 from ml_lifecycle.simulate import simulate
 
@@ -24,7 +24,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("bt")
     simulate(root / "data", days=6, seed=3, initial_rows=2500, rows_per_day=600,
              label_delay_days=2, shift_day=2, concept_day=4, harmless_day=1)
-    raw = yaml.safe_load((PROJECT_ROOT / "configs" / "demo.yaml").read_text())
+    raw = project_config_raw()
     raw["data"]["path"] = str(root / "data" / "train.csv")
     raw["lifecycle"].update(batches=str(root / "data" / "batches"),
                             labels=str(root / "data" / "labels"), label_delay_days=2)
@@ -118,7 +118,7 @@ def test_never_retrain_makes_no_registry_writes(demo: dict[str, Any], tmp_path: 
 
 @pytest.mark.skipif(not SHARED_DATA.exists(), reason="../shared/data is not present")
 def test_traffic_monthly_batches_through_config(tmp_path: Path) -> None:
-    result = run_backtest(str(PROJECT_ROOT / "configs" / "traffic.yaml"), overrides=[
+    result = run_backtest(str(PROJECT_ROOT / "examples" / "traffic.yaml"), overrides=[
         f"registry.root={tmp_path / 'r'}", "backtest.max_batches=3", "evaluation.bootstrap=20",
     ], strategies=["never", "drift"])
     assert result["batches"] == 3 and result["first_day"] == "2014-01-01"

@@ -23,6 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
+from conftest import project_config_raw
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
 
@@ -289,7 +291,7 @@ def _init_with_s3_root(workdir: Path, root: str, s3_env: dict[str, str]) -> tupl
     error = ""
     try:
         topo.prepare()
-        raw = yaml.safe_load((PROJECT_ROOT / "configs" / "demo.yaml").read_text())
+        raw = project_config_raw(rebase=False)  # written to /opt/airflow/var/
         raw["registry"]["root"] = root
         Path(topo.mapping.path("/opt/airflow/var/s3-config.yaml")).write_text(
             yaml.safe_dump(raw))

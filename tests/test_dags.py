@@ -21,6 +21,10 @@ pytestmark = pytest.mark.airflow
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DAG_FILES = sorted(p.name for p in (PROJECT_ROOT / "dags").glob("*.py"))
 HEAVY = ("pandas", "sklearn", "scipy")
+# configs/demo.yaml and configs/adult.yaml: one DAG set each
+TRAINING, SCORING, DRIFT = "late_delivery__training", "late_delivery__scoring", \
+    "late_delivery__drift_check"
+MODELS = ("late_delivery", "adult_income")
 
 INSPECT = r"""
 import copy, json, sys, time
@@ -63,21 +67,21 @@ print(json.dumps(out, default=str))
 """
 
 INVALID_CONFS = [
-    ("ml_training", {"window_days": -3}),
-    ("ml_training", {"reason": ""}),
-    ("ml_training", {"force": "yes"}),
-    ("ml_training", {"as_of_day": "March 5th"}),
-    ("ml_training", {"config_overrides": ["model.max_iter 200"]}),
-    ("ml_training", {"labels_wait_minutes": -1}),
-    ("ml_drift_check", {"day": "2026-13"}),
-    ("ml_drift_check", {"batch_wait_minutes": "soon"}),
-    ("ml_batch_scoring", {"wait_for_retrain": "maybe", "day": 5}),
+    (TRAINING, {"window_days": -3}),
+    (TRAINING, {"reason": ""}),
+    (TRAINING, {"force": "yes"}),
+    (TRAINING, {"as_of_day": "March 5th"}),
+    (TRAINING, {"config_overrides": ["model.max_iter 200"]}),
+    (TRAINING, {"labels_wait_minutes": -1}),
+    (DRIFT, {"day": "2026-13"}),
+    (DRIFT, {"batch_wait_minutes": "soon"}),
+    (SCORING, {"wait_for_retrain": "maybe", "day": 5}),
 ]
 VALID_CONFS = [
-    ("ml_training", {"reason": "drift", "force": True, "window_days": 7,
+    (TRAINING, {"reason": "drift", "force": True, "window_days": 7,
                      "include_original": False, "as_of_day": "2026-03-05",
                      "config_overrides": ["model.max_iter=200"], "drift_report": "/x.json"}),
-    ("ml_drift_check", {"day": "2026-03-05", "wait_for_retrain": False}),
+    (DRIFT, {"day": "2026-03-05", "wait_for_retrain": False}),
 ]
 
 
@@ -95,11 +99,12 @@ def inspected(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def test_dagbag_has_no_import_errors(inspected: dict[str, Any]) -> None:
     assert inspected["import_errors"] == {}
-    assert set(inspected["dags"]) == {"ml_training", "ml_batch_scoring", "ml_drift_check"}
+    assert set(inspected["dags"]) == {f"{m}__{k}" for m in MODELS
+                                      for k in ("training", "scoring", "drift_check")}
 
 
 def test_training_dag_structure(inspected: dict[str, Any]) -> None:
-    dag = inspected["dags"]["ml_training"]
+    dag = inspected["dags"][TRAINING]
     tasks = {k: v["downstream"] for k, v in dag["tasks"].items()}
     assert tasks == {
         "prepare_request": ["promote", "train_candidate", "wait_for_new_labels"],
@@ -119,7 +124,7 @@ def test_training_dag_structure(inspected: dict[str, Any]) -> None:
 
 
 def test_daily_dags_structure(inspected: dict[str, Any]) -> None:
-    drift = inspected["dags"]["ml_drift_check"]
+    drift = inspected["dags"][DRIFT]
     assert {k: v["downstream"] for k, v in drift["tasks"].items()} == {
         "wait_for_batch": ["check_drift"],
         "check_drift": ["retrain_decision"],
@@ -129,7 +134,7 @@ def test_daily_dags_structure(inspected: dict[str, Any]) -> None:
     }
     assert drift["tasks"]["trigger_retrain"]["type"] == "TriggerDagRunOperator"
     assert drift["tasks"]["wait_for_batch"]["mode"] == "reschedule"
-    scoring = inspected["dags"]["ml_batch_scoring"]
+    scoring = inspected["dags"][SCORING]
     assert {k: v["downstream"] for k, v in scoring["tasks"].items()} == {
         "wait_for_batch": ["score_batch"], "score_batch": []}
     for dag in (drift, scoring):
@@ -142,6 +147,7 @@ def test_dags_follow_the_house_rules(inspected: dict[str, Any]) -> None:
         assert dag["doc_md"] and dag_id in dag["doc_md"], dag_id
         assert dag["start_date"] == "2026-01-01T00:00:00+00:00", dag_id
         assert "ml-lifecycle" in dag["tags"], dag_id
+        assert dag_id.split("__")[0] in dag["tags"], dag_id  # the model's name
         assert dag["dagrun_timeout"] == 24 * 3600, dag_id  # no run hangs forever
         for task_id, task in dag["tasks"].items():
             assert task["execution_timeout"] == 6 * 3600, (dag_id, task_id)
@@ -150,27 +156,26 @@ def test_dags_follow_the_house_rules(inspected: dict[str, Any]) -> None:
 
 
 def test_branch_task_ids_are_module_constants() -> None:
-    for name, constants in (("ml_training.py", ("PROMOTE_TASK_ID", "REJECT_TASK_ID")),
-                            ("ml_drift_check.py", ("TRIGGER_TASK_ID", "NO_RETRAIN_TASK_ID"))):
-        source = (PROJECT_ROOT / "dags" / name).read_text()
-        for constant in constants:
-            assert f"{constant} = " in source
-            assert f"return {constant}" in source or f"else {constant}" in source
+    source = (PROJECT_ROOT / "include" / "ml_lifecycle_airflow" / "factory.py").read_text()
+    for constant in ("PROMOTE_TASK_ID", "REJECT_TASK_ID", "TRIGGER_TASK_ID",
+                     "NO_RETRAIN_TASK_ID"):
+        assert f"{constant} = " in source
+        assert f"return {constant}" in source or f"else {constant}" in source
 
 
 def test_trigger_forms_refuse_invalid_values(inspected: dict[str, Any]) -> None:
     results = {dag_id: list(r) for dag_id, r in inspected["invalid"].items()}
-    training = results["ml_training"]
+    training = results[TRAINING]
     assert all(r and "ParamValidationError" in r for r in training[:6]), training
     assert "window_days" in training[0] and "minimum" in training[0]
     assert training[-1] is None  # the valid form passes
-    drift = results["ml_drift_check"]
+    drift = results[DRIFT]
     assert all(r and "ParamValidationError" in r for r in drift[:2]) and drift[-1] is None
-    assert "ParamValidationError" in results["ml_batch_scoring"][0]
+    assert "ParamValidationError" in results[SCORING][0]
 
 
 def test_training_form_fields(inspected: dict[str, Any]) -> None:
-    params = inspected["dags"]["ml_training"]["params"]
+    params = inspected["dags"][TRAINING]["params"]
     assert params["reason"] == "manual retrain" and params["force"] is False
     assert {"window_days", "include_original", "config_overrides", "as_of_day",
             "labels_wait_minutes", "drift_report", "triggered_by", "trigger_id"} <= set(params)
@@ -218,7 +223,7 @@ ti = SimpleNamespace(dag_id="ml_drift_check", run_id="manual__2026-03-05T00:00:0
                      task_id="check_drift", try_number=1, log_url="http://x/log",
                      xcom_pull=lambda task_ids: {"verdict": "drift"})
 context = {"ti": ti, "params": {"day": "2026-03-05"}, "exception": ValueError("boom")}
-notifier = LifecycleNotifier("task_failure", project_root=sys.argv[1],
+notifier = LifecycleNotifier("task_failure", config_file=sys.argv[1],
                              details_task_id="check_drift")
 notifier(context)
 server.shutdown()
@@ -232,12 +237,12 @@ def test_notifier_writes_the_alert_file_and_posts_to_slack(tmp_path: Path) -> No
     env = airflow_env(tmp_path / "home", PROJECT_ROOT, {
         "ML_LIFECYCLE_CONFIG": str(tmp_path / "missing.yaml"),
         "ML_LIFECYCLE_BASE_DIR": str(tmp_path)})
-    proc = subprocess.run([sys.executable, "-c", NOTIFY, str(PROJECT_ROOT)], env=env,
+    proc = subprocess.run([sys.executable, "-c", NOTIFY, str(tmp_path / "missing.yaml")], env=env,
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     path = Path(out["path"])
-    assert path.parent == tmp_path / "var/lifecycle/alerts"
+    assert path.parent == tmp_path / "var/missing/alerts"  # var/<config stem>/alerts
     assert path.name == ("task_failure__ml_drift_check__manual__2026-03-05T00-00-00-00-00"
                          "__check_drift.json")
     alert = json.loads(path.read_text())

@@ -20,7 +20,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from ml_lifecycle.config import apply_overrides, load_config, load_raw
+from conftest import project_config_raw
+from ml_lifecycle.config import apply_overrides, load_config
 from ml_lifecycle.registry import Registry
 from ml_lifecycle.simulate import simulate
 from ml_lifecycle_airflow.dagtest import airflow_env, run_steps
@@ -37,6 +38,10 @@ FAST = ["model.max_iter=60", "model.patience=5", "evaluation.bootstrap=20",
         # day -> retrain" certain on 500-row batches (the performance-led default is tested in
         # test_drift_check.py, test_drift_policy.py and the backtest)
         "policy.trigger=drift"]
+
+# configs/demo.yaml's model (name late_delivery): its DAG set
+TRAINING, SCORING, DRIFT = (f"late_delivery__{k}" for k in ("training", "scoring", "drift_check"))
+
 
 
 def day(offset: int) -> str:
@@ -62,7 +67,7 @@ class World:
         simulate(base / "var/demo/data", days=days, seed=11, start_date=START,
                  initial_rows=1500, rows_per_day=500, label_delay_days=3, shift_day=shift_day,
                  concept_day=99)
-        raw = apply_overrides(load_raw(PROJECT_ROOT / "configs" / "demo.yaml"),
+        raw = apply_overrides(project_config_raw(),
                               [*FAST, f"data.data_roots=[{base / 'var/demo'}]", *overrides])
         self.config_file = base / "lifecycle.yaml"
         self.config_file.write_text(yaml.safe_dump(raw))
@@ -100,9 +105,9 @@ def assert_ran(result: dict[str, Any], state: str, **tasks: str) -> None:
 def test_training_dag_promotes_then_rejects(airflow_home: Path, tmp_path: Path) -> None:
     world = World(tmp_path, airflow_home)
     first, strict = world.run(
-        {"dag_id": "ml_training", "logical_date": None,
+        {"dag_id": TRAINING, "logical_date": None,
          "conf": {"reason": "initial training", "as_of_day": day(-1)}},
-        {"dag_id": "ml_training", "logical_date": None,
+        {"dag_id": TRAINING, "logical_date": None,
          "conf": {"reason": "stricter floor", "force": True,
                   "config_overrides": ["gate.floors.roc_auc=0.999"]}},
     )
@@ -131,13 +136,13 @@ def test_new_labels_sensor_waits_times_out_or_is_forced(airflow_home: Path,
     world.train_champion(as_of=day(-1))  # trained on data up to the day before START
     timed_out, forced, enough = world.run(
         # No label of the batches has arrived by day 1: the sensor gives up after 3 s.
-        {"dag_id": "ml_training", "logical_date": None,
+        {"dag_id": TRAINING, "logical_date": None,
          "conf": {"reason": "too early", "as_of_day": day(1), "labels_wait_minutes": 0.05}},
-        {"dag_id": "ml_training", "logical_date": None,
+        {"dag_id": TRAINING, "logical_date": None,
          "conf": {"reason": "forced", "as_of_day": day(1), "force": True,
                   "labels_wait_minutes": 0.05}},
         # By day 5 the labels of days 0-2 arrived: 1500 rows >= min_new_labels=1000.
-        {"dag_id": "ml_training", "logical_date": None,
+        {"dag_id": TRAINING, "logical_date": None,
          "conf": {"reason": "enough labels", "as_of_day": day(5), "window_days": 3}},
     )
     assert_ran(timed_out, "success", wait_for_new_labels="skipped",
@@ -163,10 +168,10 @@ def test_new_labels_sensor_waits_times_out_or_is_forced(airflow_home: Path,
 def test_trigger_form_and_conf_are_validated(airflow_home: Path, tmp_path: Path) -> None:
     world = World(tmp_path, airflow_home)
     invalid, outside, override = world.run(
-        {"dag_id": "ml_training", "logical_date": None, "conf": {"window_days": -1}},
-        {"dag_id": "ml_training", "logical_date": None,
+        {"dag_id": TRAINING, "logical_date": None, "conf": {"window_days": -1}},
+        {"dag_id": TRAINING, "logical_date": None,
          "conf": {"drift_report": "/etc/passwd", "force": True}},
-        {"dag_id": "ml_training", "logical_date": None,
+        {"dag_id": TRAINING, "logical_date": None,
          "conf": {"force": True, "config_overrides": [f"registry.root={tmp_path / 'elsewhere'}"]}},
     )
     assert "ParamValidationError" in invalid["error"] and "window_days" in invalid["error"]
@@ -187,10 +192,10 @@ def test_scoring_and_drift_dags_on_a_clean_and_a_drifted_day(airflow_home: Path,
     world = World(tmp_path, airflow_home, days=5, shift_day=4)
     world.train_champion(as_of=day(-4))
     scored, rescored, clean, drifted = world.run(
-        {"dag_id": "ml_batch_scoring", "logical_date": day(0)},
-        {"dag_id": "ml_batch_scoring", "logical_date": day(0)},
-        {"dag_id": "ml_drift_check", "logical_date": day(0), "conf": {"wait_for_retrain": False}},
-        {"dag_id": "ml_drift_check", "logical_date": day(4), "conf": {"wait_for_retrain": False}},
+        {"dag_id": SCORING, "logical_date": day(0)},
+        {"dag_id": SCORING, "logical_date": day(0)},
+        {"dag_id": DRIFT, "logical_date": day(0), "conf": {"wait_for_retrain": False}},
+        {"dag_id": DRIFT, "logical_date": day(4), "conf": {"wait_for_retrain": False}},
     )
     assert_ran(scored, "success", wait_for_batch="success", score_batch="success")
     predictions = pd.read_csv(scored["xcom"]["score_batch"]["path"])
@@ -212,7 +217,7 @@ def test_scoring_and_drift_dags_on_a_clean_and_a_drifted_day(airflow_home: Path,
     [event] = [e for e in drifted["asset_events"] if e["asset"] == "ml_lifecycle_drift_verdict"]
     assert event["extra"]["verdict"] == "drift" and event["extra"]["day"] == day(4)
     [triggered] = drifted["triggered"]
-    assert triggered["dag_id"] == "ml_training"
+    assert triggered["dag_id"] == TRAINING
     assert triggered["run_id"] == f"drift_retrain__{day(4)}"
     assert triggered["conf"]["as_of_day"] == day(4)
     assert triggered["conf"]["trigger_id"] == f"drift-{day(4)}"
@@ -231,9 +236,9 @@ def test_missing_batch_and_missing_column_fail_clearly(airflow_home: Path,
     pd.read_csv(batch).drop(columns=["distance_km"]).to_csv(batch, index=False)
     champion_card = world.registry.get_card(1)
     missing, broken = world.run(
-        {"dag_id": "ml_drift_check", "logical_date": day(7),
+        {"dag_id": DRIFT, "logical_date": day(7),
          "conf": {"batch_wait_minutes": 0.05, "wait_for_retrain": False}},
-        {"dag_id": "ml_drift_check", "logical_date": day(1), "conf": {"wait_for_retrain": False}},
+        {"dag_id": DRIFT, "logical_date": day(1), "conf": {"wait_for_retrain": False}},
     )
     assert_ran(missing, "failed", wait_for_batch="failed", check_drift="upstream_failed")
     [timeout] = [a for a in world.alerts("task_failure") if a["task_id"] == "wait_for_batch"]

@@ -30,6 +30,8 @@ from typing import Any
 
 import pytest
 
+from conftest import project_config_raw
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
 
@@ -45,9 +47,9 @@ from s3server import new_bucket, s3_server  # noqa: E402
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
-DRIFT_DAG = "ml_drift_check"
-TRAINING_DAG = "ml_training"
-SCORING_DAG = "ml_batch_scoring"
+DRIFT_DAG = "late_delivery__drift_check"
+TRAINING_DAG = "late_delivery__training"
+SCORING_DAG = "late_delivery__scoring"
 TRAIN_TASK = "train_candidate"
 DRIFTED_DAY = "2026-01-11"  # the simulator's covariate-shift day (first drifted day)
 SIM_DAYS = 14
@@ -75,7 +77,7 @@ def write_test_config(topo: NativeTopology, bucket: str | None) -> None:
     registry and every lifecycle output on ``s3://bucket``."""
     import yaml
 
-    raw = yaml.safe_load((PROJECT_ROOT / "configs" / "demo.yaml").read_text())
+    raw = project_config_raw(rebase=False)  # written to /opt/airflow/var/
     raw.setdefault("policy", {})["trigger"] = "drift"
     if bucket:
         raw["registry"]["root"] = f"s3://{bucket}/late-delivery/registry"
@@ -88,7 +90,7 @@ def core_cli(topo: NativeTopology, *args: str, extra_env: dict[str, str] | None 
     """Run ``python -m ml_lifecycle`` as a user would before `docker compose up` (same paths)."""
     home = topo.rootfs / CONTAINER_HOME.lstrip("/")
     env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
-           "PYTHONPATH": str(home / "include"), "ML_LIFECYCLE_BASE_DIR": str(home),
+           "PYTHONPATH": str(home / "include"),
            "OMP_NUM_THREADS": "1", **(extra_env or {})}
     done = subprocess.run([PY, "-m", "ml_lifecycle", *args], env=env, capture_output=True,
                           text=True, timeout=300)

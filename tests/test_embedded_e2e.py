@@ -1,7 +1,7 @@
 """End to end on the embedded Airflow: real scheduler, dag-processor, triggerer, api-server,
 LocalExecutor and SQLite in a temporary ``AIRFLOW_HOME``.
 
-A clean day triggers nothing; a drifted day makes ``ml_drift_check`` trigger ``ml_training``
+A clean day triggers nothing; a drifted day makes the drift check trigger the training DAG
 for real, the scheduler runs that retrain, and the registry shows its outcome. Every process is
 stopped (and checked gone) even when the test fails.
 """
@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ml_lifecycle.config import apply_overrides, load_config, load_raw
+from conftest import project_config_raw
+from ml_lifecycle.config import apply_overrides, load_config
 from ml_lifecycle.registry import Registry
 from ml_lifecycle.simulate import simulate
 from ml_lifecycle.train import run_training
@@ -40,11 +41,15 @@ FAST = ["model.max_iter=60", "model.patience=5", "evaluation.bootstrap=20",
         # No label of the two days has arrived when the retrain runs: do not wait for any.
         "lifecycle.min_new_labels=0"]
 
+# configs/demo.yaml's model (name late_delivery): its DAG set
+TRAINING, SCORING, DRIFT = (f"late_delivery__{k}" for k in ("training", "scoring", "drift_check"))
+
+
 
 def test_a_drifted_day_triggers_a_real_retrain_and_a_clean_day_nothing(tmp_path: Path) -> None:
     simulate(tmp_path / "var/demo/data", days=2, seed=5, start_date=START, initial_rows=2000,
              rows_per_day=600, label_delay_days=3, shift_day=1, concept_day=99)
-    raw = apply_overrides(load_raw(PROJECT_ROOT / "configs" / "demo.yaml"),
+    raw = apply_overrides(project_config_raw(),
                           [*FAST, f"data.data_roots=[{tmp_path / 'var/demo'}]"])
     config_file = tmp_path / "lifecycle.yaml"
     config_file.write_text(yaml.safe_dump(raw))
@@ -59,33 +64,33 @@ def test_a_drifted_day_triggers_a_real_retrain_and_a_clean_day_nothing(tmp_path:
     airflow.migrate()
     try:
         airflow.start()
-        airflow.wait_for_dags(["ml_training", "ml_drift_check"])
-        airflow.unpause("ml_training")
-        airflow.unpause("ml_drift_check")
+        airflow.wait_for_dags([TRAINING, DRIFT])
+        airflow.unpause(TRAINING)
+        airflow.unpause(DRIFT)
 
         # The trigger form's schema is enforced by the API and the CLI: nothing is created.
         with pytest.raises(EmbeddedError, match=r"HTTP 4\d\d.*window_days"):
-            airflow.trigger("ml_training", conf={"window_days": -1})
-        cli = airflow.airflow("dags", "trigger", "ml_training", "--conf",
+            airflow.trigger(TRAINING, conf={"window_days": -1})
+        cli = airflow.airflow("dags", "trigger", TRAINING, "--conf",
                               '{"reason": "cli", "force": "yes"}', check=False)
         assert cli.returncode != 0 and "force" in cli.stdout + cli.stderr
 
-        clean = airflow.trigger("ml_drift_check", logical_date=CLEAN_DAY)
-        assert airflow.wait_for_run("ml_drift_check", clean, 240) == "success"
-        tasks = airflow.task_states("ml_drift_check", clean)
+        clean = airflow.trigger(DRIFT, logical_date=CLEAN_DAY)
+        assert airflow.wait_for_run(DRIFT, clean, 240) == "success"
+        tasks = airflow.task_states(DRIFT, clean)
         assert (tasks["no_retrain"], tasks["trigger_retrain"]) == ("success", "skipped"), tasks
-        assert airflow.dag_runs("ml_training") == []
+        assert airflow.dag_runs(TRAINING) == []
 
-        drifted = airflow.trigger("ml_drift_check", logical_date=DRIFTED_DAY)
+        drifted = airflow.trigger(DRIFT, logical_date=DRIFTED_DAY)
         # The drift run waits (deferred) for the retrain it triggered.
-        assert airflow.wait_for_run("ml_drift_check", drifted, 420) == "success"
-        tasks = airflow.task_states("ml_drift_check", drifted)
+        assert airflow.wait_for_run(DRIFT, drifted, 420) == "success"
+        tasks = airflow.task_states(DRIFT, drifted)
         assert (tasks["trigger_retrain"], tasks["no_retrain"]) == ("success", "skipped"), tasks
-        [retrain] = airflow.dag_runs("ml_training")
+        [retrain] = airflow.dag_runs(TRAINING)
         assert retrain["dag_run_id"] == f"drift_retrain__{DRIFTED_DAY}"
         assert retrain["state"] == "success"
         assert retrain["conf"]["as_of_day"] == DRIFTED_DAY
-        training = airflow.task_states("ml_training", retrain["dag_run_id"])
+        training = airflow.task_states(TRAINING, retrain["dag_run_id"])
         assert training["train_candidate"] == "success", training
     finally:
         airflow.stop()

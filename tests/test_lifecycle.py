@@ -8,8 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from conftest import project_config_raw
 from ml_lifecycle import lifecycle
-from ml_lifecycle.config import Config, apply_overrides, config_from_dict, load_raw
+from ml_lifecycle.config import Config, apply_overrides, config_from_dict
 from ml_lifecycle.errors import DataError, RegistryError
 from ml_lifecycle.registry import Registry
 from ml_lifecycle.simulate import simulate
@@ -24,7 +25,7 @@ FAST = ["model.max_iter=60", "model.patience=5", "evaluation.bootstrap=20",
 
 
 def demo_config(base: Path, *overrides: str) -> Config:
-    raw = apply_overrides(load_raw(PROJECT_ROOT / "configs" / "demo.yaml"), [*FAST, *overrides])
+    raw = apply_overrides(project_config_raw(), [*FAST, *overrides])
     return config_from_dict(raw, source="demo.yaml", base=base)
 
 

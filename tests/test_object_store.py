@@ -18,7 +18,8 @@ import pandas as pd
 import pytest
 from sklearn.dummy import DummyClassifier
 
-from ml_lifecycle.config import apply_overrides, config_from_dict, load_raw
+from conftest import project_config_raw
+from ml_lifecycle.config import apply_overrides, config_from_dict
 from ml_lifecycle.errors import ConfigError, IntegrityError, RegistryError, StorageError
 from ml_lifecycle.registry import Registry, open_registry
 
@@ -260,7 +261,7 @@ def test_lifecycle_with_every_folder_on_s3(s3: dict[str, str], tmp_path: Path,
     fs = s3fs_client()
     fs.put(str(local) + "/", f"{bucket}/data/", recursive=True)  # the team's data lives on S3
     base = f"s3://{bucket}"
-    raw = apply_overrides(load_raw(PROJECT_ROOT / "configs" / "demo.yaml"), [
+    raw = apply_overrides(project_config_raw(), [
         *FAST, f"data.path={base}/data/train.csv", f"registry.root={base}/registry",
         f"lifecycle.batches={base}/data/batches", f"lifecycle.labels={base}/data/labels",
         f"lifecycle.predictions={base}/predictions", f"lifecycle.reports={base}/reports",

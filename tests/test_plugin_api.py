@@ -25,13 +25,15 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT, project_config_raw
 
 PLUGINS = PROJECT_ROOT / "plugins"
 if str(PLUGINS) not in sys.path:
     sys.path.insert(0, str(PLUGINS))
 
 DEMO_CONFIG = PROJECT_ROOT / "configs" / "demo.yaml"
+M = "/models/late_delivery"  # the model's pages
+A = "/api/models/late_delivery"  # its JSON
 START = dt.date(2026, 3, 1)
 N_DAYS = 6
 RETRAIN_DAY = 2  # index of the day whose drift triggers the promoted retrain (v2)
@@ -50,10 +52,10 @@ pytestmark = [
 
 def lifecycle_raw(base: Path) -> dict[str, Any]:
     """configs/demo.yaml with its paths under ``base`` and small, fast settings."""
-    from ml_lifecycle.config import apply_overrides, load_raw
+    from ml_lifecycle.config import apply_overrides
 
     data = base / "data"
-    return apply_overrides(load_raw(DEMO_CONFIG), [
+    return apply_overrides(project_config_raw(), [
         f"data.path={data / 'train.csv'}",
         f"registry.root={base / 'registry'}",
         f"lifecycle.batches={data / 'batches'}",
@@ -115,8 +117,9 @@ def build_lifecycle(base: Path) -> dict[str, Any]:
                         labels=concept_pairs(cfg, day, champion) or None, now=at(day, 22))
         if index in (RETRAIN_DAY, REJECTED_DAY):
             run_id = f"drift_retrain__{day}"
-            trigger = {"dag_id": "ml_training", "run_id": run_id, "as_of": day,
-                       "triggered_by": f"ml_drift_check/scheduled__{day}T00:00:00+00:00"}
+            trigger = {"dag_id": "late_delivery__training", "run_id": run_id, "as_of": day,
+                       "triggered_by":
+                           f"late_delivery__drift_check/scheduled__{day}T00:00:00+00:00"}
             # v2 must be promoted and v3 rejected whatever the sampling noise: a wide champion
             # tolerance for v2, an unreachable floor for v3 (the pages show either outcome).
             change = ("gate.champion_tolerance=0.1" if index == RETRAIN_DAY
@@ -124,7 +127,7 @@ def build_lifecycle(base: Path) -> dict[str, Any]:
             train_cfg = config_from_dict(apply_overrides(raw, [change]), source=change)
             runs[day] = run_training(
                 train_cfg, reason=f"drift check {day}: data drift", trigger=trigger,
-                window=training_window(cfg, day), actor="airflow:ml_training",
+                window=training_window(cfg, day), actor="airflow:late_delivery__training",
                 now=at(day, 23))
     v2 = runs[days[RETRAIN_DAY]]
     v3 = runs[days[REJECTED_DAY]]
@@ -166,8 +169,8 @@ def empty_config(tmp_path: Path) -> Path:
 
 def page_routes(lifecycle: dict[str, Any]) -> list[str]:
     day = lifecycle["days"][-1]
-    return ["/", "/versions/2", "/drift", f"/drift/reports/{day}", "/api/versions",
-            "/api/versions/2", "/api/champion", "/api/drift", f"/api/drift/{day}"]
+    return [f"{M}/", f"{M}/versions/2", f"{M}/drift", f"{M}/drift/reports/{day}",
+            f"{A}/versions", f"{A}/versions/2", f"{A}/champion", f"{A}/drift", f"{A}/drift/{day}"]
 
 
 def text_of(html: str) -> str:
@@ -215,7 +218,7 @@ def test_the_lazy_app_is_built_on_first_use(lifecycle: dict[str, Any],
     monkeypatch.setenv("ML_LIFECYCLE_CONFIG", str(lifecycle["config"]))
     lazy = LazyApp()
     assert lazy._app is None
-    reply = TestClient(lazy).get("/api/champion")  # the real dependency: nobody logged in
+    reply = TestClient(lazy).get(f"{A}/champion")  # the real dependency: nobody logged in
     assert reply.status_code == 401
     assert lazy._app is not None and lazy.get_app() is lazy._app
 
@@ -242,14 +245,14 @@ def test_every_route_is_a_read_and_no_docs_are_served(client: Any) -> None:
 
 def test_html_pages_forbid_scripts_and_foreign_frames(client: Any,
                                                       lifecycle: dict[str, Any]) -> None:
-    for path in ("/", "/versions/1", "/drift"):
+    for path in (f"{M}/", f"{M}/versions/1", f"{M}/drift"):
         reply = client.get(path)
         csp = reply.headers["content-security-policy"]
         assert "default-src 'none'" in csp and "script-src" not in csp
         assert "frame-ancestors 'self'" in csp
         assert reply.headers["cache-control"] == "no-store"
         assert "<script" not in reply.text.lower()
-    report = client.get(f"/drift/reports/{lifecycle['days'][0]}")
+    report = client.get(f"{M}/drift/reports/{lifecycle['days'][0]}")
     assert "sandbox" in report.headers["content-security-policy"]
 
 
@@ -262,7 +265,8 @@ def test_the_pages_never_write_to_the_registry(client: Any, lifecycle: dict[str,
                 for p in sorted(root.rglob("*")) if p.is_file()}
 
     before = snapshot()
-    for path in [*page_routes(lifecycle), "/versions/1", "/versions/3", "/api/versions/3"]:
+    for path in [*page_routes(lifecycle), f"{M}/versions/1", f"{M}/versions/3",
+                 f"{A}/versions/3"]:
         assert client.get(path).status_code == 200, path
     assert snapshot() == before
 
@@ -272,7 +276,7 @@ def test_the_pages_never_write_to_the_registry(client: Any, lifecycle: dict[str,
 
 def test_models_page_shows_versions_champion_gate_and_history(client: Any,
                                                               lifecycle: dict[str, Any]) -> None:
-    reply = client.get("/")
+    reply = client.get(f"{M}/")
     assert reply.status_code == 200
     html = reply.text
     text = text_of(html)
@@ -293,11 +297,11 @@ def test_models_page_shows_versions_champion_gate_and_history(client: Any,
     assert "initial training" in text and "2026-02-28 12:00 UTC" in text
     # the link to the DAG run that produced v2, in the Airflow UI
     run_id = f"drift_retrain__{lifecycle['days'][RETRAIN_DAY]}"
-    assert f'href="../dags/ml_training/runs/{run_id}" class="dag-run"' in html
+    assert f'href="../../../dags/late_delivery__training/runs/{run_id}" class="dag-run"' in html
     assert "not from a DAG run" in text  # v1 was trained from the CLI
     # promotion history: two promotions, newest first
     history = html.split('id="history"', 1)[1]
-    assert history.count("<tr><td") == 2 and "airflow:ml_training" in history
+    assert history.count("<tr><td") == 2 and "airflow:late_delivery__training" in history
     assert 'data-plot="version-metrics"' in html
     assert 'href="versions/2"' in html and 'href="drift"' in html
 
@@ -307,7 +311,7 @@ def test_version_page_shows_card_curve_importances_errors_and_quality(
     from ml_lifecycle.registry import Registry
 
     card = Registry(lifecycle["root"]).get_card(2)
-    reply = client.get("/versions/2")
+    reply = client.get(f"{M}/versions/2")
     assert reply.status_code == 200
     html = reply.text
     text = text_of(html)
@@ -330,10 +334,10 @@ def test_version_page_shows_card_curve_importances_errors_and_quality(
     assert "quality gate passed" in text and "sentinels" in text
     assert "gate passed" in text and "beats_baseline" in text
     run_id = f"drift_retrain__{lifecycle['days'][RETRAIN_DAY]}"
-    assert f'href="../../dags/ml_training/runs/{run_id}"' in html
-    assert "triggered_by" in text and "Models" in text
+    assert f'href="../../../../dags/late_delivery__training/runs/{run_id}"' in html
+    assert "triggered_by" in text and "All models" in text
     # v3: rejected, with its failing rule
-    rejected = text_of(client.get("/versions/v0003").text)
+    rejected = text_of(client.get(f"{M}/versions/v0003").text)
     assert "rejected by the gate" in rejected and "gate rejected" in rejected
 
 
@@ -355,11 +359,11 @@ def test_version_page_shows_residuals_for_a_regression_card(tmp_path: Path) -> N
 
 
 def test_unknown_or_malformed_versions_are_not_found(client: Any) -> None:
-    for path in ("/versions/99", "/versions/abc", "/versions/0", "/api/versions/99",
-                 "/api/versions/-1"):
+    for path in (f"{M}/versions/99", f"{M}/versions/abc", f"{M}/versions/0",
+                 f"{A}/versions/99", f"{A}/versions/-1"):
         reply = client.get(path)
         assert reply.status_code == 404, path
-    assert "known versions" in client.get("/api/versions/99").json()["detail"]
+    assert "known versions" in client.get(f"{A}/versions/99").json()["detail"]
 
 
 # --------------------------------------------------------------------------- Drift page
@@ -370,7 +374,7 @@ def test_drift_page_shows_days_effect_sizes_performance_and_reports(
     from ml_lifecycle.drift.store import drift_history
 
     history = drift_history(lifecycle["root"])
-    reply = client.get("/drift")
+    reply = client.get(f"{M}/drift")
     assert reply.status_code == 200
     html = reply.text
     rows = re.findall(r'<tr data-day="([\d-]+)">', html)
@@ -421,11 +425,11 @@ def test_drift_page_shows_days_effect_sizes_performance_and_reports(
 def test_day_reports_are_served_and_unknown_days_are_not_found(
         client: Any, lifecycle: dict[str, Any]) -> None:
     day = lifecycle["days"][RETRAIN_DAY]
-    reply = client.get(f"/drift/reports/{day}")
+    reply = client.get(f"{M}/drift/reports/{day}")
     assert reply.status_code == 200 and f"Drift report &mdash; {day}" in reply.text
-    for path in ("/drift/reports/2020-01-01", "/drift/reports/2026-13-45",
-                 "/drift/reports/..%2F..%2Fchampion.json", "/api/drift/2020-01-01",
-                 "/api/drift/not-a-day"):
+    for path in (f"{M}/drift/reports/2020-01-01", f"{M}/drift/reports/2026-13-45",
+                 f"{M}/drift/reports/..%2F..%2Fchampion.json", f"{A}/drift/2020-01-01",
+                 f"{A}/drift/not-a-day"):
         assert client.get(path).status_code == 404, path
 
 
@@ -466,7 +470,7 @@ def test_drift_page_shows_the_estimated_performance(empty_config: Path,
     write_day(root, days[1], _estimated_result(days[1], 0.84, realized=0.85), None)
     write_day(root, days[2], _estimated_result(days[2], 0.83, realized=0.84, alert=EVIL), None)
     write_day(root, days[3], _estimated_result(days[3], 0.80, flagged=True, alert="open"), None)
-    html = make_client(empty_config, monkeypatch).get("/drift").text
+    html = make_client(empty_config, monkeypatch).get(f"{M}/drift").text
     assert "<script>" not in html and "&lt;script&gt;" in html  # the alert text is escaped
     chart = re.search(r'<svg[^>]*data-plot="performance".*?</svg>', html, re.S).group(0)
     assert chart.count('data-role="estimated-point"') == 2
@@ -483,7 +487,7 @@ def test_drift_page_shows_the_estimated_performance(empty_config: Path,
     assert "roc_auc 0.850" in row and "test 0.857" in row
     row = html.split(f'<tr data-day="{days[0]}">', 1)[1].split("</tr>", 1)[0]
     assert "no estimate" in row
-    api = make_client(empty_config, monkeypatch).get("/api/drift").json()
+    api = make_client(empty_config, monkeypatch).get(f"{A}/drift").json()
     assert [d["estimated_metric"] for d in api["days"]] == [None, 0.84, 0.83, 0.80]
     assert api["days"][3]["alert"] == "open" and api["days"][3]["estimated_flagged"] is True
 
@@ -492,34 +496,34 @@ def test_drift_page_shows_the_estimated_performance(empty_config: Path,
 
 
 def test_json_api(client: Any, lifecycle: dict[str, Any]) -> None:
-    versions = client.get("/api/versions")
+    versions = client.get(f"{A}/versions")
     assert versions.status_code == 200 and versions.headers["content-type"].startswith(
         "application/json")
     body = versions.json()
     assert body["champion"] == 2 and body["message"] is None
     assert [v["version"] for v in body["versions"]] == [3, 2, 1]
     by_version = {v["version"]: v for v in body["versions"]}
-    assert by_version[2]["is_champion"] and by_version[2]["dag_id"] == "ml_training"
+    assert by_version[2]["is_champion"] and by_version[2]["dag_id"] == "late_delivery__training"
     assert by_version[3]["gate_passed"] is False and by_version[3]["gate_reasons"]
     assert set(by_version[1]["metrics"]["pr_auc"]) == {"value", "low", "high"}
     assert [e["version"] for e in body["history"]] == [1, 2]
 
-    one = client.get("/api/versions/1").json()
+    one = client.get(f"{A}/versions/1").json()
     assert one["card"]["version"] == 1 and one["quality_report"]["passed"] is True
     assert one["summary"]["status"] == "former champion"
     assert [p["event"] for p in one["promotions"]] == ["promote"]
 
-    champion = client.get("/api/champion").json()
+    champion = client.get(f"{A}/champion").json()
     assert champion["champion"] == 2 and champion["card"]["version"] == 2
-    assert champion["promoted"]["actor"] == "airflow:ml_training"
+    assert champion["promoted"]["actor"] == "airflow:late_delivery__training"
 
-    drift = client.get("/api/drift").json()
+    drift = client.get(f"{A}/drift").json()
     assert [d["day"] for d in drift["days"]] == lifecycle["days"]
     assert drift["features"]["distance_km"]["points"][0]["threshold"] is not None
     assert len(drift["prediction"]) == len(lifecycle["days"])
     assert drift["performance"], "labels arrive one day later"
 
-    day = client.get(f"/api/drift/{lifecycle['days'][0]}").json()
+    day = client.get(f"{A}/drift/{lifecycle['days'][0]}").json()
     assert day["day"] == lifecycle["days"][0] and "data_drift" in day
 
 
@@ -529,36 +533,43 @@ def test_json_api(client: Any, lifecycle: dict[str, Any]) -> None:
 def test_empty_state_before_any_training(empty_config: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     client = make_client(empty_config, monkeypatch)
-    models = client.get("/")
+    models = client.get(f"{M}/")
     assert models.status_code == 200
-    assert "No model trained yet" in models.text and "ml_training" in models.text
+    assert "No model trained yet" in models.text and "late_delivery__training" in models.text
     assert 'data-state="empty"' in models.text
-    drift = client.get("/drift")
+    drift = client.get(f"{M}/drift")
     assert drift.status_code == 200 and "No drift history yet" in drift.text
-    assert client.get("/api/versions").json()["versions"] == []
-    champion = client.get("/api/champion").json()
+    assert client.get(f"{A}/versions").json()["versions"] == []
+    champion = client.get(f"{A}/champion").json()
     assert champion["champion"] is None and "No model trained yet" in champion["message"]
-    assert client.get("/api/drift").json()["days"] == []
-    assert client.get("/versions/1").status_code == 404
+    assert client.get(f"{A}/drift").json()["days"] == []
+    assert client.get(f"{M}/versions/1").status_code == 404
     assert not (empty_config.parent / "registry").exists(), "reading must not create anything"
 
 
 def test_the_config_is_read_on_every_request(lifecycle: dict[str, Any], empty_config: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     client = make_client(lifecycle["config"], monkeypatch)
-    assert client.get("/api/champion").json()["champion"] == 2
+    assert client.get(f"{A}/champion").json()["champion"] == 2
     monkeypatch.setenv("ML_LIFECYCLE_CONFIG", str(empty_config))
-    assert client.get("/api/champion").json()["champion"] is None
+    assert client.get(f"{A}/champion").json()["champion"] is None
 
 
 def test_a_broken_config_gives_a_clear_error(tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model list names the config file that cannot be used and why; its model's pages
+    are not found (no traceback), and the API says the same."""
     client = make_client(tmp_path / "missing.yaml", monkeypatch)
     page = client.get("/")
-    assert page.status_code == 500
+    assert page.status_code == 200
+    assert 'data-state="broken-config"' in page.text
     assert "missing.yaml" in page.text and "does not exist" in page.text
-    api = client.get("/api/versions")
-    assert api.status_code == 500 and "missing.yaml" in api.json()["detail"]
+    listed = client.get("/api/models").json()
+    assert listed["models"] == []
+    assert "does not exist" in listed["broken_configs"][0]["error"]
+    assert client.get(f"{M}/").status_code == 404
+    api = client.get(f"{A}/versions")
+    assert api.status_code == 404 and "late_delivery" in api.json()["detail"]
 
 
 def test_versions_without_a_champion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -572,12 +583,12 @@ def test_versions_without_a_champion(tmp_path: Path, monkeypatch: pytest.MonkeyP
     config = write_config(tmp_path, raw)
     assert not run_training(config_from_dict(raw), reason="first try")["promoted"]
     client = make_client(config, monkeypatch)
-    page = client.get("/")
+    page = client.get(f"{M}/")
     assert page.status_code == 200 and 'data-state="no-champion"' in page.text
     assert "rejected by the gate" in page.text and "No model trained yet" not in page.text
-    champion = client.get("/api/champion").json()
+    champion = client.get(f"{A}/champion").json()
     assert champion["champion"] is None and "no champion" in champion["message"]
-    assert client.get("/api/versions").json()["versions"][0]["status"] == "rejected by the gate"
+    assert client.get(f"{A}/versions").json()["versions"][0]["status"] == "rejected by the gate"
 
 
 def test_stored_text_is_escaped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -591,14 +602,14 @@ def test_stored_text_is_escaped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     raw = lifecycle_raw(tmp_path)
     config = write_config(tmp_path, raw)
     run_training(config_from_dict(raw), reason=EVIL,
-                 trigger={"dag_id": "ml_training", "run_id": 'x"><b>run', "note": EVIL})
+                 trigger={"dag_id": "late_delivery__training", "run_id": 'x"><b>run', "note": EVIL})
     client = make_client(config, monkeypatch)
-    for path in ("/", "/versions/1"):
+    for path in (f"{M}/", f"{M}/versions/1"):
         html = client.get(path).text
         assert "<script>" not in html and "<img src=x" not in html
         assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
         assert 'x"><b>run' not in html
-    assert 'runs/x%22%3E%3Cb%3Erun"' in client.get("/").text
+    assert 'runs/x%22%3E%3Cb%3Erun"' in client.get(f"{M}/").text
 
 
 # --------------------------------------------------------------------------- real Airflow
@@ -617,12 +628,12 @@ out["token_status"] = token.status_code
 jwt = token.json()["access_token"]
 bearer = {"Authorization": "Bearer " + jwt}
 out["anonymous"] = client.get("/ml-monitoring/").status_code
-out["anonymous_api"] = client.get("/ml-monitoring/api/champion").status_code
-reply = client.get("/ml-monitoring/api/champion", headers=bearer)
+out["anonymous_api"] = client.get("/ml-monitoring/api/models/late_delivery/champion").status_code
+reply = client.get("/ml-monitoring/api/models/late_delivery/champion", headers=bearer)
 out["bearer"] = [reply.status_code, reply.json().get("champion")]
-reply = client.get("/ml-monitoring/", cookies={"_token": jwt})
+reply = client.get("/ml-monitoring/models/late_delivery/", cookies={"_token": jwt})
 out["cookie"] = [reply.status_code, 'id="champion" data-version="2"' in reply.text]
-out["invalid_token"] = client.get("/ml-monitoring/api/champion",
+out["invalid_token"] = client.get("/ml-monitoring/api/models/late_delivery/champion",
                                   headers={"Authorization": "Bearer not.a.jwt"}).status_code
 plugins = client.get("/api/v2/plugins", headers=bearer).json()["plugins"]
 out["plugins"] = [p["name"] for p in plugins]

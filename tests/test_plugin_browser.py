@@ -228,7 +228,13 @@ def open_monitoring(driver: Any, base_url: str) -> None:
         (By.CSS_SELECTOR, 'iframe[title="ML monitoring"]')), "the plugin frame")
     driver.switch_to.frame(frame)
     wait_for(driver, ec.presence_of_element_located((By.CSS_SELECTOR, "main h1")),
-             "the Models page")
+             "the model list")
+    assert driver.find_element(By.CSS_SELECTOR, "main h1").text == "Models"
+    row = driver.find_element(By.CSS_SELECTOR, 'tr[data-model="late_delivery"]')
+    assert "v2" in row.text  # the champion, on the list of every model
+    row.find_element(By.LINK_TEXT, "late_delivery").click()
+    wait_for(driver, ec.presence_of_element_located((By.ID, "champion")),
+             "the model's versions page")
 
 
 # --------------------------------------------------------------------------- tests
@@ -239,7 +245,7 @@ def test_the_models_page_shows_the_champion(ui: dict[str, Any]) -> None:
 
     driver = ui["driver"]
     open_monitoring(driver, ui["airflow"].base_url)
-    assert driver.find_element(By.CSS_SELECTOR, "main h1").text == "Models"
+    assert driver.find_element(By.CSS_SELECTOR, "main h1").text == "late_delivery: versions"
     champion = driver.find_element(By.ID, "champion")
     assert champion.is_displayed()
     assert champion.get_attribute("data-version") == str(ui["lifecycle"]["champion"])
@@ -251,7 +257,8 @@ def test_the_models_page_shows_the_champion(ui: dict[str, Any]) -> None:
     assert chart.is_displayed() and chart.size["width"] > 300
     run = driver.find_element(By.CSS_SELECTOR, '#versions tr[data-version="2"] a.dag-run')
     day = ui["lifecycle"]["days"][RETRAIN_DAY]
-    assert run.get_attribute("href").endswith(f"/dags/ml_training/runs/drift_retrain__{day}")
+    assert run.get_attribute("href").endswith(
+        f"/dags/late_delivery__training/runs/drift_retrain__{day}")
     update_docs(snap(driver, "models"), DOCS_SCREENSHOT)
 
 
@@ -295,7 +302,8 @@ def test_a_version_page_shows_its_plots(ui: dict[str, Any]) -> None:
     # the UI mirrors the frame's page in its own URL: that URL is a deep link to the page
     driver.switch_to.default_content()
     deep_link = driver.current_url
-    assert deep_link.endswith("/plugin/ml-monitoring/ml-monitoring/versions/2"), deep_link
+    assert deep_link.endswith(
+        "/plugin/ml-monitoring/ml-monitoring/models/late_delivery/versions/2"), deep_link
     driver.get(ui["airflow"].base_url + "/")
     driver.get(deep_link)
     frame = wait_for(driver, ec.presence_of_element_located(

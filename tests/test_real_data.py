@@ -19,7 +19,7 @@ pytestmark = [
 
 def test_adult_trains_through_config_alone(tmp_path: Path) -> None:
     cfg = load_config(PROJECT_ROOT / "configs" / "adult.yaml",
-                      [f"registry.root={tmp_path / 'reg'}"], base=PROJECT_ROOT)
+                      [f"registry.root={tmp_path / 'reg'}"])
     result = run_training(cfg, reason="adult test")
     print("ADULT", {k: result["metrics"][k] for k in ("roc_auc", "pr_auc", "f1")},
           "stopping_iteration", result["stopping_iteration"])
@@ -35,8 +35,8 @@ def test_adult_trains_through_config_alone(tmp_path: Path) -> None:
 
 
 def test_traffic_trains_through_config_alone(tmp_path: Path) -> None:
-    cfg = load_config(PROJECT_ROOT / "configs" / "traffic.yaml",
-                      [f"registry.root={tmp_path / 'reg'}"], base=PROJECT_ROOT)
+    cfg = load_config(PROJECT_ROOT / "examples" / "traffic.yaml",
+                      [f"registry.root={tmp_path / 'reg'}"])
     result = run_training(cfg, reason="traffic test")
     print("TRAFFIC", result["metrics"], "stopping_iteration", result["stopping_iteration"])
     assert result["promoted"]

@@ -16,7 +16,7 @@ CeleryExecutor, api-server, scheduler, dag-processor, triggerer, two Celery work
 The scenario, driven only through the REST API (plus the process table, to kill and restart):
 
 1. anonymous and forged-token REST calls are refused;
-2. ``ml_training`` is triggered (``force``); once ``train_candidate`` runs, the Celery worker
+2. the training DAG is triggered (``force``); once ``train_candidate`` runs, the Celery worker
    running it is SIGKILLed with every process of its emulated container (the task's too);
 3. the scheduler is SIGKILLed and started again while the task is orphaned;
 4. the Redis server is SIGKILLed and started again (empty: no persistence) while the surviving
@@ -58,7 +58,7 @@ from native_compose import (  # noqa: E402
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
-TRAINING_DAG = "ml_training"
+TRAINING_DAG = "late_delivery__training"
 TRAIN_TASK = "train_candidate"
 WORKERS = 2
 PY = str(Path(sys.executable))
@@ -115,7 +115,7 @@ class RedisServer:
 def core_cli(topo: NativeTopology, *args: str) -> str:
     home = topo.rootfs / CONTAINER_HOME.lstrip("/")
     env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "PYTHONPATH": str(home / "include"),
-           "ML_LIFECYCLE_BASE_DIR": str(home), "OMP_NUM_THREADS": "1"}
+           "OMP_NUM_THREADS": "1"}
     done = subprocess.run([PY, "-m", "ml_lifecycle", *args], env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, f"ml_lifecycle {args[0]} failed:\n{done.stdout}\n{done.stderr}"

@@ -29,7 +29,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from ml_lifecycle.config import apply_overrides, load_config, load_raw
+from conftest import project_config_raw
+from ml_lifecycle.config import apply_overrides, load_config
 from ml_lifecycle.drift.policy import load_policy_state, mark_retrain_finished
 from ml_lifecycle.drift.store import day_json_path, day_report_path, drift_history
 from ml_lifecycle.registry import Registry
@@ -56,7 +57,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     base = tmp_path_factory.mktemp("idempotency")
     simulate(base / "var/demo/data", days=6, seed=3, start_date=START, initial_rows=1500,
              rows_per_day=300, label_delay_days=3, shift_day=4, concept_day=99)
-    raw = apply_overrides(load_raw(PROJECT_ROOT / "configs" / "demo.yaml"),
+    raw = apply_overrides(project_config_raw(),
                           [*FAST, f"data.data_roots=[{base / 'var/demo'}]"])
     (base / "lifecycle.yaml").write_text(yaml.safe_dump(raw))
     cfg = load_config(base / "lifecycle.yaml", base=base)
@@ -74,6 +75,11 @@ def lifecycle(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("ML_LIFECYCLE_CONFIG", str(base / "lifecycle.yaml"))
     monkeypatch.setenv("ML_LIFECYCLE_BASE_DIR", str(base))
     return load_config(base / "lifecycle.yaml", base=base)
+
+
+def config_file() -> str:
+    """The config the steps are given (the ``lifecycle`` fixture names it)."""
+    return os.environ["ML_LIFECYCLE_CONFIG"]
 
 
 def task_context(dag_id: str, run_id: str, params: dict[str, Any], task_id: str,
@@ -146,8 +152,8 @@ def test_the_drift_task_rerun_gives_the_same_decision_and_run_id(lifecycle) -> N
     cfg = lifecycle
     context = task_context("ml_drift_check", "scheduled__2026-03-05", {"day": DRIFTED_DAY},
                            "check_drift")
-    first = steps.check_drift(str(PROJECT_ROOT), context)
-    retry = steps.check_drift(str(PROJECT_ROOT),
+    first = steps.check_drift(config_file(), context)
+    retry = steps.check_drift(config_file(),
                               task_context("ml_drift_check", "scheduled__2026-03-05",
                                            {"day": DRIFTED_DAY}, "check_drift", try_number=2))
     assert first["retrain"] and retry["retrain"]
@@ -174,7 +180,7 @@ def test_scoring_a_day_twice_rewrites_the_same_file(lifecycle) -> None:
     content = predictions_path(cfg, DRIFTED_DAY).read_bytes()
     context = task_context("ml_batch_scoring", "scheduled__2026-03-05", {"day": DRIFTED_DAY},
                            "score_batch")
-    again = steps.score_day(str(PROJECT_ROOT), context)
+    again = steps.score_day(config_file(), context)
     assert again == first
     assert predictions_path(cfg, DRIFTED_DAY).read_bytes() == content
     assert sorted(p.name for p in Path(cfg.lifecycle.predictions).iterdir()) == [
@@ -245,7 +251,7 @@ RUN_ID = f"drift_retrain__{DRIFTED_DAY}"
 def _request(context: dict[str, Any]) -> dict[str, Any]:
     from ml_lifecycle_airflow import steps
 
-    return steps.prepare_training_request(str(PROJECT_ROOT), context)
+    return steps.prepare_training_request(config_file(), context)
 
 
 def test_the_training_task_rerun_reuses_its_version(lifecycle) -> None:
@@ -254,8 +260,8 @@ def test_the_training_task_rerun_reuses_its_version(lifecycle) -> None:
     cfg = lifecycle
     context = task_context("ml_training", RUN_ID, training_params(), "train_candidate")
     request = _request(context)
-    first = steps.train_candidate(str(PROJECT_ROOT), request, context)
-    retry = steps.train_candidate(str(PROJECT_ROOT), request,
+    first = steps.train_candidate(config_file(), request, context)
+    retry = steps.train_candidate(config_file(), request,
                                   task_context("ml_training", RUN_ID, training_params(),
                                                "train_candidate", try_number=2))
     assert not first["reused"] and retry["reused"]
@@ -263,14 +269,14 @@ def test_the_training_task_rerun_reuses_its_version(lifecycle) -> None:
     assert [c["version"] for c in Registry(cfg.registry.root).list_versions()] == [1, 2]
 
     promote_context = task_context("ml_training", RUN_ID, training_params(), "promote")
-    steps.promote_candidate(str(PROJECT_ROOT), request, first, promote_context)
-    steps.promote_candidate(str(PROJECT_ROOT), request, first, promote_context)  # cleared task
+    steps.promote_candidate(config_file(), request, first, promote_context)
+    steps.promote_candidate(config_file(), request, first, promote_context)  # cleared task
     history = Registry(cfg.registry.root).history()
     assert [(e["event"], e["version"]) for e in history] == [("promote", 1), ("promote", 2)]
 
     # another run (another run id) is another candidate
     other = task_context("ml_training", "manual__2", training_params(), "train_candidate")
-    assert steps.train_candidate(str(PROJECT_ROOT), _request(other), other)["version"] == 3
+    assert steps.train_candidate(config_file(), _request(other), other)["version"] == 3
 
 
 def _train_task_and_die(context: dict[str, Any], request: dict[str, Any], when: str) -> None:
@@ -294,7 +300,7 @@ def _train_task_and_die(context: dict[str, Any], request: dict[str, Any], when: 
             return original_stage(self)
 
         Registry.stage = stage  # type: ignore[method-assign]
-    steps.train_candidate(str(PROJECT_ROOT), request, context)
+    steps.train_candidate(config_file(), request, context)
     os._exit(0)
 
 
@@ -310,7 +316,7 @@ def test_a_training_task_killed_then_retried_registers_one_version(lifecycle,
     child.start()
     child.join(timeout=300)
     assert child.exitcode == -signal.SIGKILL
-    retry = steps.train_candidate(str(PROJECT_ROOT), request,
+    retry = steps.train_candidate(config_file(), request,
                                   task_context("ml_training", RUN_ID, training_params(),
                                                "train_candidate", try_number=2))
     assert retry["reused"] is (when == "after_register")
@@ -324,7 +330,7 @@ def _train_task(context: dict[str, Any], request: dict[str, Any], barrier: Any) 
     from ml_lifecycle_airflow import steps
 
     barrier.wait(timeout=120)
-    steps.train_candidate(str(PROJECT_ROOT), request, context)
+    steps.train_candidate(config_file(), request, context)
 
 
 def test_two_attempts_of_one_training_task_at_once_register_one_version(lifecycle) -> None:
@@ -368,12 +374,12 @@ def test_finishing_an_old_retrain_again_keeps_a_newer_pending_trigger(lifecycle)
 
     old_run = task_context("ml_training", f"drift_retrain__{day}", training_params(
         triggered_by="ml_drift_check/scheduled__x", trigger_id=f"drift-{day}"), "notify")
-    steps.mark_finished(str(PROJECT_ROOT), old_run, "rejected", 2)
+    steps.mark_finished(config_file(), old_run, "rejected", 2)
     state = load_policy_state(root)
     assert state["pending"]["trigger_id"] == f"drift-{later}"
     assert [f["trigger_id"] for f in state["finished"]] == [f"drift-{day}"]
     # the newer retrain's own end releases it
     new_run = task_context("ml_training", f"drift_retrain__{later}", training_params(
         triggered_by="ml_drift_check/scheduled__y", trigger_id=f"drift-{later}"), "notify")
-    steps.mark_finished(str(PROJECT_ROOT), new_run, "promoted", 3)
+    steps.mark_finished(config_file(), new_run, "promoted", 3)
     assert load_policy_state(root)["pending"] is None

@@ -300,12 +300,12 @@ def test_trigger_form_overrides_cannot_point_outside_the_data_roots(
                 "lifecycle.alerts"):
         for path in _escapes(roots):
             with pytest.raises(PathNotAllowedError, match=f"config override {key}"):
-                load_lifecycle_config(PROJECT_ROOT, [f"{key}={path}"])
+                load_lifecycle_config(dag_config, [f"{key}={path}"])
     with pytest.raises(ConfigError, match=r"data\.data_roots cannot be changed"):
-        load_lifecycle_config(PROJECT_ROOT, [f"data.data_roots=[{roots['outside']}]"])
+        load_lifecycle_config(dag_config, [f"data.data_roots=[{roots['outside']}]"])
     with pytest.raises(ConfigError, match=r"data\.data_roots cannot be changed"):
-        load_lifecycle_config(PROJECT_ROOT, ["data.data_roots=[/]"])
-    cfg = load_lifecycle_config(PROJECT_ROOT, [f"data.path={roots['data'] / 'batches'}"])
+        load_lifecycle_config(dag_config, ["data.data_roots=[/]"])
+    cfg = load_lifecycle_config(dag_config, [f"data.path={roots['data'] / 'batches'}"])
     assert cfg.data.path == str(roots["data"] / "batches")
 
 
@@ -320,7 +320,7 @@ def test_a_drift_report_from_the_dag_conf_must_stay_inside_the_roots(
     when = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
     for path in _escapes(roots):
         with pytest.raises(PathNotAllowedError, match=r"params\.drift_report"):
-            resolve_training_request({"drift_report": path}, project_root=PROJECT_ROOT,
+            resolve_training_request({"drift_report": path}, config_file=dag_config,
                                      logical_date=when, run_after=when, dag_id="ml_training",
                                      run_id="manual__x")
 
@@ -420,8 +420,8 @@ def _write_alerts(base: Path) -> None:
                                                                          run_id="manual__canary"),
                "logical_date": None, "params": {"reason": "canary test"},
                "exception": RuntimeError("could not connect to the warehouse")}
-    LifecycleNotifier(KIND_TASK_FAILURE, project_root=PROJECT_ROOT)(context)
-    LifecycleNotifier(KIND_DRIFT_BREACH, project_root=PROJECT_ROOT, message="drift",
+    LifecycleNotifier(KIND_TASK_FAILURE, config_file=cfg_path)(context)
+    LifecycleNotifier(KIND_DRIFT_BREACH, config_file=cfg_path, message="drift",
                       details={"day": "2026-07-02"})(context)
     assert len(list(alerts.glob("*.json"))) == 2
 

@@ -286,7 +286,7 @@ def test_concept_change_degrades_a_stale_model_and_retraining_recovers(small: Pa
 
 
 def test_demo_config_loads_and_matches_the_data(small: Path) -> None:
-    cfg = load_config(REPO / "configs" / "demo.yaml", base=REPO)
+    cfg = load_config(REPO / "configs" / "demo.yaml")
     assert cfg.task == "classification"
     assert cfg.name == "late_delivery"
     assert cfg.data.path == str(REPO / "var" / "demo" / "data" / "train.csv")
@@ -310,7 +310,7 @@ def test_demo_config_loads_and_matches_the_data(small: Path) -> None:
 
 
 def test_demo_gate_floors_are_reachable(small: Path) -> None:
-    cfg = load_config(REPO / "configs" / "demo.yaml", base=REPO)
+    cfg = load_config(REPO / "configs" / "demo.yaml")
     train = pd.read_csv(small / "train.csv")
     fit_part, test_part = train_test_split(
         train, test_size=cfg.split.test, random_state=cfg.split.seed, stratify=train["late"]

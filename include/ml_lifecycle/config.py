@@ -5,8 +5,12 @@ reads the YAML, applies ``--set dotted.key=value`` overrides (values parsed as Y
 numbers work), validates, and raises :class:`ConfigError` naming the key, the value found and what
 was expected. Unknown keys are refused (a typo must not silently fall back to a default).
 
-Relative paths (``data.path``, ``registry.root``, ...) are resolved against ``base_dir``: the
-``ML_LIFECYCLE_BASE_DIR`` environment variable when set, otherwise the current working directory.
+Relative paths (``data.path``, ``registry.root``, ...) in a config *file* resolve against the
+folder of that file, so a command gives the same answer from any working directory;
+``ML_LIFECYCLE_BASE_DIR``, when set, overrides that folder. A config built from a dict
+(``config_from_dict``) resolves against ``ML_LIFECYCLE_BASE_DIR`` or the current directory.
+The lifecycle folders that a config leaves unset default to ``var/<name>/<folder>``, so two
+models never share their daily files by accident.
 """
 
 from __future__ import annotations
@@ -281,11 +285,16 @@ class LifecycleConfig(_Strict):
     ``<labels>/<YYYY-MM-DD>.<ext>``; scoring writes ``<predictions>/<YYYY-MM-DD>.csv``.
     """
 
-    batches: str = "var/lifecycle/batches"
-    labels: str = "var/lifecycle/labels"
-    predictions: str = "var/lifecycle/predictions"
-    reports: str = "var/lifecycle/reports"
-    alerts: str = "var/lifecycle/alerts"
+    batches: str | None = Field(default=None, description="folder of the daily batch files; "
+                                "unset: var/<name>/batches")
+    labels: str | None = Field(default=None, description="folder of the daily label files; "
+                               "unset: var/<name>/labels")
+    predictions: str | None = Field(default=None, description="where the scoring DAG writes; "
+                                    "unset: var/<name>/predictions")
+    reports: str | None = Field(default=None, description="drift reports (JSON + HTML); "
+                                "unset: var/<name>/reports")
+    alerts: str | None = Field(default=None, description="JSON alert files; "
+                               "unset: var/<name>/alerts")
     file_suffix: Literal[".csv", ".parquet"] = ".csv"
     label_delay_days: int = Field(
         default=3, ge=0, le=36_500,
@@ -312,6 +321,8 @@ class LifecycleConfig(_Strict):
 
         for key in ("batches", "labels", "predictions", "reports", "alerts"):
             value = getattr(self, key)
+            if value is None:  # unset: var/<name>/<key>, filled in when paths are resolved
+                continue
             if value.startswith("file://"):
                 object.__setattr__(self, key, value.removeprefix("file://"))
             elif "://" in value:
@@ -404,8 +415,18 @@ class Config(_Strict):
 # --------------------------------------------------------------------------- loading
 
 
-def base_dir() -> Path:
-    return Path(os.environ.get(BASE_DIR_ENV) or os.getcwd())
+LIFECYCLE_FOLDERS = ("batches", "labels", "predictions", "reports", "alerts")
+
+
+def base_dir(config_file: str | os.PathLike[str] | None = None) -> Path:
+    """Folder that relative config paths resolve against: ``ML_LIFECYCLE_BASE_DIR`` when set,
+    else the folder of ``config_file``, else the current directory."""
+    env = os.environ.get(BASE_DIR_ENV, "").strip()
+    if env:
+        return Path(os.path.expanduser(env))
+    if config_file is not None:
+        return Path(os.path.abspath(config_file)).parent
+    return Path(os.getcwd())
 
 
 def resolve_path(path: str, base: Path | None = None) -> str:
@@ -415,7 +436,7 @@ def resolve_path(path: str, base: Path | None = None) -> str:
     p = Path(os.path.expanduser(path))
     if not p.is_absolute():
         p = (base or base_dir()) / p
-    return str(p)
+    return os.path.normpath(p)  # "configs/../var" -> "var" (lexically; symlinks stay)
 
 
 #: A config holds a few hundred values; YAML aliases can make a small file expand to billions
@@ -532,8 +553,9 @@ def config_from_dict(raw: Any, source: str = "<dict>", base: Path | None = None)
     cfg.data.path = resolve_path(cfg.data.path, root)
     cfg.registry.root = resolve_path(cfg.registry.root, root)
     cfg.data.data_roots = [resolve_path(p, root) for p in cfg.data.data_roots]
-    for key in ("batches", "labels", "predictions", "reports", "alerts"):
-        setattr(cfg.lifecycle, key, resolve_path(getattr(cfg.lifecycle, key), root))
+    for key in LIFECYCLE_FOLDERS:
+        value = getattr(cfg.lifecycle, key) or f"var/{cfg.name}/{key}"
+        setattr(cfg.lifecycle, key, resolve_path(value, root))
     return cfg
 
 
@@ -564,7 +586,8 @@ def load_config(
     Args:
         path: YAML file.
         overrides: ``dotted.key=value`` strings, applied in order.
-        base: folder that relative paths resolve against (default: ``base_dir()``).
+        base: folder that relative paths resolve against (default: ``ML_LIFECYCLE_BASE_DIR``,
+            else the folder of ``path``).
 
     Returns:
         The validated :class:`Config` with absolute paths.
@@ -573,4 +596,4 @@ def load_config(
         ConfigError: naming the key, the value found and what was expected.
     """
     raw = apply_overrides(load_raw(path), overrides)
-    return config_from_dict(raw, source=str(path), base=base)
+    return config_from_dict(raw, source=str(path), base=base or base_dir(path))

@@ -62,7 +62,7 @@ class LifecycleNotifier(BaseNotifier):
     Args:
         kind: one of ``KINDS`` (``drift_breach``, ``gate_rejected``, ``task_failure``,
             ``model_promoted``, ``retrain_skipped``).
-        project_root: used to find the config (see ``settings``).
+        config_file: used to find the config (see ``settings``).
         message: one line for humans (templated with the task context).
         details: small JSON-able dict stored in the alert.
         details_task_id: also store the XCom return value of this task under ``details``.
@@ -75,7 +75,7 @@ class LifecycleNotifier(BaseNotifier):
         self,
         kind: str,
         *,
-        project_root: str | Path,
+        config_file: str | Path,
         message: str = "",
         details: dict[str, Any] | None = None,
         details_task_id: str | None = None,
@@ -85,7 +85,7 @@ class LifecycleNotifier(BaseNotifier):
         if kind not in KINDS:
             raise ValueError(f"unknown alert kind '{kind}'; expected one of {sorted(KINDS)}")
         self.kind = kind
-        self.project_root = str(project_root)
+        self.config_file = str(config_file)
         self.message = message
         self.details = details or {}
         self.details_task_id = details_task_id
@@ -140,15 +140,15 @@ class LifecycleNotifier(BaseNotifier):
 
     def alerts_dir(self) -> Any:
         """``lifecycle.alerts`` of the config; if the config cannot be loaded (it may be why a
-        task failed), the config's default folder under the base directory."""
+        task failed), ``var/<config file stem>/alerts`` under the config's base folder."""
         from .settings import base_dir, load_lifecycle_config
 
         try:
             from ml_lifecycle.storage import as_path
 
-            return as_path(load_lifecycle_config(self.project_root).lifecycle.alerts)
+            return as_path(load_lifecycle_config(self.config_file).lifecycle.alerts)
         except Exception as exc:
-            fallback = base_dir(self.project_root) / "var" / "lifecycle" / "alerts"
+            fallback = base_dir(self.config_file) / "var" / Path(self.config_file).stem / "alerts"
             log.warning("alerts: config unavailable (%s); writing to %s", exc, fallback)
             return fallback
 

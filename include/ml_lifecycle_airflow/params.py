@@ -118,7 +118,7 @@ def run_day(context: Any) -> str:
 def resolve_training_request(
     params: dict[str, Any],
     *,
-    project_root: str | Path,
+    config_file: str | Path,
     logical_date: dt.datetime | None,
     run_after: dt.datetime,
     dag_id: str,
@@ -140,7 +140,7 @@ def resolve_training_request(
     from .settings import check_run_path, load_lifecycle_config
 
     overrides = [str(o) for o in params.get("config_overrides") or []]
-    cfg = load_lifecycle_config(project_root, overrides)
+    cfg = load_lifecycle_config(config_file, overrides)
     if params.get("as_of_day"):
         as_of = as_day(params["as_of_day"])
     else:

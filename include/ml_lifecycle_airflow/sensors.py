@@ -50,7 +50,7 @@ class BatchFileSensor(_TimeoutFromParams):
     """Wait for ``<lifecycle.batches>/<day><suffix>`` of the run's day.
 
     Args:
-        project_root: used to find the config.
+        config_file: used to find the config.
         timeout_minutes: templated; overrides ``timeout``
             (e.g. ``{{ params.batch_wait_minutes }}``).
 
@@ -60,9 +60,9 @@ class BatchFileSensor(_TimeoutFromParams):
     template_fields = ("timeout_minutes",)
     ui_color = "#e8f4fd"
 
-    def __init__(self, *, project_root: str | Path, **kwargs: Any) -> None:
+    def __init__(self, *, config_file: str | Path, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.project_root = str(project_root)
+        self.config_file = str(config_file)
         self._looked_for: tuple[str, str] | None = None
 
     def execute(self, context: Any) -> Any:
@@ -82,7 +82,7 @@ class BatchFileSensor(_TimeoutFromParams):
         from .params import run_day
         from .settings import load_lifecycle_config
 
-        cfg = load_lifecycle_config(self.project_root)
+        cfg = load_lifecycle_config(self.config_file)
         day = run_day(context)
         path = batch_path(cfg, day)
         self._looked_for = (day, str(path))
@@ -102,7 +102,7 @@ class NewLabelsSensor(_TimeoutFromParams):
     Passes at once when ``force`` is true or there is no champion yet (first training).
 
     Args:
-        project_root: used to find the config.
+        config_file: used to find the config.
         as_of: templated day ``YYYY-MM-DD`` the retrain is for.
         force: templated bool; true skips the wait.
         config_overrides: templated list of ``dotted.key=value`` strings.
@@ -118,7 +118,7 @@ class NewLabelsSensor(_TimeoutFromParams):
     def __init__(
         self,
         *,
-        project_root: str | Path,
+        config_file: str | Path,
         as_of: Any,
         force: Any = False,
         config_overrides: Any = None,
@@ -127,7 +127,7 @@ class NewLabelsSensor(_TimeoutFromParams):
     ) -> None:
         kwargs.setdefault("soft_fail", True)
         super().__init__(**kwargs)
-        self.project_root = str(project_root)
+        self.config_file = str(config_file)
         self.as_of = as_of
         self.force = force
         self.config_overrides = config_overrides
@@ -169,7 +169,7 @@ class NewLabelsSensor(_TimeoutFromParams):
 
         from .settings import load_lifecycle_config
 
-        cfg = load_lifecycle_config(self.project_root, list(self.config_overrides or []))
+        cfg = load_lifecycle_config(self.config_file, list(self.config_overrides or []))
         needed = (cfg.lifecycle.min_new_labels if self.min_new_labels is None
                   else int(self.min_new_labels))
         as_of = self._effective_as_of(context)

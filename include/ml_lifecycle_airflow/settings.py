@@ -1,26 +1,32 @@
-"""Which config a DAG uses, and the two settings Airflow needs while parsing a DAG file.
+"""Which models the DAGs serve, and the settings Airflow needs while parsing a DAG file.
 
-Parsing must stay cheap and free of I/O, so the only parse-time inputs are environment
-variables (read, never files):
+**Models.** Every ``*.yaml`` / ``*.yml`` file in the configs folder is one model and gets its own
+DAG set (``ml_lifecycle_airflow.factory``). The folder is ``ML_LIFECYCLE_CONFIGS`` when set,
+else the ``configs/`` folder of the project whose DAG file calls the factory.
+``ML_LIFECYCLE_CONFIG`` (one file) restricts the DAGs to that single model. Parsing reads and
+validates each config file (YAML + pydantic, no pandas/scikit-learn/scipy, no data file); the
+DAGs' tasks re-read their own model's file, so an edited config takes effect on the next task.
+
+**Paths.** A config's relative paths resolve against the config file's folder, or against
+``ML_LIFECYCLE_BASE_DIR`` when that is set (``ml_lifecycle.config.base_dir``).
+
+**Parse-time settings** (environment variables, read, never files):
 
 * ``ML_LIFECYCLE_START_DATE`` -- first day of your batches (``YYYY-MM-DD``, UTC; default
   2026-01-01). The daily DAGs replay history from there (``catchup``).
 * ``ML_LIFECYCLE_DAILY_SCHEDULE`` -- schedule of the scoring and drift-check DAGs (default
   ``@daily``, one run per day whose logical date is that day; ``none``: runs only when
   triggered, e.g. by the demo, which triggers each simulated day with its logical date).
-* ``ML_LIFECYCLE_TRAINING_SCHEDULE`` -- cron or preset of scheduled retraining (unset, empty or
-  ``none``: off). ``scripts/airflow_embedded.py`` exports it from the config's
-  ``lifecycle.training_schedule`` when it starts the components.
-
-Everything else comes from the YAML config, read inside tasks: ``ML_LIFECYCLE_CONFIG`` names the
-file (default ``configs/demo.yaml`` under the project root, which DAG files find from their own
-location); its relative paths resolve against ``ML_LIFECYCLE_BASE_DIR`` or else the project root.
+* ``ML_LIFECYCLE_TRAINING_SCHEDULE`` -- when set, the schedule of every model's training DAG
+  (``none``: off for all); unset: each config's ``lifecycle.training_schedule`` (default off).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,11 +34,16 @@ if TYPE_CHECKING:
     from ml_lifecycle.config import Config
 
 CONFIG_ENV = "ML_LIFECYCLE_CONFIG"
+CONFIGS_ENV = "ML_LIFECYCLE_CONFIGS"
 BASE_DIR_ENV = "ML_LIFECYCLE_BASE_DIR"
 START_DATE_ENV = "ML_LIFECYCLE_START_DATE"
 TRAINING_SCHEDULE_ENV = "ML_LIFECYCLE_TRAINING_SCHEDULE"
 DAILY_SCHEDULE_ENV = "ML_LIFECYCLE_DAILY_SCHEDULE"
-DEFAULT_CONFIG = "configs/demo.yaml"
+DEFAULT_CONFIGS = "configs"
+CONFIG_SUFFIXES = (".yaml", ".yml")
+#: A model name becomes part of DAG ids (``<name>__training``) and asset names: Airflow allows
+#: letters, digits, ``_``, ``-`` and ``.`` in a DAG id (at most 250 characters in all).
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 DEFAULT_START_DATE = "2026-01-01"
 _OFF = {"", "none", "null", "off", "false"}
 
@@ -53,9 +64,12 @@ def start_date() -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
 
 
-def training_schedule() -> str | None:
-    """Cron/preset of scheduled retraining from ``ML_LIFECYCLE_TRAINING_SCHEDULE`` (None: off)."""
-    raw = os.environ.get(TRAINING_SCHEDULE_ENV, "").strip()
+def training_schedule(configured: str | None = None) -> str | None:
+    """Cron/preset of scheduled retraining: ``ML_LIFECYCLE_TRAINING_SCHEDULE`` when set, else
+    ``configured`` (the config's ``lifecycle.training_schedule``); None: off."""
+    raw = os.environ.get(TRAINING_SCHEDULE_ENV)
+    raw = (configured or "") if raw is None else raw
+    raw = raw.strip()
     return None if raw.lower() in _OFF else raw
 
 
@@ -71,17 +85,151 @@ def daily_schedule() -> Any:
     return CronDataIntervalTimetable(raw, timezone="UTC")
 
 
-def config_path(project_root: str | Path) -> Path:
-    """The config file: ``ML_LIFECYCLE_CONFIG`` (relative to the project root) or the demo's."""
-    raw = os.environ.get(CONFIG_ENV, "").strip() or DEFAULT_CONFIG
-    path = Path(os.path.expanduser(raw))
-    return path if path.is_absolute() else Path(project_root) / path
+DAG_KINDS = {"training": "training", "scoring": "scoring", "drift": "drift_check"}
 
 
-def base_dir(project_root: str | Path) -> Path:
-    """Folder that relative config paths resolve against."""
-    raw = os.environ.get(BASE_DIR_ENV, "").strip()
-    return Path(raw) if raw else Path(project_root)
+def dag_ids(name: str) -> dict[str, str]:
+    """A model's DAG ids: ``{"training": "<name>__training", "scoring": ..., "drift": ...}``."""
+    return {key: f"{name}__{suffix}" for key, suffix in DAG_KINDS.items()}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model the DAGs serve: its validated name and its config file (absolute)."""
+
+    name: str
+    config_file: str
+    training_schedule: str | None = None
+    #: ``(key, value)`` pairs this model must own alone: name, registry and output folders.
+    owns: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class BrokenConfig:
+    """A config file the factory could not use, and why (shown on its stand-in DAG)."""
+
+    config_file: str
+    error: str
+
+
+def configs_dir(project_root: str | Path | None = None) -> Path:
+    """The configs folder: ``ML_LIFECYCLE_CONFIGS``, else ``<project_root>/configs``."""
+    raw = os.environ.get(CONFIGS_ENV, "").strip()
+    if raw:
+        return Path(os.path.expanduser(raw)).absolute()
+    if project_root is None:
+        raise ValueError(f"no configs folder: set {CONFIGS_ENV} or pass the project root")
+    return (Path(project_root) / DEFAULT_CONFIGS).absolute()
+
+
+def config_files(folder: str | Path) -> list[Path]:
+    """The ``*.yaml``/``*.yml`` files of ``folder``, sorted (hidden files skipped).
+
+    Raises:
+        ConfigError: the folder is missing, not a folder, unreadable, or holds no config.
+    """
+    from ml_lifecycle.errors import ConfigError
+
+    path = Path(folder)
+    if not path.is_dir():
+        raise ConfigError(f"configs folder '{path}' does not exist or is not a folder "
+                          f"(set {CONFIGS_ENV} to the folder of your model configs)")
+    try:
+        entries = sorted(path.iterdir())
+    except OSError as exc:
+        raise ConfigError(f"configs folder '{path}' cannot be read: "
+                          f"{exc.strerror or exc}") from None
+    files = [p for p in entries if p.suffix in CONFIG_SUFFIXES and not p.name.startswith(".")
+             and p.is_file()]
+    if not files:
+        raise ConfigError(f"configs folder '{path}' holds no model config (*.yaml or *.yml); "
+                          "add one per model, e.g. a copy of configs/demo.yaml")
+    return files
+
+
+def check_model_name(name: str, config_file: str | Path) -> str:
+    """Refuse a ``name`` that cannot be part of a DAG id, naming the file."""
+    from ml_lifecycle.errors import ConfigError
+
+    if not NAME_PATTERN.match(name) or "__" in name:
+        raise ConfigError(
+            f"{config_file}: name '{name}' cannot be part of a DAG id; expected 1-200 letters, "
+            "digits, '_', '-' or '.', without a double underscore (it separates the name from "
+            "the DAG kind, e.g. <name>__training)")
+    return name
+
+
+def read_spec(config_file: str | Path) -> ModelSpec:
+    """Validate one config file (YAML + pydantic; no data is read) into a :class:`ModelSpec`.
+
+    Raises:
+        ConfigError: naming the file and the key.
+    """
+    from ml_lifecycle.config import load_config
+
+    path = Path(config_file).absolute()
+    cfg = load_config(path)
+    owns = [("name", cfg.name), ("registry.root", cfg.registry.root)]
+    owns += [(f"lifecycle.{key}", str(getattr(cfg.lifecycle, key)))
+             for key in ("predictions", "reports", "alerts")]
+    return ModelSpec(name=check_model_name(cfg.name, path), config_file=str(path),
+                     training_schedule=cfg.lifecycle.training_schedule, owns=tuple(owns))
+
+
+def discover(project_root: str | Path | None = None
+             ) -> tuple[list[ModelSpec], list[BrokenConfig]]:
+    """The models to serve, and the config files that could not be used.
+
+    ``ML_LIFECYCLE_CONFIG`` (one file) wins over the folder. A broken file is reported, not
+    raised, so the other models keep their DAGs. Two files with the same ``name``, or sharing
+    their registry or an output folder, are both refused: each would read and overwrite the
+    other's champion, policy state or reports.
+
+    Raises:
+        ConfigError: the configs folder itself is unusable (missing, unreadable, empty).
+    """
+    from ml_lifecycle.errors import MLLifecycleError
+
+    single = os.environ.get(CONFIG_ENV, "").strip()
+    if single:
+        path = Path(os.path.expanduser(single))
+        if not path.is_absolute() and project_root is not None:
+            path = Path(project_root) / path
+        files = [path]
+    else:
+        files = config_files(configs_dir(project_root))
+    specs: list[ModelSpec] = []
+    broken: list[BrokenConfig] = []
+    for file in files:
+        try:
+            specs.append(read_spec(file))
+        except (MLLifecycleError, OSError) as exc:
+            broken.append(BrokenConfig(str(Path(file).absolute()), str(exc)))
+    return _refuse_clashes(specs, broken)
+
+
+def _refuse_clashes(specs: list[ModelSpec], broken: list[BrokenConfig]
+                    ) -> tuple[list[ModelSpec], list[BrokenConfig]]:
+    owners: dict[tuple[str, str], ModelSpec] = {}
+    clashes: dict[str, str] = {}
+    for spec in specs:
+        for key, value in spec.owns:
+            other = owners.setdefault((key, value), spec)
+            if other is not spec:
+                for mine, theirs in ((spec, other), (other, spec)):
+                    clashes.setdefault(mine.config_file, (
+                        f"{mine.config_file}: {key} '{value}' is also used by "
+                        f"{theirs.config_file}; every model needs its own {key} (two models "
+                        "would overwrite each other's champion, state or reports)"))
+    kept = [s for s in specs if s.config_file not in clashes]
+    return kept, [*broken, *(BrokenConfig(f, e) for f, e in clashes.items())]
+
+
+def base_dir(config_file: str | Path) -> Path:
+    """Folder that the relative paths of ``config_file`` resolve against."""
+    from ml_lifecycle.config import base_dir as core_base_dir
+
+    return core_base_dir(config_file)
 
 
 def allowed_roots(cfg: Config) -> list[str]:
@@ -111,8 +259,9 @@ def check_run_path(cfg: Config, path: str, what: str) -> str:
         raise PathNotAllowedError(f"{what}: {exc}") from None
 
 
-def load_lifecycle_config(project_root: str | Path, overrides: list[str] | None = None) -> Config:
-    """Load and validate the config (with trigger-form overrides) for a task.
+def load_lifecycle_config(config_file: str | Path, overrides: list[str] | None = None
+                          ) -> Config:
+    """Load and validate a model's config (with trigger-form overrides) for a task.
 
     An override may not change ``data.data_roots``, and a path it changes must stay inside the
     data roots of the unmodified config.
@@ -125,12 +274,10 @@ def load_lifecycle_config(project_root: str | Path, overrides: list[str] | None 
     from ml_lifecycle.data import ensure_inside_roots
     from ml_lifecycle.errors import ConfigError, PathNotAllowedError
 
-    path = config_path(project_root)
-    base = base_dir(project_root)
-    cfg = load_config(path, overrides or [], base=base)
+    cfg = load_config(config_file, overrides or [])
     if not overrides:
         return cfg
-    original = load_config(path, [], base=base)
+    original = load_config(config_file, [])
     if cfg.data.data_roots != original.data.data_roots:
         raise ConfigError("config override: data.data_roots cannot be changed from run input")
     for key in PATH_KEYS:

@@ -58,12 +58,12 @@ def _run_ids(context: Any) -> tuple[str, str]:
 # --------------------------------------------------------------------------- training
 
 
-def prepare_training_request(project_root: str | Path, context: Any) -> dict[str, Any]:
+def prepare_training_request(config_file: str | Path, context: Any) -> dict[str, Any]:
     """Validate the run's params/conf; decide the as-of day and the training window."""
     dag_id, run_id = _run_ids(context)
     with fail_on_core_errors():
         request = resolve_training_request(
-            dict(context["params"]), project_root=project_root,
+            dict(context["params"]), config_file=config_file,
             logical_date=context.get("logical_date"), run_after=context["dag_run"].run_after,
             dag_id=dag_id, run_id=run_id)
     window = request["window"]
@@ -150,7 +150,7 @@ def run_lock(registry_root: str | Path, dag_id: str, run_id: str,
         os.close(fd)
 
 
-def train_candidate(project_root: str | Path, request: dict[str, Any],
+def train_candidate(config_file: str | Path, request: dict[str, Any],
                     context: Any) -> dict[str, Any]:
     """Quality gate -> split -> preprocess+train -> evaluate -> gate -> register (not promote).
 
@@ -162,7 +162,7 @@ def train_candidate(project_root: str | Path, request: dict[str, Any],
 
     dag_id, run_id = _run_ids(context)
     with fail_on_core_errors():
-        cfg = load_lifecycle_config(project_root, request["overrides"])
+        cfg = load_lifecycle_config(config_file, request["overrides"])
         with run_lock(cfg.registry.root, dag_id, run_id):
             registry = open_registry(cfg.registry.root)
             card = _version_of_run(registry, dag_id, run_id)
@@ -184,7 +184,7 @@ def train_candidate(project_root: str | Path, request: dict[str, Any],
     return summary
 
 
-def promote_candidate(project_root: str | Path, request: dict[str, Any], result: dict[str, Any],
+def promote_candidate(config_file: str | Path, request: dict[str, Any], result: dict[str, Any],
                       context: Any, asset: Any = None) -> dict[str, Any]:
     """Promote the candidate with a compare-and-swap on the champion it was gated against."""
     from ml_lifecycle.registry import open_registry
@@ -192,7 +192,7 @@ def promote_candidate(project_root: str | Path, request: dict[str, Any], result:
     dag_id, _ = _run_ids(context)
     version = int(result["version"])
     with fail_on_core_errors():
-        cfg = load_lifecycle_config(project_root, request["overrides"])
+        cfg = load_lifecycle_config(config_file, request["overrides"])
         registry = open_registry(cfg.registry.root)
         if registry.champion() == version:
             print(f"v{version} already is the champion (re-run): nothing to do")
@@ -223,15 +223,15 @@ class RetrainFinished:
     the outcome is given (``skipped``, ``failed``) or read from the candidate's XCom.
     """
 
-    def __init__(self, project_root: str | Path, outcome: str) -> None:
-        self.project_root = str(project_root)
+    def __init__(self, config_file: str | Path, outcome: str) -> None:
+        self.config_file = str(config_file)
         self.outcome = outcome
 
     def __call__(self, context: Any) -> None:
-        mark_finished(self.project_root, context, self.outcome, None)
+        mark_finished(self.config_file, context, self.outcome, None)
 
 
-def mark_finished(project_root: str | Path, context: Any, outcome: str,
+def mark_finished(config_file: str | Path, context: Any, outcome: str,
                   version: int | None) -> None:
     from ml_lifecycle.drift.policy import mark_retrain_finished
 
@@ -239,7 +239,7 @@ def mark_finished(project_root: str | Path, context: Any, outcome: str,
     if not params.get("triggered_by"):
         return
     try:
-        cfg = load_lifecycle_config(project_root)
+        cfg = load_lifecycle_config(config_file)
         mark_retrain_finished(cfg.registry.root, outcome=outcome, version=version,
                               trigger_id=params.get("trigger_id"))
         print(f"retrain policy: pending trigger marked finished ({outcome})")
@@ -247,7 +247,7 @@ def mark_finished(project_root: str | Path, context: Any, outcome: str,
         print(f"retrain policy: could not mark the trigger finished: {exc}")
 
 
-def notify_training_outcome(project_root: str | Path, context: Any, *, train_task_id: str,
+def notify_training_outcome(config_file: str | Path, context: Any, *, train_task_id: str,
                             promote_task_id: str, reject_task_id: str) -> dict[str, Any]:
     """Send ``model_promoted`` or ``gate_rejected`` with the candidate's summary."""
     ti = context["ti"]
@@ -265,9 +265,9 @@ def notify_training_outcome(project_root: str | Path, context: Any, *, train_tas
         message = (f"v{result.get('version')} rejected, champion stays "
                    f"v{result.get('champion_before')}: "
                    + "; ".join(result.get("gate_reasons") or []))
-    LifecycleNotifier(kind, project_root=project_root, message=message,
+    LifecycleNotifier(kind, config_file=config_file, message=message,
                       details={"candidate": result, "outcome": promoted or rejected})(context)
-    mark_finished(project_root, context, "promoted" if promoted else "rejected",
+    mark_finished(config_file, context, "promoted" if promoted else "rejected",
                   result.get("version"))
     return {"alert": kind, "version": result.get("version")}
 
@@ -275,12 +275,12 @@ def notify_training_outcome(project_root: str | Path, context: Any, *, train_tas
 # --------------------------------------------------------------------------- scoring
 
 
-def score_day(project_root: str | Path, context: Any, asset: Any = None) -> dict[str, Any]:
+def score_day(config_file: str | Path, context: Any, asset: Any = None) -> dict[str, Any]:
     """Score the run's day with the champion; write ``<predictions>/<day>.csv``."""
     from ml_lifecycle.lifecycle import score_batch
 
     with fail_on_core_errors():
-        cfg = load_lifecycle_config(project_root)
+        cfg = load_lifecycle_config(config_file)
         result = score_batch(cfg, run_day(context))
     if asset is not None:
         context["outlet_events"][asset].extra = {
@@ -298,7 +298,7 @@ def retrain_run_id(day: str) -> str:
     return f"drift_retrain__{day}"
 
 
-def check_drift(project_root: str | Path, context: Any, asset: Any = None) -> dict[str, Any]:
+def check_drift(config_file: str | Path, context: Any, asset: Any = None) -> dict[str, Any]:
     """Run the drift check for the run's day; decide the retrain; alert once per episode.
 
     The decision time is the end of the checked day (data clock), so re-running a day, or
@@ -321,7 +321,7 @@ def check_drift(project_root: str | Path, context: Any, asset: Any = None) -> di
     day = run_day(context)
     dag_id, run_id = _run_ids(context)
     with fail_on_core_errors():
-        cfg = load_lifecycle_config(project_root)
+        cfg = load_lifecycle_config(config_file)
         registry = open_registry(cfg.registry.root)
         labels = concept_pairs(cfg, day, champion=registry.champion())
         result = run_drift_check(cfg, batch_path=str(batch_path(cfg, day)), day=day,
@@ -347,7 +347,7 @@ def check_drift(project_root: str | Path, context: Any, asset: Any = None) -> di
     details = {k: v for k, v in summary.items() if k != "retrain_conf"}
     if summary["breach"]:
         LifecycleNotifier(
-            KIND_DRIFT_BREACH, project_root=project_root,
+            KIND_DRIFT_BREACH, config_file=config_file,
             message=(f"{day}: {summary['alert']} - {summary['verdict']} (severity "
                      f"{summary['severity']}); retrain "
                      f"{'triggered' if summary['retrain'] else 'not triggered'}: "
@@ -356,7 +356,7 @@ def check_drift(project_root: str | Path, context: Any, asset: Any = None) -> di
         )(context)
     elif summary["alert"] == "resolved":
         LifecycleNotifier(
-            KIND_DRIFT_RESOLVED, project_root=project_root,
+            KIND_DRIFT_RESOLVED, config_file=config_file,
             message=f"{day}: the drift episode is resolved (severity {summary['severity']})",
             details=details,
         )(context)
@@ -388,8 +388,8 @@ class TriggerFailed:
     """Task callback of ``trigger_retrain``: the retrain could not be started, so the policy's
     pending trigger is cleared (otherwise it would block retrains until it expires)."""
 
-    def __init__(self, project_root: str | Path, check_task_id: str) -> None:
-        self.project_root = str(project_root)
+    def __init__(self, config_file: str | Path, check_task_id: str) -> None:
+        self.config_file = str(config_file)
         self.check_task_id = check_task_id
 
     def __call__(self, context: Any) -> None:
@@ -397,7 +397,7 @@ class TriggerFailed:
 
         try:
             check = context["ti"].xcom_pull(task_ids=self.check_task_id) or {}
-            cfg = load_lifecycle_config(self.project_root)
+            cfg = load_lifecycle_config(self.config_file)
             mark_retrain_finished(cfg.registry.root,
                                   outcome=f"not started: {context.get('exception')}",
                                   trigger_id=(check.get("retrain_conf") or {}).get("trigger_id"))

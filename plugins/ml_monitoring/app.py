@@ -1,18 +1,22 @@
 """The FastAPI app of the monitoring pages, mounted by the api-server at ``/ml-monitoring``.
 
-Routes (all ``GET``, all behind Airflow's login, none writes anything):
+Routes (all ``GET``, all behind Airflow's login, none writes anything); ``{model}`` is a
+model's ``name`` (an unknown name is a 404):
 
-=====================================  =====================================================
-``/``                                  Models: versions, champion, gate outcome, promotions
-``/versions/{version}``                one version: card, curves, importances, errors, quality
-``/drift``                             Drift history: days, effect sizes, performance
-``/drift/reports/{day}``               the stored HTML report of one checked day
-``/api/versions``                      JSON: versions (summaries), champion, promotion history
-``/api/versions/{version}``            JSON: one version's card, quality report, promotions
-``/api/champion``                      JSON: the champion (null without one)
-``/api/drift``                         JSON: drift history + per-feature effect sizes
-``/api/drift/{day}``                   JSON: the stored result of one checked day
-=====================================  =====================================================
+==========================================  ================================================
+``/``                                       All models: champion, last check, last retrain,
+                                            open alert; configs that cannot be used
+``/models/{model}/``                        Versions, champion, gate outcome, promotions
+``/models/{model}/versions/{version}``      one version: card, curves, importances, quality
+``/models/{model}/drift``                   Drift history: days, effect sizes, performance
+``/models/{model}/drift/reports/{day}``     the stored HTML report of one checked day
+``/api/models``                             JSON: the model list (as on ``/``)
+``/api/models/{model}/versions``            JSON: versions (summaries), champion, history
+``/api/models/{model}/versions/{version}``  JSON: one version's card, quality, promotions
+``/api/models/{model}/champion``            JSON: the champion (null without one)
+``/api/models/{model}/drift``               JSON: drift history + per-feature effect sizes
+``/api/models/{model}/drift/{day}``         JSON: the stored result of one checked day
+==========================================  ================================================
 
 Access: the app-level dependency :data:`authenticated` is Airflow's
 ``requires_authenticated()``: a JWT from the ``Authorization: Bearer`` header or the UI's
@@ -71,8 +75,8 @@ def parse_version(text: str) -> int:
 
 
 def create_app(project_root: str | Path | None = None) -> FastAPI:
-    """Build the app. ``project_root`` (default: the folder above ``plugins/``) is where a
-    relative ``ML_LIFECYCLE_CONFIG`` and relative config paths resolve, as for the DAGs."""
+    """Build the app. ``project_root`` (default: the folder above ``plugins/``) is the project
+    whose ``configs/`` folder lists the models when ``ML_LIFECYCLE_CONFIGS`` is not set."""
     app = FastAPI(
         title=NAV_NAME,
         description="Read-only monitoring pages and JSON API of the ML lifecycle.",
@@ -80,12 +84,16 @@ def create_app(project_root: str | Path | None = None) -> FastAPI:
         dependencies=[Depends(authenticated)],
     )
 
-    def load() -> source.Source:
-        return source.load_source(project_root)
-
-    def html_page(render: Callable[[source.Source], str], *, base: str, title: str) -> Response:
+    def load(model: str) -> source.Source:
         try:
-            return HTMLResponse(render(load()), headers=HEADERS)
+            return source.load_source(model, project_root)
+        except source.UnknownModel as exc:
+            raise NotFound(str(exc)) from None
+
+    def html_page(model: str, render: Callable[[source.Source], str], *, base: str,
+                  title: str) -> Response:
+        try:
+            return HTMLResponse(render(load(model)), headers=HEADERS)
         except NotFound as exc:
             return HTMLResponse(pages.error_page("Not found", str(exc), base=base),
                                 status_code=404, headers=HEADERS)
@@ -94,9 +102,10 @@ def create_app(project_root: str | Path | None = None) -> FastAPI:
                                                  f"{type(exc).__name__}: {exc}", base=base),
                                 status_code=500, headers=HEADERS)
 
-    def json_answer(produce: Callable[[source.Source], Any]) -> Response:
+    def json_answer(model: str | None, produce: Callable[[Any], Any]) -> Response:
         try:
-            return JSONResponse(source.jsonable(produce(load())), headers=JSON_HEADERS)
+            subject = load(model) if model is not None else None
+            return JSONResponse(source.jsonable(produce(subject)), headers=JSON_HEADERS)
         except NotFound as exc:
             return JSONResponse({"detail": str(exc)}, status_code=404, headers=JSON_HEADERS)
         except _errors() as exc:
@@ -124,24 +133,36 @@ def create_app(project_root: str | Path | None = None) -> FastAPI:
 
     # ---------------------------------------------------------------- pages
 
-    @app.get("/", response_class=HTMLResponse, summary="Models")
-    def models_page() -> Response:
-        return html_page(lambda src: pages.models_page(source.models_view(src), base=""),
+    @app.get("/", response_class=HTMLResponse, summary="All models")
+    def model_list_page() -> Response:
+        try:
+            return HTMLResponse(pages.model_list_page(source.models_list_view(project_root)),
+                                headers=HEADERS)
+        except _errors() as exc:
+            return HTMLResponse(pages.error_page("Models: cannot list the models",
+                                                 f"{type(exc).__name__}: {exc}", base=None),
+                                status_code=500, headers=HEADERS)
+
+    @app.get("/models/{model}/", response_class=HTMLResponse, summary="One model's versions")
+    def models_page(model: str) -> Response:
+        return html_page(model, lambda src: pages.models_page(source.models_view(src), base=""),
                          base="", title="Models")
 
-    @app.get("/versions/{version}", response_class=HTMLResponse, summary="One model version")
-    def version_page(version: str) -> Response:
-        return html_page(lambda src: pages.version_page(version_of(src, version), base="../"),
+    @app.get("/models/{model}/versions/{version}", response_class=HTMLResponse,
+             summary="One model version")
+    def version_page(model: str, version: str) -> Response:
+        return html_page(model, lambda src: pages.version_page(version_of(src, version),
+                                                               base="../"),
                          base="../", title="Version")
 
-    @app.get("/drift", response_class=HTMLResponse, summary="Drift history")
-    def drift_page() -> Response:
-        return html_page(lambda src: pages.drift_page(source.drift_view(src), base=""),
+    @app.get("/models/{model}/drift", response_class=HTMLResponse, summary="Drift history")
+    def drift_page(model: str) -> Response:
+        return html_page(model, lambda src: pages.drift_page(source.drift_view(src), base=""),
                          base="", title="Drift history")
 
-    @app.get("/drift/reports/{day}", response_class=HTMLResponse,
+    @app.get("/models/{model}/drift/reports/{day}", response_class=HTMLResponse,
              summary="The stored HTML report of one checked day")
-    def day_report(day: str) -> Response:
+    def day_report(model: str, day: str) -> Response:
         def render(src: source.Source) -> str:
             path = source.day_report(src, checked_day(day))
             if path is None:
@@ -149,7 +170,7 @@ def create_app(project_root: str | Path | None = None) -> FastAPI:
             return path.read_text(encoding="utf-8")
 
         try:
-            return HTMLResponse(render(load()), headers=REPORT_HEADERS)
+            return HTMLResponse(render(load(model)), headers=REPORT_HEADERS)
         except NotFound as exc:
             return HTMLResponse(pages.error_page("Not found", str(exc), base="../../"),
                                 status_code=404, headers=HEADERS)
@@ -160,30 +181,35 @@ def create_app(project_root: str | Path | None = None) -> FastAPI:
 
     # ---------------------------------------------------------------- JSON API
 
-    @app.get("/api/versions", summary="Versions, champion and promotion history")
-    def api_versions() -> Response:
-        return json_answer(source.models_view)
+    @app.get("/api/models", summary="All models: champion, last check, last retrain, alert")
+    def api_models() -> Response:
+        return json_answer(None, lambda _: source.models_list_view(project_root))
 
-    @app.get("/api/versions/{version}", summary="One version: card, quality report, promotions")
-    def api_version(version: str) -> Response:
-        return json_answer(lambda src: version_of(src, version))
+    @app.get("/api/models/{model}/versions", summary="Versions, champion and promotion history")
+    def api_versions(model: str) -> Response:
+        return json_answer(model, source.models_view)
 
-    @app.get("/api/champion", summary="The champion (null without one)")
-    def api_champion() -> Response:
-        return json_answer(source.champion_view)
+    @app.get("/api/models/{model}/versions/{version}",
+             summary="One version: card, quality report, promotions")
+    def api_version(model: str, version: str) -> Response:
+        return json_answer(model, lambda src: version_of(src, version))
 
-    @app.get("/api/drift", summary="Drift history with per-feature effect sizes")
-    def api_drift() -> Response:
-        return json_answer(source.drift_view)
+    @app.get("/api/models/{model}/champion", summary="The champion (null without one)")
+    def api_champion(model: str) -> Response:
+        return json_answer(model, source.champion_view)
 
-    @app.get("/api/drift/{day}", summary="The stored result of one checked day")
-    def api_drift_day(day: str) -> Response:
+    @app.get("/api/models/{model}/drift", summary="Drift history with per-feature effect sizes")
+    def api_drift(model: str) -> Response:
+        return json_answer(model, source.drift_view)
+
+    @app.get("/api/models/{model}/drift/{day}", summary="The stored result of one checked day")
+    def api_drift_day(model: str, day: str) -> Response:
         def produce(src: source.Source) -> Any:
             result = source.day_result(src, checked_day(day))
             if result is None:
                 raise NotFound(f"day {day} was not checked")
             return result
 
-        return json_answer(produce)
+        return json_answer(model, produce)
 
     return app

@@ -3,8 +3,10 @@
 Rules: every value from the registry or the store goes through :func:`e` (HTML-escaped) or is a
 number formatted by :func:`~ml_monitoring.svg.fmt`; every URL part is percent-quoted; there is no
 script and no external asset (the app also sends a Content-Security-Policy forbidding both).
-Links are relative, so the pages work under any base URL of the api-server: ``base`` is the way
-from the page to the app's root (``""`` or ``"../"``), and the Airflow UI is one level above it.
+Links are relative, so the pages work under any base URL of the api-server. A model's pages live
+under ``models/<name>/``: ``base`` is the way from a page to its model's root (``""``, ``"../"``
+or ``"../../"``), :data:`UP` the way from a model's root to the app's root (the model list), and
+the Airflow UI is one level above the app's root.
 """
 
 from __future__ import annotations
@@ -16,9 +18,8 @@ from urllib.parse import quote
 from ml_lifecycle import charts as svg
 from ml_lifecycle.charts import short_days
 
-from .source import TRAINING_DAG_ID
-
 fmt = svg.fmt
+UP = "../../"  # from models/<name>/ to the app's root
 
 CSS = """
 *{box-sizing:border-box}
@@ -122,14 +123,24 @@ def dag_run_link(base: str, dag_id: Any, run_id: Any) -> str:
     """
     if not dag_id or not run_id:
         return '<span class="muted">not from a DAG run</span>'
-    href = f"{base}../dags/{q(dag_id)}/runs/{q(run_id)}"
+    href = f"{base}{UP}../dags/{q(dag_id)}/runs/{q(run_id)}"
     return (f'<a href="{e(href)}" class="dag-run" title="DAG run in Airflow">{e(dag_id)}</a>'
             f'<br><span class="muted">{e(run_id)}</span>')
 
 
-def layout(title: str, body: str, *, base: str, active: str, context: str = "") -> str:
-    home = base or "./"
-    tabs = (("models", home, "Models"), ("drift", f"{base}drift", "Drift history"))
+def api_link(base: str, model: Any, path: str, text: str) -> str:
+    """A link from a model's page to its JSON under ``api/models/<name>/``."""
+    href = f"{base}{UP}api/models/{q(model)}/{path}"
+    return f'<a href="{e(href)}">{e(text)}</a>'
+
+
+def layout(title: str, body: str, *, base: str | None, active: str, context: str = "") -> str:
+    """The page frame. ``base`` None: the model list (the app's root); else a model's page."""
+    if base is None:
+        tabs: tuple[tuple[str, str, str], ...] = (("all", "./", "All models"),)
+    else:
+        tabs = (("all", f"{base}{UP}", "All models"), ("models", base or "./", "Versions"),
+                ("drift", f"{base}drift", "Drift history"))
     nav = "".join(f'<a href="{e(href)}" class="{"active" if key == active else ""}">{label}</a>'
                   for key, href, label in tabs)
     return (
@@ -141,10 +152,10 @@ def layout(title: str, body: str, *, base: str, active: str, context: str = "") 
     )
 
 
-def error_page(title: str, message: str, *, base: str = "") -> str:
+def error_page(title: str, message: str, *, base: str | None = "") -> str:
     body = (f"<h1>{e(title)}</h1><div class='box error'>{e(message)}</div>"
-            '<p class="muted">The page reads the lifecycle config named by ML_LIFECYCLE_CONFIG '
-            "(default configs/demo.yaml) and the registry it names.</p>")
+            '<p class="muted">The pages read the model configs of the configs folder '
+            "(ML_LIFECYCLE_CONFIGS, default configs/) and the registries they name.</p>")
     return layout(title, body, base=base, active="")
 
 
@@ -162,10 +173,10 @@ def _context(view: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- models
 
 
-def _empty_models(base: str, message: str) -> str:
+def _empty_models(base: str, message: str, training_dag: str) -> str:
     return (f'<div class="box empty" data-state="empty">{e(message)}<br>'
-            f'<a href="{e(base)}../dags/{TRAINING_DAG_ID}">Open the '
-            f"{TRAINING_DAG_ID} DAG</a> and use <b>Trigger</b>.</div>")
+            f'<a href="{e(base)}{UP}../dags/{q(training_dag)}">Open the '
+            f"{e(training_dag)} DAG</a>, unpause it and use <b>Trigger</b>.</div>")
 
 
 def _champion_box(view: dict[str, Any], base: str) -> str:
@@ -251,10 +262,64 @@ def _history_table(history: list[dict[str, Any]], base: str) -> str:
             f"</th><th>by</th><th>reason</th></tr>{rows}</table>")
 
 
-def models_page(view: dict[str, Any], *, base: str = "") -> str:
+def _model_list_row(row: dict[str, Any]) -> str:
+    name = row["name"]
+    home = f"models/{q(name)}/"
+    ids = row.get("dag_ids") or {}
+    dags = " \u00b7 ".join(f'<a href="../dags/{q(ids[k])}">{e(k)}</a>'
+                            for k in ("training", "scoring", "drift") if k in ids)
+    link = f'<a href="{e(home)}"><b>{e(name)}</b></a><br><span class="small">{dags}</span>'
+    if row.get("error"):
+        return (f'<tr data-model="{e(name)}"><td>{link}</td>'
+                f'<td colspan="4" class="small">{badge("error")} {e(row["error"])}</td></tr>')
+    champ = row.get("champion")
+    if champ:
+        metric = champ.get("primary_metric")
+        champ_cell = (f'<a href="{e(home)}versions/{q(champ["version"])}"><b>v'
+                      f'{e(champ["version"])}</b></a> {e(metric)} '
+                      f'{interval((champ.get("metrics") or {}).get(metric), inline=True)}')
+    else:
+        champ_cell = '<span class="muted">none yet</span>'
+    check = row.get("last_check")
+    check_cell = (f'<a href="{e(home)}drift">{e(check.get("day"))}</a> '
+                  f'{badge(check.get("verdict"))} {badge(check.get("severity"))}'
+                  if check else '<span class="muted">never checked</span>')
+    retrain = row.get("last_retrain")
+    retrain_cell = (f'v{e(retrain["version"])} {when(retrain.get("created_at"))} '
+                    f'{badge(retrain.get("status"))}<br><span class="small">'
+                    f'{e(retrain.get("trigger_reason"))}</span>'
+                    if retrain else '<span class="muted">never trained</span>')
+    alert = row.get("open_alert")
+    alert_cell = (f'{badge("open", "1 open")} {badge(alert.get("severity"))} '
+                  f'<span class="small">since {e(alert.get("opened_day"))}'
+                  "</span>" if alert else badge("none", "none"))
+    return (f'<tr data-model="{e(name)}"><td>{link}</td><td>{champ_cell}</td>'
+            f"<td>{check_cell}</td><td>{retrain_cell}</td><td>{alert_cell}</td></tr>")
+
+
+def model_list_page(view: dict[str, Any]) -> str:
+    """The app's root: one row per model, and the config files that cannot be used."""
     title = "Models"
+    rows = "".join(_model_list_row(r) for r in view["models"])
+    body = f"<h1>{title}</h1>"
+    if rows:
+        body += ("<table><tr><th>model</th><th>champion</th><th>last check</th>"
+                 f"<th>last retrain</th><th>open alerts</th></tr>{rows}</table>")
+    else:
+        body += '<div class="box empty" data-state="empty">No usable model config.</div>'
+    for item in view.get("broken_configs") or []:
+        body += (f'<div class="box error" data-state="broken-config"><b>'
+                 f'{e(item["config_file"])}</b>: cannot be used<br>'
+                 f'<pre class="small">{e(item["error"])}</pre></div>')
+    body += '<p class="muted">JSON: <a href="api/models">models</a></p>'
+    return layout(title, body, base=None, active="all")
+
+
+def models_page(view: dict[str, Any], *, base: str = "") -> str:
+    title = f"{view['model_name']}: versions"
     if view.get("message"):
-        body = f"<h1>{title}</h1>{_empty_models(base, view['message'])}"
+        training = view["dag_ids"]["training"]
+        body = f"<h1>{e(title)}</h1>{_empty_models(base, view['message'], training)}"
         return layout(title, body, base=base, active="models", context=_context(view))
     body = (
         f"<h1>{title}</h1>{_champion_box(view, base)}{_metric_chart(view)}"
@@ -262,8 +327,8 @@ def models_page(view: dict[str, Any], *, base: str = "") -> str:
         '<p class="muted">Intervals: bootstrap on the test split. Gate: metric floors, margin over '
         "a naive baseline, and a paired bootstrap against the champion of the time.</p>"
         f"<h2>Promotion history</h2>{_history_table(view['history'], base)}"
-        f'<p class="muted">JSON: <a href="{e(base)}api/versions">versions</a> \u00b7 '
-        f'<a href="{e(base)}api/champion">champion</a></p>'
+        f'<p class="muted">JSON: {api_link(base, view["model_name"], "versions", "versions")}'
+        f' \u00b7 {api_link(base, view["model_name"], "champion", "champion")}</p>'
     )
     return layout(title, body, base=base, active="models", context=_context(view))
 
@@ -457,7 +522,7 @@ def version_page(view: dict[str, Any], *, base: str = "../") -> str:
     promo = ("; ".join(f"{e(p.get('event'))} {when(p.get('at'))} by {e(p.get('actor'))}"
                        for p in promotions) or "never promoted")
     body = (
-        f'<p class="small"><a href="{e(base)}">Models</a> \u203a v{e(version)}</p>'
+        f'<p class="small"><a href="{e(base)}">{e(card.get("name"))}</a> \u203a v{e(version)}</p>'
         f"<h1>v{e(version)} \u00b7 {e(card.get('name'))} {badge(summary.get('status'))}</h1>"
         f'<p class="small">Promotion history of this version: {promo}</p>'
         '<div class="cols">'
@@ -470,8 +535,8 @@ def version_page(view: dict[str, Any], *, base: str = "../") -> str:
         f"<h2>Gate decision</h2>{_gate_section(card)}"
         "<h2>Quality report of the training data</h2>"
         f"{_quality_section(view.get('quality_report'))}"
-        f'<p class="muted">JSON: <a href="{e(base)}api/versions/{q(version)}">this version</a>'
-        "</p>"
+        f'<p class="muted">JSON: '
+        f'{api_link(base, card.get("name"), f"versions/{q(version)}", "this version")}</p>'
     )
     context = _context({"model_name": card.get("name")})
     return layout(title, body, base=base, active="models", context=context)
@@ -633,6 +698,7 @@ def drift_page(view: dict[str, Any], *, base: str = "") -> str:
         f"<h2>Why the inputs moved: effect size per feature over time</h2>"
         f"{_effect_section(view, days)}"
         f"<h2>Checked days</h2>{_drift_table(view, base)}"
-        f'<p class="muted">JSON: <a href="{e(base)}api/drift">drift history</a></p>'
+        f'<p class="muted">JSON: {api_link(base, view["model_name"], "drift", "drift history")}'
+        "</p>"
     )
     return layout(title, body, base=base, active="drift", context=_context(view))

@@ -1,14 +1,14 @@
-"""Where the pages get their data: the registry and the monitoring store, read-only.
+"""Where the pages get their data: every model's registry and monitoring store, read-only.
 
-The registry root comes from the lifecycle config that the DAGs use: ``ML_LIFECYCLE_CONFIG``
-(default ``configs/demo.yaml``; a relative name resolves against the project root), whose
-relative paths resolve against ``ML_LIFECYCLE_BASE_DIR`` or else the project root -- exactly
-``ml_lifecycle_airflow.settings.load_lifecycle_config``. It is read on every request, so a
-changed config or a new version shows without restarting the api-server.
+The models are the ones the DAGs serve: ``ml_lifecycle_airflow.settings.discover`` (the configs
+folder ``ML_LIFECYCLE_CONFIGS``, else ``configs/`` of the project; ``ML_LIFECYCLE_CONFIG``
+restricts it to one file), each config read as the DAGs read it. The folder is read on every
+request, so a new model, a changed config or a new version shows without restarting the
+api-server.
 
 Everything here only reads (``Registry.list_versions/get_card/champion/history``,
-``drift.store.drift_history/read_day``) and reshapes what the core stored; it computes no
-metric, no test and no decision of its own.
+``drift.store.drift_history/read_day``, the policy state) and reshapes what the core stored; it
+computes no metric, no test and no decision of its own.
 """
 
 from __future__ import annotations
@@ -19,17 +19,31 @@ from pathlib import Path
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-TRAINING_DAG_ID = "ml_training"
-DRIFT_DAG_ID = "ml_drift_check"
 KEY_METRICS = {
     "classification": ("pr_auc", "roc_auc", "f1", "brier", "accuracy"),
     "regression": ("rmse", "mae", "r2"),
 }
 N_KEY_METRICS = 3
-EMPTY_MODELS = (f"No model trained yet: trigger the training DAG ({TRAINING_DAG_ID}) to train, "
-                "gate and register the first version.")
-EMPTY_DRIFT = (f"No drift history yet: the drift check DAG ({DRIFT_DAG_ID}) has not checked "
-               "any day against a champion.")
+
+
+class UnknownModel(LookupError):
+    """No config of the configs folder has this model name."""
+
+
+def dag_ids(model: str) -> dict[str, str]:
+    from ml_lifecycle_airflow.settings import dag_ids as ids
+
+    return ids(model)
+
+
+def empty_models(model: str) -> str:
+    return (f"No model trained yet: trigger the training DAG ({dag_ids(model)['training']}) "
+            "to train, gate and register the first version.")
+
+
+def empty_drift(model: str) -> str:
+    return (f"No drift history yet: the drift check DAG ({dag_ids(model)['drift']}) has not "
+            "checked any day against a champion.")
 
 
 @dataclass
@@ -40,6 +54,10 @@ class Source:
     registry: Any
 
     @property
+    def name(self) -> str:
+        return str(self.cfg.name)
+
+    @property
     def root(self) -> Any:
         """The registry root: a local ``Path``, or an fsspec-backed path for ``s3://``."""
         from ml_lifecycle.storage import as_path
@@ -47,17 +65,79 @@ class Source:
         return as_path(self.registry.root)
 
 
-def load_source(project_root: str | Path | None = None) -> Source:
-    """Load the lifecycle config as the DAGs do (per request) and open its registry.
+def discover(project_root: str | Path | None = None) -> tuple[list[Any], list[Any]]:
+    """The models the DAGs serve and the configs that cannot be used (as the factory sees them).
 
     Raises:
-        ConfigError: the config file is missing or invalid (the message names it).
+        ConfigError: the configs folder is missing, unreadable or empty.
+    """
+    from ml_lifecycle_airflow.settings import discover as discover_models
+
+    return discover_models(project_root or PROJECT_ROOT)
+
+
+def load_source(model: str, project_root: str | Path | None = None) -> Source:
+    """Load one model's config as its DAGs do (per request) and open its registry.
+
+    Raises:
+        UnknownModel: no usable config has this name.
+        ConfigError: the configs folder or the config is unusable (the message names it).
     """
     from ml_lifecycle.registry import open_registry
     from ml_lifecycle_airflow.settings import load_lifecycle_config
 
-    cfg = load_lifecycle_config(project_root or PROJECT_ROOT)
+    specs, _ = discover(project_root)
+    spec = next((s for s in specs if s.name == model), None)
+    if spec is None:
+        raise UnknownModel(f"no model named '{model}'")
+    cfg = load_lifecycle_config(spec.config_file)
     return Source(cfg=cfg, registry=open_registry(cfg.registry.root))
+
+
+def model_row(source: Source) -> dict[str, Any]:
+    """One line of the model list: champion, last check, last retrain, open alert."""
+    from ml_lifecycle.drift.policy import load_policy_state
+    from ml_lifecycle.drift.store import drift_history
+
+    registry = source.registry
+    cards = registry.list_versions()
+    champion = registry.champion()
+    history = registry.history()
+    champion_card = next((c for c in cards if c.get("version") == champion), None)
+    latest = cards[-1] if cards else None
+    days = drift_history(source.root, last=1)
+    episode = load_policy_state(source.root).get("episode")
+    return {
+        "name": source.name,
+        "task": source.cfg.task,
+        "dag_ids": dag_ids(source.name),
+        "registry_root": str(source.root),
+        "versions": len(cards),
+        "champion": (version_summary(champion_card, champion, history)
+                     if champion_card else None),
+        "last_retrain": (version_summary(latest, champion, history) if latest else None),
+        "last_check": days[-1] if days else None,
+        "open_alert": episode if isinstance(episode, dict) else None,
+        "error": None,
+    }
+
+
+def models_list_view(project_root: str | Path | None = None) -> dict[str, Any]:
+    """Every model: its row (an unreadable registry is an ``error`` in its row, not a failed
+    page) and the config files that cannot be used."""
+    from ml_lifecycle.errors import MLLifecycleError
+
+    specs, broken = discover(project_root)
+    rows = []
+    for spec in specs:
+        try:
+            rows.append(model_row(load_source(spec.name, project_root)))
+        except (MLLifecycleError, OSError, ValueError) as exc:
+            rows.append({"name": spec.name, "dag_ids": dag_ids(spec.name),
+                         "error": f"{type(exc).__name__}: {exc}"})
+    return {"models": rows,
+            "broken_configs": [{"config_file": b.config_file, "error": b.error}
+                               for b in broken]}
 
 
 def jsonable(value: Any) -> Any:
@@ -153,7 +233,8 @@ def models_view(source: Source) -> dict[str, Any]:
         "champion_event": champion_event,
         "versions": [version_summary(c, champion, history) for c in reversed(cards)],
         "history": history,
-        "message": None if cards else EMPTY_MODELS,
+        "dag_ids": dag_ids(source.name),
+        "message": None if cards else empty_models(source.name),
     }
 
 
@@ -191,7 +272,7 @@ def champion_view(source: Source) -> dict[str, Any]:
     if champion is None:
         has_versions = bool(registry.list_versions())
         message = "no champion: no version has passed the gate and been promoted yet" \
-            if has_versions else EMPTY_MODELS
+            if has_versions else empty_models(source.name)
         return {"champion": None, "promoted": None, "summary": None, "card": None,
                 "message": message}
     history = registry.history()
@@ -264,7 +345,9 @@ def drift_view(source: Source) -> dict[str, Any]:
         "features": features,
         "prediction": prediction,
         "performance": performance,
-        "message": None if days else EMPTY_DRIFT,
+        "model_name": source.name,
+        "dag_ids": dag_ids(source.name),
+        "message": None if days else empty_drift(source.name),
     }
 
 
