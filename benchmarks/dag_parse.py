@@ -9,9 +9,18 @@ import time to those packages (self time; ``-X importtime`` itself slows imports
 
 Target: no pandas, scikit-learn or scipy (not even numpy is needed) and < 0.2 s per file.
 
+**Many models** (``--configs 1,10,50``): the factory builds three DAGs per config, so the parse
+grows with the configs folder. For each count N, a scratch folder holds N copies of
+``configs/demo.yaml`` (distinct names, registries and outputs; no data file exists), and a fresh
+interpreter that has already imported what the dag-processor imports times what the
+dag-processor does with the folder: ``DagBag`` over ``dags/`` (the factory's discovery, config
+validation and DAG building) plus ``DagSerialization.to_dict`` of every DAG; median of
+``--repeats``. Target: 50 configs add under 5 s over 1 config.
+
 Reproduce::
 
     PYTHONPATH=include .venv/bin/python benchmarks/dag_parse.py
+    PYTHONPATH=include .venv/bin/python benchmarks/dag_parse.py --configs 1,10,50 --repeats 3
 """
 
 from __future__ import annotations
@@ -176,12 +185,93 @@ def measure(repeats: int = 5, log: Callable[[str], None] = print) -> dict[str, A
     return out
 
 
+FOLDER_PROBE = r"""
+import importlib, json, sys, time
+for name in sys.argv[2].split(","):
+    importlib.import_module(name)
+from airflow.dag_processing.dagbag import DagBag
+from airflow.serialization.serialized_objects import DagSerialization
+t0 = time.perf_counter()
+bag = DagBag(dag_folder=sys.argv[1], include_examples=False)
+parsed = time.perf_counter() - t0
+for dag in bag.dags.values():
+    DagSerialization.to_dict(dag)
+total = time.perf_counter() - t0
+print(json.dumps({"seconds": total, "parse_seconds": parsed, "dags": len(bag.dags),
+                  "import_errors": len(bag.import_errors),
+                  "forbidden": [m for m in ("pandas", "sklearn", "scipy") if m in sys.modules]}))
+"""
+
+
+def write_configs(folder: Path, count: int) -> None:
+    """``count`` copies of configs/demo.yaml, each its own model (name, registry, outputs)."""
+    import yaml
+
+    from ml_lifecycle.config import LIFECYCLE_FOLDERS, load_raw
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.yaml"):
+        old.unlink()
+    raw = load_raw(ROOT / "configs" / "demo.yaml")
+    for i in range(count):
+        name = f"model_{i:03d}"
+        raw["name"] = name
+        raw["registry"]["root"] = f"../var/{name}/registry"
+        for key in LIFECYCLE_FOLDERS:
+            raw["lifecycle"][key] = f"../var/{name}/{key}"
+        (folder / f"{name}.yaml").write_text(yaml.safe_dump(raw))
+
+
+def measure_configs(counts: list[int], repeats: int,
+                    log: Callable[[str], None] = print) -> dict[str, Any]:
+    env = _env()
+    env.pop("ML_LIFECYCLE_CONFIG", None)
+    results: dict[str, Any] = {}
+    for count in counts:
+        folder = OUT / "dag-parse-configs" / "configs"
+        write_configs(folder, count)
+        env["ML_LIFECYCLE_CONFIGS"] = str(folder)
+        runs = [run_json([str(MAIN_PYTHON), "-c", FOLDER_PROBE, str(ROOT / "dags"),
+                          BASELINES["processor"]], env=env, timeout=600)
+                for _ in range(repeats)]
+        res = {"seconds": summary([r["seconds"] for r in runs], 3),
+               "parse_seconds": summary([r["parse_seconds"] for r in runs], 3),
+               "dags": runs[0]["dags"], "import_errors": runs[0]["import_errors"],
+               "forbidden_imported": runs[0]["forbidden"]}
+        results[str(count)] = res
+        log(f"  {count:>3} config(s): {res['dags']} DAGs, parse + serialize "
+            f"{fmt_range(res['seconds'], 's', 3)} (parse alone "
+            f"{fmt_range(res['parse_seconds'], 's', 3)}), import errors {res['import_errors']}, "
+            f"pandas/sklearn/scipy: {res['forbidden_imported'] or 'none'}")
+    low, high = str(min(counts)), str(max(counts))
+    added = results[high]["seconds"]["median"] - results[low]["seconds"]["median"]
+    per_config = added / max(1, max(counts) - min(counts))
+    out = {"counts": results, "added_seconds": round(added, 3),
+           "added_seconds_per_config": round(per_config, 4),
+           "added_between": [int(low), int(high)],
+           "target_met": bool(int(high) < 50 or added < 5.0), "repeats": repeats}
+    log(f"  {high} configs add {added:.2f} s over {low} ({per_config * 1000:.0f} ms per config; "
+        f"target < 5 s for 50: {'met' if out['target_met'] else 'NOT met'})")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--configs", type=str, default="",
+                        help="comma-separated config counts, e.g. 1,10,50: time the parse of "
+                             "the dags folder with that many models")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     t0 = time.monotonic()
+    if args.configs:
+        counts = sorted({int(c) for c in args.configs.split(",") if c.strip()})
+        res = measure_configs(counts, args.repeats)
+        if args.json:
+            args.json.write_text(json.dumps(res, indent=2))
+        print(f"reproduce: {COMMAND} --configs {args.configs} --repeats {args.repeats} "
+              f"({time.monotonic() - t0:.0f} s)")
+        return 0
     res = measure(args.repeats)
     print(f"baseline `import airflow.sdk`: {fmt_range(res['airflow_sdk_import_seconds'])}")
     print(f"every file < 0.2 s: {res['all_under_0_2s']}; none imports pandas/sklearn/scipy: "

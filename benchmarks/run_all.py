@@ -152,6 +152,10 @@ def fig_dag(cfg: dict[str, Any]) -> dict[str, Any]:
     res = dag_parse.measure(cfg["dag_repeats"], log=log)
     res["command"] = f"{dag_parse.COMMAND} --repeats {cfg['dag_repeats']}"
     log(f"reproduce: {res['command']}")
+    repeats = max(1, min(3, cfg["dag_repeats"]))
+    res["configs"] = dag_parse.measure_configs([1, 10, 50], repeats, log=log)
+    res["configs"]["command"] = f"{dag_parse.COMMAND} --configs 1,10,50 --repeats {repeats}"
+    log(f"reproduce: {res['configs']['command']}")
     return res
 
 

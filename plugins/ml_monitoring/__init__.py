@@ -3,7 +3,8 @@
 Modules:
 
 * ``source``  -- which models there are (the configs folder, discovered as the DAG factory does,
-  read on every request) and the read-only views of each model's registry and monitoring store, through the core package (``ml_lifecycle``). Nothing is computed anew.
+  read on every request) and the read-only views of each model's registry and monitoring
+  store, through the core package (``ml_lifecycle``). Nothing is computed anew.
 * ``svg``     -- small inline-SVG plots (line charts, bars, confusion matrix, histogram).
 * ``pages``   -- server-rendered HTML (everything escaped, no script, no external asset).
 * ``app``     -- the FastAPI app: pages + a read-only JSON API, every route behind Airflow's login.
