@@ -8,7 +8,15 @@ export PYTHONPATH := $(CURDIR)/include
 # OpenMP busy-waits when cores are shared (pytest + Airflow workers): one thread per process.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: venv demo test lint airflow bench clean browser-deps
+.PHONY: venv demo test test-pythons lint airflow bench clean browser-deps
+
+# The core's unit tests (no Airflow, no services), also run on the other Python versions that
+# Airflow 3 supports, where installed (python3.X on PATH or ~/.pyenv/versions/3.X*).
+CORE_TESTS := $(addprefix tests/test_,backtest.py config.py data.py drift_concept.py \
+	drift_decision.py drift_missing_share.py drift_policy.py drift_quality.py drift_report.py \
+	drift_stattests.py labels.py lifecycle.py metrics.py performance_estimation.py quality.py \
+	real_data.py registry.py simulate.py split_preprocess.py)
+OTHER_PYTHONS ?= 3.12 3.13
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +40,23 @@ browser-deps:
 test: venv browser-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q
+	$(MAKE) --no-print-directory test-pythons
+
+# .venv-3.X: the core's locked dependencies only (scripts/core_requirements.py), no Airflow.
+test-pythons: venv
+	@for v in $(OTHER_PYTHONS); do \
+	  py=""; \
+	  for c in $$(ls -d $$HOME/.pyenv/versions/$$v*/bin/python 2>/dev/null) $$(command -v python$$v); do \
+	    if $$c -c 'import sys; assert sys.version_info[:2] == tuple(map(int, "'$$v'".split(".")))' 2>/dev/null; then py=$$c; break; fi; \
+	  done; \
+	  if [ -z "$$py" ]; then echo "test-pythons: Python $$v is not installed here: skipped"; continue; fi; \
+	  echo "test-pythons: core unit tests on $$($$py --version) ($$py)"; \
+	  test -x $(VENV)-$$v/bin/python || $$py -m venv $(VENV)-$$v || exit 1; \
+	  $(PY) scripts/core_requirements.py > $(VENV)-$$v/core-requirements.txt || exit 1; \
+	  $(VENV)-$$v/bin/pip install --quiet --disable-pip-version-check \
+	    -r $(VENV)-$$v/core-requirements.txt || exit 1; \
+	  $(VENV)-$$v/bin/python -m pytest -q -m "not slow" -p no:cacheprovider $(CORE_TESTS) || exit 1; \
+	done
 
 lint: venv
 	$(VENV)/bin/ruff check .

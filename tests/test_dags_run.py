@@ -41,6 +41,7 @@ FAST = ["model.max_iter=60", "model.patience=5", "evaluation.bootstrap=20",
 
 # configs/demo.yaml's model (name late_delivery): its DAG set
 TRAINING, SCORING, DRIFT = (f"late_delivery__{k}" for k in ("training", "scoring", "drift_check"))
+VERDICT_ASSET = "ml_lifecycle__late_delivery__drift_verdict"
 
 
 
@@ -160,7 +161,7 @@ def test_new_labels_sensor_waits_times_out_or_is_forced(airflow_home: Path,
     assert_ran(enough, "success", wait_for_new_labels="success", train_candidate="success")
     sensed = enough["xcom"]["wait_for_new_labels"]
     assert (sensed["rows"], sensed["cutoff"], sensed["forced"]) == (1500, day(-1), False)
-    window = enough["xcom"]["prepare_request"]["window"]
+    window = world.registry.get_card(3)["data"]["window"]  # chosen after the sensor
     assert [Path(b).name for b, _ in window["pairs"]] == [f"{day(k)}.csv" for k in (2,)]
     assert [c["version"] for c in world.registry.list_versions()] == [1, 2, 3]
 
@@ -203,6 +204,14 @@ def test_scoring_and_drift_dags_on_a_clean_and_a_drifted_day(airflow_home: Path,
     assert scored["asset_events"][0]["extra"]["model_version"] == 1
     assert_ran(rescored, "success", score_batch="success")
     assert rescored["xcom"]["score_batch"] == scored["xcom"]["score_batch"]
+    # `ml-lifecycle score` on the same batch writes exactly what the scoring DAG wrote
+    cli_out = tmp_path / "cli-predictions.csv"
+    batch = Path(world.cfg.lifecycle.batches) / f"{day(0)}.csv"
+    done = subprocess.run([sys.executable, "-m", "ml_lifecycle", "score", "--config",
+                           str(world.config_file), "--batch", str(batch), "--out", str(cli_out)],
+                          env=world.env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    pd.testing.assert_frame_equal(pd.read_csv(cli_out), predictions)
 
     assert_ran(clean, "success", check_drift="success", retrain_decision="success",
                no_retrain="success", trigger_retrain="skipped")
@@ -214,7 +223,7 @@ def test_scoring_and_drift_dags_on_a_clean_and_a_drifted_day(airflow_home: Path,
     check = drifted["xcom"]["check_drift"]
     assert check["verdict"] == "drift" and check["retrain"] is True
     assert Path(check["report_html"]).is_file() and Path(check["report_json"]).is_file()
-    [event] = [e for e in drifted["asset_events"] if e["asset"] == "ml_lifecycle_drift_verdict"]
+    [event] = [e for e in drifted["asset_events"] if e["asset"] == VERDICT_ASSET]
     assert event["extra"]["verdict"] == "drift" and event["extra"]["day"] == day(4)
     [triggered] = drifted["triggered"]
     assert triggered["dag_id"] == TRAINING

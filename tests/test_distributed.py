@@ -306,7 +306,7 @@ def test_drift_check_triggers_retraining_on_a_celery_worker(cluster: dict[str, A
     from ml_lifecycle.config import load_config
     from ml_lifecycle.registry import open_registry
 
-    cfg = load_config(cluster["config"], base=topo.rootfs / CONTAINER_HOME.lstrip("/"))
+    cfg = load_config(cluster["config"])
     registry = open_registry(cfg.registry.root)
     print(f"[test] artifact store ({cluster['store']}): registry {cfg.registry.root}", flush=True)
     if cluster["store"] == "s3":

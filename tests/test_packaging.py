@@ -3,6 +3,7 @@ script, dependency ranges whose lower bounds are the lock file's tested versions
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -60,8 +61,10 @@ def test_the_core_dependencies_do_not_need_airflow() -> None:
     assert not [d for d in core if d.startswith("apache-airflow")]
 
 
-@pytest.mark.slow
-def test_the_wheel_installs_and_its_console_script_runs(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project's wheel, built from a copy of its source (no tests, DAGs or configs in it)."""
+    tmp_path = tmp_path_factory.mktemp("wheel")
     source = tmp_path / "src"
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
@@ -73,9 +76,15 @@ def test_the_wheel_installs_and_its_console_script_runs(tmp_path: Path) -> None:
                             "-w", str(wheels), "-q"], capture_output=True, text=True,
                            timeout=600)
     assert build.returncode == 0, build.stderr[-3000:]
-    (wheel,) = wheels.glob("ml_lifecycle-*.whl")
+    (built,) = wheels.glob("ml_lifecycle-*.whl")
+    return built
+
+
+@pytest.mark.slow
+def test_the_wheel_installs_and_its_console_script_runs(wheel: Path, tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "ml_lifecycle/cli.py" in names and "ml_lifecycle_airflow/steps.py" in names
+    assert "ml_lifecycle_airflow/factory.py" in names
     assert "ml_lifecycle/drift/check.py" in names
     assert not [n for n in names if n.startswith(("tests/", "dags/", "configs/"))]
     entry = next(n for n in names if n.endswith("entry_points.txt"))
@@ -103,3 +112,74 @@ def test_the_wheel_installs_and_its_console_script_runs(tmp_path: Path) -> None:
                           "--batch", "x.csv", "--out", "y.csv"], capture_output=True, text=True,
                          env=env, cwd=tmp_path, timeout=120)
     assert bad.returncode != 0 and "missing.yaml" in bad.stderr
+
+
+THREE_LINE_DAG_FILE = """from ml_lifecycle_airflow.factory import build_dag_sets
+
+globals().update(build_dag_sets(__file__))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.airflow
+def test_the_wheel_runs_the_factory_in_an_airflow_outside_the_repository(
+        wheel: Path, tmp_path: Path) -> None:
+    """The guide's steps: the wheel in a new virtualenv beside Airflow, the three-line DAG file
+    and a configs folder in a project outside this repository, one training DAG run."""
+    import yaml
+
+    from conftest import make_config_dict, make_table
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
+                   timeout=120)
+    (site,) = venv.glob("lib/python*/site-packages")
+    # Airflow and the other locked libraries come from the lock file's environment (installing
+    # Airflow again would only re-download it); nothing of this repository is on the path.
+    locked = [p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]
+    (site / "zz_locked_environment.pth").write_text("\n".join(locked) + "\n")
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index",
+                              "--target", str(site), str(wheel), "-q"],
+                             capture_output=True, text=True, timeout=600)
+    assert install.returncode == 0, install.stderr[-3000:]
+
+    project = tmp_path / "team-airflow"  # the team's own Airflow project
+    (project / "dags").mkdir(parents=True)
+    (project / "configs").mkdir()
+    (project / "dags" / "ml_models.py").write_text(THREE_LINE_DAG_FILE)
+    make_table(n=1500).to_csv(project / "train.csv", index=False)
+    raw = make_config_dict("../train.csv", "../var/churn/registry", name="churn")
+    raw["data"]["data_roots"] = ["../var"]
+    (project / "configs" / "churn.yaml").write_text(yaml.safe_dump(raw))
+
+    python = venv / "bin" / "python"
+    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path),
+           "AIRFLOW_HOME": str(tmp_path / "airflow-home"),
+           "AIRFLOW__CORE__DAGS_FOLDER": str(project / "dags"),
+           "AIRFLOW__CORE__PLUGINS_FOLDER": str(project / "plugins"),
+           "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+           "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'airflow.db'}",
+           "OMP_NUM_THREADS": "1"}
+    where = subprocess.run([str(python), "-c", "import ml_lifecycle_airflow, airflow; "
+                            "print(ml_lifecycle_airflow.__file__)"], env=env, cwd=project,
+                           capture_output=True, text=True, timeout=300)
+    assert where.returncode == 0, where.stderr[-3000:]
+    assert where.stdout.strip().startswith(str(site)), where.stdout  # the installed copy
+    migrate = subprocess.run([str(python), "-m", "airflow", "db", "migrate"], env=env,
+                             cwd=project, capture_output=True, text=True, timeout=600)
+    assert migrate.returncode == 0, migrate.stderr[-3000:]
+    steps = [{"dag_id": "churn__training", "logical_date": None,
+              "conf": {"reason": "first model of the team", "force": True}}]
+    ran = subprocess.run([str(python), "-m", "ml_lifecycle_airflow.dagtest",
+                          json.dumps(steps)], env=env, cwd=project,
+                         capture_output=True, text=True, timeout=900)
+    lines = ran.stdout.strip().splitlines()
+    assert ran.returncode == 0 and lines, ran.stdout[-3000:] + ran.stderr[-3000:]
+    [result] = json.loads(lines[-1])
+    assert result.get("error") is None, result
+    assert result["state"] == "success", result
+    assert result["tasks"]["train_candidate"] == "success"
+    assert result["tasks"]["promote"] == "success"
+    card = project / "var" / "churn" / "registry" / "versions" / "v0001" / "card.json"
+    assert card.is_file()  # the config's relative paths resolved against its own folder

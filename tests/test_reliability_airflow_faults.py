@@ -199,8 +199,7 @@ def test_worker_killed_mid_training_scheduler_and_broker_restarted(
     from ml_lifecycle.config import load_config
     from ml_lifecycle.registry import Registry
 
-    registry = Registry(load_config(cluster["config"],
-                                    base=topo.rootfs / CONTAINER_HOME.lstrip("/")).registry.root)
+    registry = Registry(load_config(cluster["config"]).registry.root)
     assert [c["version"] for c in registry.list_versions()] == [1]
 
     # 1. the REST API refuses anonymous and forged callers
@@ -325,8 +324,7 @@ def test_two_retrainings_started_together_both_finish_in_order(cluster: dict[str
         if proc.service == "airflow-worker" and (proc.popen is None or proc.expected_exit
                                                  or proc.popen.poll() is not None):
             topo.restart(proc.hostname)
-    registry = Registry(load_config(cluster["config"],
-                                    base=topo.rootfs / CONTAINER_HOME.lstrip("/")).registry.root)
+    registry = Registry(load_config(cluster["config"]).registry.root)
     before = [c["version"] for c in registry.list_versions()]
     token = topo.token(env["_AIRFLOW_WWW_USER_USERNAME"], env["_AIRFLOW_WWW_USER_PASSWORD"])
     run_ids = [topo.http("POST", f"/api/v2/dags/{TRAINING_DAG}/dagRuns", token=token,

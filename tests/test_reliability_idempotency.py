@@ -279,6 +279,41 @@ def test_the_training_task_rerun_reuses_its_version(lifecycle) -> None:
     assert steps.train_candidate(config_file(), _request(other), other)["version"] == 3
 
 
+def test_label_files_that_arrive_while_the_sensor_waits_are_trained_on(lifecycle) -> None:
+    """The window is chosen after the labels sensor: a label file that is due by the as-of day
+    but lands only while the sensor waits is counted by the sensor and used by the training."""
+    from ml_lifecycle_airflow import steps
+    from ml_lifecycle_airflow.sensors import NewLabelsSensor
+
+    cfg = lifecycle
+    late = Path(cfg.lifecycle.labels) / "2026-03-02.csv"  # due on 03-05 (labels 3 days late)
+    held = late.with_suffix(".held")
+    late.rename(held)  # not there yet when the run starts
+    run_id = "manual__late_labels"
+    context = task_context("ml_training", run_id, training_params(force=False), "prepare_request")
+    request = _request(context)
+    assert request["as_of"] == DRIFTED_DAY
+    assert request["labelled_days_at_request"] == ["2026-03-01"]
+
+    sensor = NewLabelsSensor(task_id="wait_for_new_labels", config_file=config_file(),
+                             as_of=request["as_of"], force=False, min_new_labels=1)
+    before = sensor.poke(task_context("ml_training", run_id, training_params(),
+                                      "wait_for_new_labels"))
+    held.rename(late)  # the label file arrives while the sensor waits
+    sensed = sensor.poke(task_context("ml_training", run_id, training_params(),
+                                      "wait_for_new_labels"))
+    assert sensed.xcom_value["rows"] > before.xcom_value["rows"]
+    assert sensed.xcom_value["as_of"] == before.xcom_value["as_of"] == DRIFTED_DAY
+
+    train_context = task_context("ml_training", run_id, training_params(), "train_candidate")
+    result = steps.train_candidate(config_file(), request, train_context, sensed.xcom_value)
+    card = Registry(cfg.registry.root).get_card(result["version"])
+    used = [Path(labels).name for _, labels in card["data"]["window"]["pairs"]]
+    assert used == ["2026-03-01.csv", "2026-03-02.csv"]
+    assert card["trigger"]["label_files"] == [str(late.parent / n) for n in used]
+    assert card["trigger"]["window_batch_days"] == ["2026-03-01", "2026-03-02"]
+
+
 def _train_task_and_die(context: dict[str, Any], request: dict[str, Any], when: str) -> None:
     """Child: the train_candidate task, SIGKILLed right after registering or mid-training."""
     from ml_lifecycle_airflow import steps

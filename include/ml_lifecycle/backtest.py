@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from .charts import GREY, PALETTE, escape, line_chart, short_days
-from .config import Config, apply_overrides, config_from_dict, load_raw
+from .config import Config, apply_overrides, base_dir, config_from_dict, load_raw
 from .errors import EXIT_OK, ConfigError, DataError
 from .io import atomic_write_json, atomic_write_text, dumps_json
 from .labels import apply_label_map, binary_labels, label_keys, positive_class
@@ -151,7 +151,9 @@ def batches_from_table(cfg: Config, work: Path) -> tuple[pd.DataFrame, list[Batc
 
 
 def _config_with(raw: dict[str, Any], overrides: list[str], source: str) -> Config:
-    return config_from_dict(apply_overrides(raw, overrides), source=source)
+    """A strategy's config: ``raw`` with overrides, relative paths as in the file ``source``."""
+    return config_from_dict(apply_overrides(raw, overrides), source=source,
+                            base=base_dir(source))
 
 
 def _id_col(cfg: Config) -> str:
@@ -437,7 +439,7 @@ def run_backtest(config_path: str, *, overrides: list[str] | None = None,
     and the reports.
     """
     raw = apply_overrides(load_raw(config_path), overrides or [])
-    cfg = config_from_dict(raw, source=config_path)
+    cfg = config_from_dict(raw, source=config_path, base=base_dir(config_path))
     _require_local_paths(cfg, batches=batches, labels=labels, work_dir=work_dir,
                          report_dir=report_dir)
     metric = cfg.backtest.metric or cfg.primary_metric

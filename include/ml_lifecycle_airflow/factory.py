@@ -81,15 +81,18 @@ prepare_request -> wait_for_new_labels -> train_candidate -> gate_decision -+-> 
 
 * **prepare_request** validates the trigger form / conf (config overrides must validate and keep
   paths inside `data.data_roots`; a drift report path must lie in the reports folder) and picks
-  the training window: the original data (`include_original`) plus the labelled batches of the
-  last `window_days` days whose labels have arrived by the as-of day.
+  the as-of day (the `as_of_day` param, else the run's logical date, else the day it was
+  triggered).
 * **wait_for_new_labels** (reschedule mode) waits until `lifecycle.min_new_labels` labelled rows
   exist after the champion's training cut-off. `force=true` or no champion: passes at once.
   **Timeout** (`labels_wait_minutes`): the sensor is *skipped*, so are training and promotion;
   the run succeeds with the champion unchanged and a `retrain_skipped` alert is written.
-* **train_candidate** runs the core pipeline (quality gate, split, preprocess+train with
-  validation early stopping, one evaluation on test, gate) and registers the candidate
-  **without promoting it**; the model card records the reason, this run and the drift report.
+* **train_candidate** picks the training window *after* the sensor: the original data
+  (`include_original`) plus the labelled batches of the last `window_days` days whose label
+  files exist by then (so labels that arrived during the wait are used; the card lists the
+  label files), runs the core pipeline (quality gate, split, preprocess+train with validation
+  early stopping, one evaluation on test, gate) and registers the candidate **without
+  promoting it**; the model card records the reason, this run and the drift report.
 * **gate_decision** branches to **promote** (compare-and-swap on the champion the candidate was
   gated against; records a `{champion_asset}` asset event) or **reject**.
 * **notify** sends `model_promoted` or `gate_rejected`. Any task failure sends `task_failure`.
@@ -223,8 +226,8 @@ def build_training_dag(spec: settings.ModelSpec) -> DAG:
         )
 
         @task(task_id=TRAIN_TASK_ID)
-        def train_candidate(request: dict, **context: Any) -> dict:
-            return steps.train_candidate(config, request, context)
+        def train_candidate(request: dict, sensed: dict, **context: Any) -> dict:
+            return steps.train_candidate(config, request, context, sensed)
 
         @task.branch(task_id=GATE_TASK_ID)
         def gate_decision(result: dict) -> str:
@@ -245,8 +248,8 @@ def build_training_dag(spec: settings.ModelSpec) -> DAG:
                 promote_task_id=PROMOTE_TASK_ID, reject_task_id=REJECT_TASK_ID)
 
         request = prepare_request()
-        result = train_candidate(request)
-        request >> wait_for_new_labels >> result
+        request >> wait_for_new_labels
+        result = train_candidate(request, wait_for_new_labels.output)
         gate_decision(result) >> [promote(request, result), reject(result)] >> notify()
     return dag
 

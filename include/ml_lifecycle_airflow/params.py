@@ -127,9 +127,10 @@ def resolve_training_request(
     """Validate a training run's params and decide its window. Small JSON, safe for XCom.
 
     Returns:
-        ``{"reason", "force", "as_of", "overrides", "window", "trigger", "labels_wait_minutes"}``
-        where ``window`` is the ``run_training`` window and ``trigger`` the context stored in
-        the model card (DAG run, triggering run, drift report and its summary).
+        ``{"reason", "force", "as_of", "overrides", "window_days", "include_original",
+        "labelled_days_at_request", "trigger", "labels_wait_minutes"}``: ``trigger`` is the
+        context stored in the model card (DAG run, triggering run, drift report and its summary).
+        The training window itself is decided after the labels sensor (:func:`window_for`).
 
     Raises:
         ConfigError, PathNotAllowedError, DataError: with the offending key or path named.
@@ -145,11 +146,12 @@ def resolve_training_request(
         as_of = as_day(params["as_of_day"])
     else:
         as_of = as_day(logical_date if logical_date is not None else run_after)
+    # Validates window_days/include_original now; the batches themselves are chosen after the
+    # labels sensor (``window_for``), so label files that arrive while it waits are used.
     window = training_window(cfg, as_of, window_days=params.get("window_days"),
                              include_original=params.get("include_original"))
     trigger: dict[str, Any] = {"dag_id": dag_id, "run_id": run_id, "as_of": as_of,
                                "window_days": window["window_days"],
-                               "window_batch_days": window["days"],
                                "overrides": overrides}
     if params.get("triggered_by"):
         trigger["triggered_by"] = str(params["triggered_by"])
@@ -175,7 +177,26 @@ def resolve_training_request(
         "force": bool(params.get("force")),
         "as_of": as_of,
         "overrides": overrides,
-        "window": {"include_original": window["include_original"], "pairs": window["pairs"]},
+        "window_days": window["window_days"],
+        "include_original": window["include_original"],
+        "labelled_days_at_request": window["days"],
         "trigger": trigger,
         "labels_wait_minutes": params.get("labels_wait_minutes"),
     }
+
+
+def window_for(cfg: Any, request: dict[str, Any], sensed: dict[str, Any] | None
+               ) -> dict[str, Any]:
+    """The training window, decided after the labels sensor: the labelled batches whose label
+    files exist *now*, as of the day the sensor counted for (``sensed["as_of"]``, which is the
+    request's as-of day: the run's logical date or requested day, never the wall clock).
+
+    Returns:
+        :func:`ml_lifecycle.lifecycle.training_window`'s dict (``pairs`` = the batch and label
+        files used, ``days``, ``as_of``, ``window_days``, ``include_original``).
+    """
+    from ml_lifecycle.lifecycle import as_day, training_window
+
+    as_of = as_day((sensed or {}).get("as_of") or request["as_of"])
+    return training_window(cfg, as_of, window_days=request["window_days"],
+                           include_original=request["include_original"])

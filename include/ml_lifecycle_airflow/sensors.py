@@ -14,7 +14,6 @@ ends with a message that names what was missing:
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +97,9 @@ class NewLabelsSensor(_TimeoutFromParams):
 
     Counts the rows of the label files that are due by ``as_of`` (labels of day D are due from
     D + ``lifecycle.label_delay_days``) for days after the last day the champion was trained on.
-    While it waits, each elapsed day of wall-clock time makes one more day of labels due.
+    ``as_of`` stays the run's day for the whole wait (no wall-clock drift); what changes while
+    it waits is which label files exist: the ones that arrive are counted here and trained on by
+    ``train_candidate``, which picks the window after this sensor.
     Passes at once when ``force`` is true or there is no champion yet (first training).
 
     Args:
@@ -154,15 +155,12 @@ class NewLabelsSensor(_TimeoutFromParams):
             raise AirflowSensorTimeout(message) from None
 
     def _effective_as_of(self, context: Any) -> str:
-        from ml_lifecycle.lifecycle import as_day, shift_day
+        """The request's as-of day (the run's logical date or requested day): fixed for the
+        whole wait, never moved by the wall clock, so a re-run counts the same days. Label files
+        of those days that arrive during the wait are counted, and used by the training."""
+        from ml_lifecycle.lifecycle import as_day
 
-        as_of = as_day(str(self.as_of))
-        ti = context.get("ti")
-        first = ti.get_first_reschedule_date(context) if ti is not None else None
-        if first is None:
-            return as_of
-        elapsed = (dt.datetime.now(dt.UTC) - first).days
-        return shift_day(as_of, elapsed) if elapsed > 0 else as_of
+        return as_day(str(self.as_of))
 
     def poke(self, context: Any) -> PokeReturnValue:
         from ml_lifecycle.lifecycle import new_labels_for_champion

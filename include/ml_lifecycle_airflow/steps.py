@@ -27,7 +27,7 @@ from .notifier import (
     KIND_MODEL_PROMOTED,
     LifecycleNotifier,
 )
-from .params import resolve_training_request, run_day
+from .params import resolve_training_request, run_day, window_for
 from .settings import load_lifecycle_config
 
 TOP_REASONS = 5
@@ -66,10 +66,11 @@ def prepare_training_request(config_file: str | Path, context: Any) -> dict[str,
             dict(context["params"]), config_file=config_file,
             logical_date=context.get("logical_date"), run_after=context["dag_run"].run_after,
             dag_id=dag_id, run_id=run_id)
-    window = request["window"]
     print(f"training request: reason={request['reason']!r} as_of={request['as_of']} "
-          f"force={request['force']} original={window['include_original']} "
-          f"batches={len(window['pairs'])} overrides={request['overrides']}")
+          f"force={request['force']} original={request['include_original']} "
+          f"window_days={request['window_days']} labelled days so far="
+          f"{len(request['labelled_days_at_request'])} overrides={request['overrides']} "
+          "(the batches are chosen after the labels sensor)")
     return request
 
 
@@ -151,11 +152,13 @@ def run_lock(registry_root: str | Path, dag_id: str, run_id: str,
 
 
 def train_candidate(config_file: str | Path, request: dict[str, Any],
-                    context: Any) -> dict[str, Any]:
+                    context: Any, sensed: dict[str, Any] | None = None) -> dict[str, Any]:
     """Quality gate -> split -> preprocess+train -> evaluate -> gate -> register (not promote).
 
-    A retry or re-run of the same DAG run returns the version that run already registered; two
-    attempts running at once register one version (``run_lock``).
+    The training window is decided here, after the labels sensor (``sensed``: its XCom), so
+    every label file that arrived by then is used; the card's ``window.pairs`` lists the batch
+    and label files. A retry or re-run of the same DAG run returns the version that run already
+    registered; two attempts running at once register one version (``run_lock``).
     """
     from ml_lifecycle.registry import open_registry
     from ml_lifecycle.train import run_training
@@ -174,9 +177,16 @@ def train_candidate(config_file: str | Path, request: dict[str, Any],
                     "champion_before": card.get("champion_at_training"),
                     "rows_per_split": card["data"].get("rows_per_split"),
                 }, reused=True)
-            result = run_training(cfg, reason=request["reason"], trigger=request["trigger"],
-                                  window=request["window"], promote=False,
-                                  actor=f"airflow:{dag_id}")
+            window = window_for(cfg, request, sensed)
+            trigger = {**request["trigger"], "window_batch_days": window["days"],
+                       "label_files": [labels for _, labels in window["pairs"]]}
+            print(f"training window as of {window['as_of']}: original="
+                  f"{window['include_original']}, {len(window['pairs'])} labelled batch(es) "
+                  f"{window['days']}")
+            result = run_training(cfg, reason=request["reason"], trigger=trigger,
+                                  window={"include_original": window["include_original"],
+                                          "pairs": window["pairs"]},
+                                  promote=False, actor=f"airflow:{dag_id}")
     summary = _summary(result, reused=False)
     print(f"registered v{summary['version']}: {summary['primary_metric']}={summary['metric']} "
           f"gate={'PASSED' if summary['gate_passed'] else 'REJECTED'} "
