@@ -226,3 +226,17 @@ def test_an_empty_configs_folder_is_an_import_error_naming_it(configs: Path,
     [(path, error)] = out["import_errors"].items()
     assert path.endswith("ml_lifecycle.py")
     assert str(configs) in error and "holds no model config" in error
+
+
+@pytest.mark.airflow
+def test_approval_mode_adds_the_approval_step_to_that_model_only(configs: Path,
+                                                                 tmp_path: Path) -> None:
+    write_config(configs, "auto", "auto")
+    write_config(configs, "asked", "asked", promotion={"mode": "approval",
+                                                       "approval_timeout_hours": 2})
+    out = parse(configs, tmp_path)
+    assert out["import_errors"] == {}
+    asked = out["dags"]["asked__training"]["tasks"]
+    assert {"await_approval", "not_approved", "promote", "reject"} <= set(asked)
+    assert "await_approval" not in out["dags"]["auto__training"]["tasks"]
+    assert "not_approved" not in out["dags"]["auto__training"]["tasks"]

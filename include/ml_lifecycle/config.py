@@ -247,6 +247,27 @@ class EvaluationConfig(_Strict):
     seed: int = Field(default=42, ge=0, le=MAX_SEED)
 
 
+class PromotionConfig(_Strict):
+    """How a candidate that passed the gate becomes the champion (the training DAG)."""
+
+    mode: Literal["auto", "approval"] = Field(
+        default="auto",
+        description="auto: promote as soon as the gate passes; approval: the training DAG "
+                    "waits for a person to approve in Airflow (Required actions, or the REST "
+                    "API); reject or no answer in time: not promoted",
+    )
+    approval_timeout_hours: float = Field(
+        default=72.0, gt=0, le=24 * 90,
+        description="approval mode: hours to wait for an answer; then the candidate is "
+                    "rejected (an alert says so)",
+    )
+    approvers: list[str] = Field(
+        default_factory=list,
+        description="approval mode: Airflow user ids allowed to answer (empty: any user who "
+                    "may act on the DAG's task instances)",
+    )
+
+
 class GateConfig(_Strict):
     floors: dict[str, float] = Field(
         default_factory=dict, description="minimum (or maximum for error metrics) per metric"
@@ -375,6 +396,7 @@ class Config(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
+    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     registry: RegistryConfig
     drift: DriftConfig = Field(default_factory=DriftConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)

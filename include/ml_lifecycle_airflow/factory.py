@@ -36,6 +36,7 @@ from typing import Any
 from airflow.sdk import DAG, TriggerRule, task
 
 from . import settings, steps
+from .approval import XCOM_KEY, PromotionApproval
 from .defaults import (
     DAGRUN_TIMEOUT,
     TAGS,
@@ -58,6 +59,8 @@ GATE_TASK_ID = "gate_decision"
 PROMOTE_TASK_ID = "promote"
 REJECT_TASK_ID = "reject"
 NOTIFY_TASK_ID = "notify"
+APPROVAL_TASK_ID = "await_approval"
+NOT_APPROVED_TASK_ID = "not_approved"
 WAIT_BATCH_TASK_ID = "wait_for_batch"
 SCORE_TASK_ID = "score_batch"
 CHECK_TASK_ID = "check_drift"
@@ -94,7 +97,11 @@ prepare_request -> wait_for_new_labels -> train_candidate -> gate_decision -+-> 
   early stopping, one evaluation on test, gate) and registers the candidate **without
   promoting it**; the model card records the reason, this run and the drift report.
 * **gate_decision** branches to **promote** (compare-and-swap on the champion the candidate was
-  gated against; records a `{champion_asset}` asset event) or **reject**.
+  gated against; records a `{champion_asset}` asset event) or **reject**. With
+  `promotion.mode: approval` a passing candidate first waits at **await_approval** (Browse ->
+  Required actions): *Approve* -> promote (the approver and comment go to the promotion
+  history), *Reject* or no answer within `promotion.approval_timeout_hours` -> **not_approved**
+  (`approval_rejected` alert).
 * **notify** sends `model_promoted` or `gate_rejected`. Any task failure sends `task_failure`.
   When the drift check triggered the run, its end (promoted, rejected, skipped or failed) is
   recorded in the retrain policy's state, which clears the pending trigger.
@@ -229,13 +236,18 @@ def build_training_dag(spec: settings.ModelSpec) -> DAG:
         def train_candidate(request: dict, sensed: dict, **context: Any) -> dict:
             return steps.train_candidate(config, request, context, sensed)
 
+        approval = spec.promotion == "approval"
+        after_gate = APPROVAL_TASK_ID if approval else PROMOTE_TASK_ID
+
         @task.branch(task_id=GATE_TASK_ID)
         def gate_decision(result: dict) -> str:
-            return PROMOTE_TASK_ID if result["gate_passed"] else REJECT_TASK_ID
+            return after_gate if result["gate_passed"] else REJECT_TASK_ID
 
         @task(task_id=PROMOTE_TASK_ID, outlets=[champion])
         def promote(request: dict, result: dict, **context: Any) -> dict:
-            return steps.promote_candidate(config, request, result, context, champion)
+            answer = (context["ti"].xcom_pull(task_ids=APPROVAL_TASK_ID, key=XCOM_KEY)
+                      if approval else None)
+            return steps.promote_candidate(config, request, result, context, champion, answer)
 
         @task(task_id=REJECT_TASK_ID)
         def reject(result: dict) -> dict:
@@ -245,12 +257,28 @@ def build_training_dag(spec: settings.ModelSpec) -> DAG:
         def notify(**context: Any) -> dict:
             return steps.notify_training_outcome(
                 config, context, train_task_id=TRAIN_TASK_ID,
-                promote_task_id=PROMOTE_TASK_ID, reject_task_id=REJECT_TASK_ID)
+                promote_task_id=PROMOTE_TASK_ID, reject_task_id=REJECT_TASK_ID,
+                not_approved_task_id=NOT_APPROVED_TASK_ID if approval else None)
 
         request = prepare_request()
         request >> wait_for_new_labels
         result = train_candidate(request, wait_for_new_labels.output)
-        gate_decision(result) >> [promote(request, result), reject(result)] >> notify()
+        decision = gate_decision(result)
+        promoted, rejected, notified = promote(request, result), reject(result), notify()
+        decision >> rejected >> notified
+        if not approval:
+            decision >> promoted >> notified
+        else:
+            @task(task_id=NOT_APPROVED_TASK_ID)
+            def not_approved(result: dict, **context: Any) -> dict:
+                answer = context["ti"].xcom_pull(task_ids=APPROVAL_TASK_ID, key=XCOM_KEY)
+                return steps.not_approved(result, answer)
+
+            ask = PromotionApproval(
+                task_id=APPROVAL_TASK_ID, model=spec.name, train_task_id=TRAIN_TASK_ID,
+                promote_task_id=PROMOTE_TASK_ID, reject_task_id=NOT_APPROVED_TASK_ID,
+                timeout_hours=spec.approval_timeout_hours, approvers=spec.approvers)
+            decision >> ask >> [promoted, not_approved(result)] >> notified
     return dag
 
 

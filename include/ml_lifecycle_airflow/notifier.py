@@ -36,6 +36,7 @@ KIND_TASK_FAILURE = "task_failure"
 KIND_MODEL_PROMOTED = "model_promoted"
 KIND_RETRAIN_SKIPPED = "retrain_skipped"
 KIND_DRIFT_RESOLVED = "drift_resolved"
+KIND_APPROVAL_REJECTED = "approval_rejected"
 
 #: kind -> (default severity, title)
 KINDS: dict[str, tuple[str, str]] = {
@@ -45,6 +46,7 @@ KINDS: dict[str, tuple[str, str]] = {
     KIND_MODEL_PROMOTED: ("info", "New champion promoted"),
     KIND_RETRAIN_SKIPPED: ("warning", "Retrain skipped: not enough new labels"),
     KIND_DRIFT_RESOLVED: ("info", "Drift episode resolved: the model is back within tolerance"),
+    KIND_APPROVAL_REJECTED: ("warning", "Candidate not approved: rejected or no answer in time"),
 }
 EMAIL_ENV = "ML_LIFECYCLE_ALERT_EMAIL"
 SMTP_CONN_ENV = "ML_LIFECYCLE_SMTP_CONN_ID"

@@ -102,6 +102,10 @@ class ModelSpec:
     training_schedule: str | None = None
     #: ``(key, value)`` pairs this model must own alone: name, registry and output folders.
     owns: tuple[tuple[str, str], ...] = ()
+    #: ``promotion.mode``: ``auto`` or ``approval`` (a human approves in Airflow).
+    promotion: str = "auto"
+    approval_timeout_hours: float = 72.0
+    approvers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -173,7 +177,10 @@ def read_spec(config_file: str | Path) -> ModelSpec:
     owns += [(f"lifecycle.{key}", str(getattr(cfg.lifecycle, key)))
              for key in ("predictions", "reports", "alerts")]
     return ModelSpec(name=check_model_name(cfg.name, path), config_file=str(path),
-                     training_schedule=cfg.lifecycle.training_schedule, owns=tuple(owns))
+                     training_schedule=cfg.lifecycle.training_schedule, owns=tuple(owns),
+                     promotion=cfg.promotion.mode,
+                     approval_timeout_hours=cfg.promotion.approval_timeout_hours,
+                     approvers=tuple(cfg.promotion.approvers))
 
 
 def discover(project_root: str | Path | None = None

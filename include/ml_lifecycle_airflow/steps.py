@@ -21,6 +21,7 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from .notifier import (
+    KIND_APPROVAL_REJECTED,
     KIND_DRIFT_BREACH,
     KIND_DRIFT_RESOLVED,
     KIND_GATE_REJECTED,
@@ -86,6 +87,8 @@ def _summary(result: dict[str, Any], reused: bool) -> dict[str, Any]:
         "metric": value.get("value") if isinstance(value, dict) else value,
         "champion_before": result.get("champion_before"),
         "rows_per_split": result.get("rows_per_split"),
+        "gate_rules": [f"{'PASS' if r.get('passed') else 'FAIL'} {r.get('name')}: "
+                       f"{r.get('detail')}" for r in gate.get("rules") or []],
         "reused": reused,
     }
 
@@ -195,26 +198,50 @@ def train_candidate(config_file: str | Path, request: dict[str, Any],
 
 
 def promote_candidate(config_file: str | Path, request: dict[str, Any], result: dict[str, Any],
-                      context: Any, asset: Any = None) -> dict[str, Any]:
-    """Promote the candidate with a compare-and-swap on the champion it was gated against."""
+                      context: Any, asset: Any = None,
+                      approval: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Promote the candidate with a compare-and-swap on the champion it was gated against.
+
+    ``approval`` (approval mode): the answer of the approval task; the approver becomes the
+    actor of the promotion and their comment part of its reason in the history.
+    """
     from ml_lifecycle.registry import open_registry
 
     dag_id, _ = _run_ids(context)
     version = int(result["version"])
+    reason, actor = request["reason"], f"airflow:{dag_id}"
+    if approval:
+        actor = f"approved by {approval.get('by')} (airflow:{dag_id})"
+        comment = approval.get("comment")
+        reason = f"{reason}; approved by {approval.get('by')}" + (f": {comment}" if comment
+                                                                  else "")
     with fail_on_core_errors():
         cfg = load_lifecycle_config(config_file, request["overrides"])
         registry = open_registry(cfg.registry.root)
         if registry.champion() == version:
             print(f"v{version} already is the champion (re-run): nothing to do")
         else:
-            registry.promote(version, reason=request["reason"], actor=f"airflow:{dag_id}",
+            registry.promote(version, reason=reason, actor=actor,
                              expected_champion=result.get("champion_before"))
     outcome = {"promoted": version, "previous": result.get("champion_before"),
-               "reason": request["reason"]}
+               "reason": reason, "approval": approval}
     if asset is not None:
         context["outlet_events"][asset].extra = {**outcome, "metric": result.get("metric")}
     print(f"promoted v{version} (was {result.get('champion_before')})")
     return outcome
+
+
+def not_approved(result: dict[str, Any], approval: dict[str, Any] | None) -> dict[str, Any]:
+    """Approval mode: the candidate passed the gate but was rejected, or nobody answered in
+    time. It stays registered; the champion is unchanged."""
+    approval = approval or {"by": None, "comment": "", "timed_out": True}
+    why = ("no answer before the approval timeout" if approval.get("timed_out")
+           else f"rejected by {approval.get('by')}"
+           + (f": {approval['comment']}" if approval.get("comment") else ""))
+    print(f"v{result['version']} passed the gate but was not approved ({why}); champion stays "
+          f"v{result.get('champion_before')}")
+    return {"not_approved": result["version"], "champion": result.get("champion_before"),
+            "why": why, "approval": approval}
 
 
 def reject_candidate(result: dict[str, Any]) -> dict[str, Any]:
@@ -258,13 +285,24 @@ def mark_finished(config_file: str | Path, context: Any, outcome: str,
 
 
 def notify_training_outcome(config_file: str | Path, context: Any, *, train_task_id: str,
-                            promote_task_id: str, reject_task_id: str) -> dict[str, Any]:
-    """Send ``model_promoted`` or ``gate_rejected`` with the candidate's summary."""
+                            promote_task_id: str, reject_task_id: str,
+                            not_approved_task_id: str | None = None) -> dict[str, Any]:
+    """Send ``model_promoted``, ``gate_rejected`` or ``approval_rejected`` with the candidate's
+    summary."""
     ti = context["ti"]
     result = ti.xcom_pull(task_ids=train_task_id) or {}
     promoted = ti.xcom_pull(task_ids=promote_task_id)
     rejected = ti.xcom_pull(task_ids=reject_task_id)
+    refused = ti.xcom_pull(task_ids=not_approved_task_id) if not_approved_task_id else None
     params = context["params"]
+    if refused and not promoted:
+        LifecycleNotifier(KIND_APPROVAL_REJECTED, config_file=config_file,
+                          message=(f"v{result.get('version')} passed the gate but was not "
+                                   f"promoted: {refused.get('why')}; champion stays "
+                                   f"v{result.get('champion_before')}"),
+                          details={"candidate": result, "outcome": refused})(context)
+        mark_finished(config_file, context, "not approved", result.get("version"))
+        return {"alert": KIND_APPROVAL_REJECTED, "version": result.get("version")}
     if promoted:
         kind = KIND_MODEL_PROMOTED
         message = (f"v{result.get('version')} promoted (was v{result.get('champion_before')}); "
