@@ -192,7 +192,7 @@ for name in sys.argv[2].split(","):
 from airflow.dag_processing.dagbag import DagBag
 from airflow.serialization.serialized_objects import DagSerialization
 t0 = time.perf_counter()
-bag = DagBag(dag_folder=sys.argv[1], include_examples=False)
+bag = DagBag(dag_folder=sys.argv[1])
 parsed = time.perf_counter() - t0
 for dag in bag.dags.values():
     DagSerialization.to_dict(dag)

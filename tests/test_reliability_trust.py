@@ -22,6 +22,7 @@ import io
 import json
 import os
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -296,15 +297,26 @@ def test_trigger_form_overrides_cannot_point_outside_the_data_roots(
     from ml_lifecycle.errors import ConfigError
     from ml_lifecycle_airflow.settings import load_lifecycle_config
 
-    for key in ("data.path", "lifecycle.batches", "registry.root", "lifecycle.predictions",
-                "lifecycle.alerts"):
+    for key in ("data.path", "lifecycle.batches", "lifecycle.labels"):
         for path in _escapes(roots):
             with pytest.raises(PathNotAllowedError, match=f"config override {key}"):
                 load_lifecycle_config(dag_config, [f"{key}={path}"])
-    with pytest.raises(ConfigError, match=r"data\.data_roots cannot be changed"):
-        load_lifecycle_config(dag_config, [f"data.data_roots=[{roots['outside']}]"])
-    with pytest.raises(ConfigError, match=r"data\.data_roots cannot be changed"):
-        load_lifecycle_config(dag_config, ["data.data_roots=[/]"])
+    # Where artifacts live is never run input, not even a folder inside the data roots: a run
+    # that could point the registry at a planted model would make a worker load it.
+    inside = roots["data"] / "planted"
+    for item in (f"registry.root={inside}", "registry={root: /tmp/x}",
+                 f"lifecycle.predictions={inside}", f"lifecycle.reports={inside}",
+                 f"lifecycle.alerts={inside}", f"data.data_roots=[{roots['outside']}]",
+                 "data.data_roots=[/]", "promotion.mode=auto", "promotion={mode: auto}"):
+        key = item.split("=", 1)[0]
+        with pytest.raises(ConfigError, match=rf"config override {re.escape(key)}: .* cannot "
+                                              "be changed from run input"):
+            load_lifecycle_config(dag_config, [item])
+    # a symlink inside a data-root folder that points outside is resolved, then refused
+    link = roots["data"] / "innocent"
+    link.symlink_to(roots["outside"], target_is_directory=True)
+    with pytest.raises(PathNotAllowedError, match=r"config override data\.path"):
+        load_lifecycle_config(dag_config, [f"data.path={link / 'train.csv'}"])
     cfg = load_lifecycle_config(dag_config, [f"data.path={roots['data'] / 'batches'}"])
     assert cfg.data.path == str(roots["data"] / "batches")
 

@@ -415,7 +415,7 @@ class Config(_Strict):
             raise ValueError(f"model.family '{family}' needs task 'regression'")
         if self.split.strategy == "time" and not self.data.time_column:
             raise ValueError("split.strategy 'time' needs data.time_column")
-        from .metrics import metric_names
+        from .metric_names import metric_names
 
         known = metric_names(self.task)
         if self.evaluation.primary_metric and self.evaluation.primary_metric not in known:

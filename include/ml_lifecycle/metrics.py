@@ -27,22 +27,15 @@ from typing import Any
 
 import numpy as np
 
-LOWER_IS_BETTER = frozenset({"mae", "rmse", "brier", "log_loss"})
-CLASSIFICATION_METRICS = (
-    "roc_auc", "pr_auc", "precision", "recall", "f1", "balanced_accuracy", "brier", "accuracy",
+from .metric_names import (
+    CLASSIFICATION_METRICS,
+    LOWER_IS_BETTER,
+    REGRESSION_METRICS,
+    higher_is_better,
+    metric_names,
 )
-REGRESSION_METRICS = ("mae", "rmse", "r2")
+
 _CELLS = 1_000_000  # replicate x row cells per chunk of a bootstrap (bounded memory)
-
-
-def higher_is_better(metric: str) -> bool:
-    """Direction of a metric (error metrics are lower-is-better)."""
-    return metric not in LOWER_IS_BETTER
-
-
-def metric_names(task: str) -> tuple[str, ...]:
-    """The metrics reported for a task."""
-    return CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
 
 
 def _groups(sorted_scores: np.ndarray) -> np.ndarray:

@@ -78,8 +78,10 @@ def training_params() -> dict[str, Param]:
             [], type="array", items={"type": "string", "pattern": OVERRIDE_PATTERN},
             maxItems=50, title="Config overrides", section="Advanced",
             description="dotted.key=value lines applied to the config for this run only, e.g. "
-                        "model.max_iter=200 (values are YAML). Paths must stay inside "
-                        "data.data_roots."),
+                        "model.max_iter=200 (values are YAML). Data paths must stay inside "
+                        "data.data_roots; the registry, the output folders (predictions, "
+                        "reports, alerts), the data roots and the promotion policy cannot be "
+                        "overridden."),
         "labels_wait_minutes": Param(
             DEFAULT_LABELS_WAIT_MINUTES, type="number", minimum=0, maximum=14 * 24 * 60,
             title="Wait for new labels (minutes)", section="Advanced",

@@ -47,9 +47,14 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 DEFAULT_START_DATE = "2026-01-01"
 _OFF = {"", "none", "null", "off", "false"}
 
-# Keys of the config whose values are paths; trigger-form overrides of them are checked.
-PATH_KEYS = ("data.path", "registry.root", "lifecycle.batches", "lifecycle.labels",
-             "lifecycle.predictions", "lifecycle.reports", "lifecycle.alerts")
+# Data paths a trigger form may override: each must stay inside data.data_roots (symlinks
+# resolved).
+PATH_KEYS = ("data.path", "lifecycle.batches", "lifecycle.labels")
+# What run input may never change: where artifacts are written and read from (a run that could
+# point the registry elsewhere could make a worker load a planted model), the folders run input
+# is confined to, and how a passing candidate becomes the champion.
+PROTECTED_KEYS = ("registry", "lifecycle.predictions", "lifecycle.reports", "lifecycle.alerts",
+                  "data.data_roots", "promotion")
 
 
 def start_date() -> dt.datetime:
@@ -270,23 +275,32 @@ def load_lifecycle_config(config_file: str | Path, overrides: list[str] | None =
                           ) -> Config:
     """Load and validate a model's config (with trigger-form overrides) for a task.
 
-    An override may not change ``data.data_roots``, and a path it changes must stay inside the
-    data roots of the unmodified config.
+    An override may not touch :data:`PROTECTED_KEYS` (the registry, the output folders, the data
+    roots, the promotion policy): refused before anything is read. A data path it changes
+    (:data:`PATH_KEYS`) must stay inside the data roots of the unmodified config, symlinks
+    resolved.
 
     Raises:
         ConfigError: invalid file or override (names the key and the value).
         PathNotAllowedError: an overridden path points outside the allowed folders.
     """
-    from ml_lifecycle.config import load_config
+    from ml_lifecycle.config import load_config, parse_override
     from ml_lifecycle.data import ensure_inside_roots
     from ml_lifecycle.errors import ConfigError, PathNotAllowedError
 
+    for item in overrides or []:
+        key = ".".join(parse_override(item)[0])
+        protected = next((p for p in PROTECTED_KEYS if key == p or key.startswith(p + ".")
+                          or p.startswith(key + ".")), None)
+        if protected:
+            raise ConfigError(
+                f"config override {key}: {protected} cannot be changed from run input (it "
+                "decides where artifacts are written and read, or how a candidate is "
+                "promoted); change it in the config file")
     cfg = load_config(config_file, overrides or [])
     if not overrides:
         return cfg
     original = load_config(config_file, [])
-    if cfg.data.data_roots != original.data.data_roots:
-        raise ConfigError("config override: data.data_roots cannot be changed from run input")
     for key in PATH_KEYS:
         section, name = key.split(".")
         before = getattr(getattr(original, section), name)
