@@ -147,12 +147,13 @@ def lifecycle(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def make_client(config: Path, monkeypatch: pytest.MonkeyPatch, *, logged_in: bool = True) -> Any:
     from fastapi.testclient import TestClient
-    from ml_monitoring.app import authenticated, create_app
+    from ml_monitoring.app import authenticated, create_app, dag_reader
 
     monkeypatch.setenv("ML_LIFECYCLE_CONFIG", str(config))
     app = create_app()
     if logged_in:
         app.dependency_overrides[authenticated] = lambda: None
+        app.dependency_overrides[dag_reader] = lambda: (lambda dag_ids: True)
     return TestClient(app)
 
 

@@ -29,7 +29,6 @@ for all the models it builds; raising would hide every model's DAGs.)
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
@@ -362,18 +361,12 @@ def build_drift_dag(spec: settings.ModelSpec) -> DAG:
     return dag
 
 
-def config_error_dag_id(config_file: str | Path) -> str:
-    """``<file stem>__config_error`` (characters a DAG id may not hold become ``_``)."""
-    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(config_file).stem)[:200] or "config"
-    return f"{stem}__config_error"
-
-
 def build_config_error_dag(broken: settings.BrokenConfig) -> DAG:
     """A stand-in DAG for a config that cannot be used: its doc and its one task show why."""
     error = broken.error
 
     with DAG(
-        dag_id=config_error_dag_id(broken.config_file),
+        dag_id=settings.config_error_dag_id(broken.config_file),
         schedule=None,
         start_date=settings.start_date(),
         catchup=False,

@@ -98,6 +98,13 @@ def dag_ids(name: str) -> dict[str, str]:
     return {key: f"{name}__{suffix}" for key, suffix in DAG_KINDS.items()}
 
 
+def config_error_dag_id(config_file: str | Path) -> str:
+    """The stand-in DAG of a config that cannot be used: ``<file stem>__config_error``
+    (characters a DAG id may not hold become ``_``)."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(config_file).stem)[:200] or "config"
+    return f"{stem}__config_error"
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """One model the DAGs serve: its validated name and its config file (absolute)."""

@@ -21,18 +21,24 @@ model's ``name`` (an unknown name is a 404):
 Access: the app-level dependency :data:`authenticated` is Airflow's
 ``requires_authenticated()``: a JWT from the ``Authorization: Bearer`` header or the UI's
 ``_token`` cookie, validated by the auth manager of the api-server; anonymous -> 401, invalid
--> 403. The OpenAPI/docs routes are switched off (FastAPI would serve them without the
-dependency). HTML answers carry a Content-Security-Policy that allows no script at all.
+-> 403. Each model is then authorized like its DAGs: a model's pages and API answer only a user
+whom the auth manager allows to read (``GET``) all three of the model's DAGs (403 otherwise),
+and the model list shows only those models (:func:`dag_reader`). Errors answer a generic
+message with a reference id; the detail (paths, exception text) goes to the api-server's log.
+The OpenAPI/docs routes are switched off (FastAPI would serve them without the dependency).
+HTML answers carry a Content-Security-Policy that allows no script at all.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from airflow.api_fastapi.core_api.security import requires_authenticated
+from airflow.api_fastapi.core_api.security import get_user, requires_authenticated
 from fastapi import Depends, FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
@@ -56,8 +62,42 @@ JSON_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"
 _VERSION = re.compile(r"^v?0*([1-9][0-9]{0,8})$")
 
 
+log = logging.getLogger(__name__)
+#: may this user read every one of these DAG ids? (overridden in tests)
+DagReader = Callable[[Iterable[str]], bool]
+
+
 class NotFound(Exception):
-    """The requested version or day does not exist."""
+    """The requested model, version or day does not exist."""
+
+
+class Forbidden(Exception):
+    """The user may not read this model's DAGs."""
+
+
+def dag_reader(user: Annotated[Any, Depends(get_user)]) -> DagReader:
+    """FastAPI dependency: a predicate saying whether the request's user may read (``GET``)
+    every DAG of a list, asked of Airflow's auth manager exactly as Airflow's own API asks it
+    (``batch_is_authorized_dag`` with each DAG's team)."""
+
+    def may_read(dag_ids: Iterable[str]) -> bool:
+        from airflow.api_fastapi.app import get_auth_manager
+        from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+        from airflow.models.dag import DagModel
+
+        requests: list[Any] = [
+            {"method": "GET", "details": DagDetails(id=dag_id,
+                                                     team_name=DagModel.get_team_name(dag_id))}
+            for dag_id in dag_ids]
+        return bool(requests) and get_auth_manager().batch_is_authorized_dag(requests,
+                                                                               user=user)
+
+    return may_read
+
+
+def reference() -> str:
+    """A short id that ties a generic error answer to its detail in the log."""
+    return uuid.uuid4().hex[:12]
 
 
 def _errors() -> tuple[type[BaseException], ...]:
@@ -84,32 +124,45 @@ def create_app(project_root: str | Path | None = None) -> FastAPI:
         dependencies=[Depends(authenticated)],
     )
 
-    def load(model: str) -> source.Source:
-        try:
-            return source.load_source(model, project_root)
-        except source.UnknownModel as exc:
-            raise NotFound(str(exc)) from None
+    def load(model: str, may_read: DagReader) -> source.Source:
+        specs, _ = source.discover(project_root)
+        if not any(spec.name == model for spec in specs):
+            raise NotFound(f"no model named '{model}'")
+        if not may_read(source.dag_ids(model).values()):
+            raise Forbidden(f"you may not read the DAGs of model '{model}'")
+        return source.load_source(model, project_root)
 
-    def html_page(model: str, render: Callable[[source.Source], str], *, base: str,
-                  title: str) -> Response:
+    def failure(exc: BaseException, what: str) -> str:
+        ref = reference()
+        log.error("ml-monitoring %s failed (reference %s): %s: %s", what, ref,
+                  type(exc).__name__, exc, exc_info=exc)
+        return f"{what}: the lifecycle data could not be read (reference {ref}; see the log)"
+
+    def html_page(model: str, may_read: DagReader, render: Callable[[source.Source], str], *,
+                  base: str, title: str, headers: dict[str, str] = HEADERS) -> Response:
         try:
-            return HTMLResponse(render(load(model)), headers=HEADERS)
+            return HTMLResponse(render(load(model, may_read)), headers=headers)
         except NotFound as exc:
             return HTMLResponse(pages.error_page("Not found", str(exc), base=base),
                                 status_code=404, headers=HEADERS)
+        except Forbidden as exc:
+            return HTMLResponse(pages.error_page("Forbidden", str(exc), base=base),
+                                status_code=403, headers=HEADERS)
         except _errors() as exc:
-            return HTMLResponse(pages.error_page(f"{title}: cannot read the lifecycle data",
-                                                 f"{type(exc).__name__}: {exc}", base=base),
+            return HTMLResponse(pages.error_page(title, failure(exc, title), base=base),
                                 status_code=500, headers=HEADERS)
 
-    def json_answer(model: str | None, produce: Callable[[Any], Any]) -> Response:
+    def json_answer(model: str | None, may_read: DagReader,
+                    produce: Callable[[Any], Any]) -> Response:
         try:
-            subject = load(model) if model is not None else None
+            subject = load(model, may_read) if model is not None else None
             return JSONResponse(source.jsonable(produce(subject)), headers=JSON_HEADERS)
         except NotFound as exc:
             return JSONResponse({"detail": str(exc)}, status_code=404, headers=JSON_HEADERS)
+        except Forbidden as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=403, headers=JSON_HEADERS)
         except _errors() as exc:
-            return JSONResponse({"detail": f"{type(exc).__name__}: {exc}"}, status_code=500,
+            return JSONResponse({"detail": failure(exc, "API")}, status_code=500,
                                 headers=JSON_HEADERS)
 
     def version_of(src: source.Source, text: str) -> dict[str, Any]:
@@ -133,83 +186,80 @@ def create_app(project_root: str | Path | None = None) -> FastAPI:
 
     # ---------------------------------------------------------------- pages
 
+    Reader = Depends(dag_reader)
+
     @app.get("/", response_class=HTMLResponse, summary="All models")
-    def model_list_page() -> Response:
+    def model_list_page(may_read: DagReader = Reader) -> Response:
         try:
-            return HTMLResponse(pages.model_list_page(source.models_list_view(project_root)),
-                                headers=HEADERS)
+            view = source.models_list_view(project_root, may_read)
+            return HTMLResponse(pages.model_list_page(view), headers=HEADERS)
         except _errors() as exc:
-            return HTMLResponse(pages.error_page("Models: cannot list the models",
-                                                 f"{type(exc).__name__}: {exc}", base=None),
+            return HTMLResponse(pages.error_page("Models", failure(exc, "Models"), base=None),
                                 status_code=500, headers=HEADERS)
 
     @app.get("/models/{model}/", response_class=HTMLResponse, summary="One model's versions")
-    def models_page(model: str) -> Response:
-        return html_page(model, lambda src: pages.models_page(source.models_view(src), base=""),
+    def models_page(model: str, may_read: DagReader = Reader) -> Response:
+        return html_page(model, may_read,
+                         lambda src: pages.models_page(source.models_view(src), base=""),
                          base="", title="Models")
 
     @app.get("/models/{model}/versions/{version}", response_class=HTMLResponse,
              summary="One model version")
-    def version_page(model: str, version: str) -> Response:
-        return html_page(model, lambda src: pages.version_page(version_of(src, version),
-                                                               base="../"),
+    def version_page(model: str, version: str, may_read: DagReader = Reader) -> Response:
+        return html_page(model, may_read,
+                         lambda src: pages.version_page(version_of(src, version), base="../"),
                          base="../", title="Version")
 
     @app.get("/models/{model}/drift", response_class=HTMLResponse, summary="Drift history")
-    def drift_page(model: str) -> Response:
-        return html_page(model, lambda src: pages.drift_page(source.drift_view(src), base=""),
+    def drift_page(model: str, may_read: DagReader = Reader) -> Response:
+        return html_page(model, may_read,
+                         lambda src: pages.drift_page(source.drift_view(src), base=""),
                          base="", title="Drift history")
 
     @app.get("/models/{model}/drift/reports/{day}", response_class=HTMLResponse,
              summary="The stored HTML report of one checked day")
-    def day_report(model: str, day: str) -> Response:
+    def day_report(model: str, day: str, may_read: DagReader = Reader) -> Response:
         def render(src: source.Source) -> str:
             path = source.day_report(src, checked_day(day))
             if path is None:
                 raise NotFound(f"no drift report stored for {day}")
             return path.read_text(encoding="utf-8")
 
-        try:
-            return HTMLResponse(render(load(model)), headers=REPORT_HEADERS)
-        except NotFound as exc:
-            return HTMLResponse(pages.error_page("Not found", str(exc), base="../../"),
-                                status_code=404, headers=HEADERS)
-        except _errors() as exc:
-            return HTMLResponse(pages.error_page("Drift report", f"{type(exc).__name__}: {exc}",
-                                                 base="../../"),
-                                status_code=500, headers=HEADERS)
+        return html_page(model, may_read, render, base="../../", title="Drift report",
+                         headers=REPORT_HEADERS)
 
     # ---------------------------------------------------------------- JSON API
 
-    @app.get("/api/models", summary="All models: champion, last check, last retrain, alert")
-    def api_models() -> Response:
-        return json_answer(None, lambda _: source.models_list_view(project_root))
+    @app.get("/api/models", summary="The models you may read: champion, last check, alert")
+    def api_models(may_read: DagReader = Reader) -> Response:
+        return json_answer(None, may_read,
+                           lambda _: source.models_list_view(project_root, may_read))
 
     @app.get("/api/models/{model}/versions", summary="Versions, champion and promotion history")
-    def api_versions(model: str) -> Response:
-        return json_answer(model, source.models_view)
+    def api_versions(model: str, may_read: DagReader = Reader) -> Response:
+        return json_answer(model, may_read, source.models_view)
 
     @app.get("/api/models/{model}/versions/{version}",
              summary="One version: card, quality report, promotions")
-    def api_version(model: str, version: str) -> Response:
-        return json_answer(model, lambda src: version_of(src, version))
+    def api_version(model: str, version: str, may_read: DagReader = Reader) -> Response:
+        return json_answer(model, may_read, lambda src: version_of(src, version))
 
     @app.get("/api/models/{model}/champion", summary="The champion (null without one)")
-    def api_champion(model: str) -> Response:
-        return json_answer(model, source.champion_view)
+    def api_champion(model: str, may_read: DagReader = Reader) -> Response:
+        return json_answer(model, may_read, source.champion_view)
 
     @app.get("/api/models/{model}/drift", summary="Drift history with per-feature effect sizes")
-    def api_drift(model: str) -> Response:
-        return json_answer(model, source.drift_view)
+    def api_drift(model: str, may_read: DagReader = Reader) -> Response:
+        return json_answer(model, may_read, source.drift_view)
 
     @app.get("/api/models/{model}/drift/{day}", summary="The stored result of one checked day")
-    def api_drift_day(model: str, day: str) -> Response:
+    def api_drift_day(model: str, day: str, may_read: DagReader = Reader) -> Response:
         def produce(src: source.Source) -> Any:
             result = source.day_result(src, checked_day(day))
             if result is None:
                 raise NotFound(f"day {day} was not checked")
             return result
 
-        return json_answer(model, produce)
+        return json_answer(model, may_read, produce)
 
     return app

@@ -14,6 +14,7 @@ computes no metric, no test and no decision of its own.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,12 +123,18 @@ def model_row(source: Source) -> dict[str, Any]:
     }
 
 
-def models_list_view(project_root: str | Path | None = None) -> dict[str, Any]:
-    """Every model: its row (an unreadable registry is an ``error`` in its row, not a failed
-    page) and the config files that cannot be used."""
+def models_list_view(project_root: str | Path | None = None,
+                     may_read: Callable[[Iterable[str]], bool] | None = None) -> dict[str, Any]:
+    """The models ``may_read`` allows (all three DAGs readable): their rows (an unreadable
+    registry is an ``error`` in its row, not a failed page), and the config files that cannot
+    be used (each shown to users who may read its stand-in ``<stem>__config_error`` DAG)."""
     from ml_lifecycle.errors import MLLifecycleError
+    from ml_lifecycle_airflow.settings import config_error_dag_id
 
+    allowed = may_read or (lambda ids: True)
     specs, broken = discover(project_root)
+    specs = [s for s in specs if allowed(dag_ids(s.name).values())]
+    broken = [b for b in broken if allowed([config_error_dag_id(b.config_file)])]
     rows = []
     for spec in specs:
         try:
