@@ -166,6 +166,44 @@ def test_new_labels_sensor_waits_times_out_or_is_forced(airflow_home: Path,
     assert [c["version"] for c in world.registry.list_versions()] == [1, 2, 3]
 
 
+def test_a_worse_champion_is_shadowed_then_rolled_back_by_the_drift_check(
+        airflow_home: Path, tmp_path: Path) -> None:
+    from ml_lifecycle.config import load_config
+    from ml_lifecycle.train import run_training
+
+    world = World(tmp_path, airflow_home, days=6,
+                  overrides=("policy.auto_rollback=true", "policy.shadow_days=3"))
+    world.train_champion(as_of=day(-1))
+    train = pd.read_csv(world.cfg.data.path)
+    train[world.cfg.data.target] = train[world.cfg.data.target].sample(
+        frac=1.0, random_state=0).to_numpy()
+    shuffled = tmp_path / "var/demo/data/shuffled.csv"
+    train.to_csv(shuffled, index=False)
+    hasty = load_config(world.config_file, [f"data.path={shuffled}", "gate.floors={}",
+                                            "gate.champion_tolerance=1"], base=tmp_path)
+    assert run_training(hasty, reason="hasty", trigger={"as_of": day(-1)},
+                        promote=False)["version"] == 2
+    world.registry.promote(2, reason="promoted by hand", actor="test")
+
+    *scored, checked = world.run(
+        *[{"dag_id": SCORING, "logical_date": day(k)} for k in range(3)],
+        {"dag_id": DRIFT, "logical_date": day(5), "conf": {"wait_for_retrain": False}})
+    for run in scored:
+        assert_ran(run, "success", score_batch="success")
+        assert run["xcom"]["score_batch"]["model_version"] == 2
+        assert run["xcom"]["score_batch"]["shadow"]["model_version"] == 1
+    assert_ran(checked, "success", check_drift="success")
+    evidence = checked["xcom"]["check_drift"]["shadow"]
+    assert evidence["rolled_back"] is True and evidence["rows"] == 1500
+    assert evidence["difference"] < 0 and evidence["high"] < 0
+    assert checked["xcom"]["check_drift"]["champion"] == 1  # the day is checked against v1
+    assert world.registry.champion() == 1
+    assert [(e["event"], e["version"]) for e in world.registry.history()] == [
+        ("promote", 1), ("promote", 2), ("rollback", 1)]
+    [alert] = world.alerts("model_rolled_back")
+    assert alert["message"].startswith(f"{day(5)}: v2 rolled back to v1: on 1500 labelled rows")
+
+
 def test_trigger_form_and_conf_are_validated(airflow_home: Path, tmp_path: Path) -> None:
     world = World(tmp_path, airflow_home)
     invalid, outside, override = world.run(

@@ -315,7 +315,7 @@ def score_batch(cfg: Config, day: str, registry: Registry | None = None) -> dict
 
 
 def score_file(cfg: Config, batch: Any, out: Any, *, registry: Registry | None = None,
-               what: str = "score this batch") -> dict[str, Any]:
+               what: str = "score this batch", version: int | None = None) -> dict[str, Any]:
     """Score a batch (file, folder or glob) with the champion and write its predictions.
 
     The one scoring path of the package: the scoring DAG (:func:`score_batch`) and
@@ -339,7 +339,7 @@ def score_file(cfg: Config, batch: Any, out: Any, *, registry: Registry | None =
     from .scoring import predict_labels, predict_scores
 
     registry = registry or open_registry(cfg.registry.root)
-    version = registry.champion()
+    version = registry.champion() if version is None else version  # a shadow: an earlier one
     if version is None:
         raise RegistryError(
             f"registry {cfg.registry.root}: there is no champion to {what} with; "

@@ -37,6 +37,7 @@ KIND_MODEL_PROMOTED = "model_promoted"
 KIND_RETRAIN_SKIPPED = "retrain_skipped"
 KIND_DRIFT_RESOLVED = "drift_resolved"
 KIND_APPROVAL_REJECTED = "approval_rejected"
+KIND_ROLLED_BACK = "model_rolled_back"
 
 #: kind -> (default severity, title)
 KINDS: dict[str, tuple[str, str]] = {
@@ -47,6 +48,8 @@ KINDS: dict[str, tuple[str, str]] = {
     KIND_RETRAIN_SKIPPED: ("warning", "Retrain skipped: not enough new labels"),
     KIND_DRIFT_RESOLVED: ("info", "Drift episode resolved: the model is back within tolerance"),
     KIND_APPROVAL_REJECTED: ("warning", "Candidate not approved: rejected or no answer in time"),
+    KIND_ROLLED_BACK: ("error", "Champion rolled back: worse than the one it replaced on live "
+                                "labels"),
 }
 EMAIL_ENV = "ML_LIFECYCLE_ALERT_EMAIL"
 SMTP_CONN_ENV = "ML_LIFECYCLE_SMTP_CONN_ID"

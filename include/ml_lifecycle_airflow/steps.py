@@ -26,6 +26,7 @@ from .notifier import (
     KIND_DRIFT_RESOLVED,
     KIND_GATE_REJECTED,
     KIND_MODEL_PROMOTED,
+    KIND_ROLLED_BACK,
     LifecycleNotifier,
 )
 from .params import resolve_training_request, run_day, window_for
@@ -326,10 +327,19 @@ def notify_training_outcome(config_file: str | Path, context: Any, *, train_task
 def score_day(config_file: str | Path, context: Any, asset: Any = None) -> dict[str, Any]:
     """Score the run's day with the champion; write ``<predictions>/<day>.csv``."""
     from ml_lifecycle.lifecycle import score_batch
+    from ml_lifecycle.registry import open_registry
+    from ml_lifecycle.shadow import score_shadow
 
     with fail_on_core_errors():
         cfg = load_lifecycle_config(config_file)
-        result = score_batch(cfg, run_day(context))
+        registry = open_registry(cfg.registry.root)
+        result = score_batch(cfg, run_day(context), registry=registry)
+        # the champion the last promotion replaced scores the same batch (shadow period)
+        shadow = score_shadow(cfg, result["day"], registry)
+    if shadow is not None:
+        result["shadow"] = {k: shadow[k] for k in ("path", "model_version", "pair")}
+        print(f"shadow: v{shadow['model_version']} (replaced by v{shadow['pair'][0]}) scored "
+              f"the same batch -> {shadow['path']}")
     if asset is not None:
         context["outlet_events"][asset].extra = {
             k: result[k] for k in ("day", "path", "rows", "model_version")}
@@ -368,14 +378,28 @@ def check_drift(config_file: str | Path, context: Any, asset: Any = None) -> dic
 
     day = run_day(context)
     dag_id, run_id = _run_ids(context)
+    from ml_lifecycle.shadow import maybe_rollback
+
     with fail_on_core_errors():
         cfg = load_lifecycle_config(config_file)
         registry = open_registry(cfg.registry.root)
+        # live evidence first: a new champion worse than the one it replaced is rolled back
+        # (policy.auto_rollback), so the day is then checked against the restored champion
+        rollback = maybe_rollback(cfg, day, registry, actor=f"auto-rollback:{dag_id}")
         labels = concept_pairs(cfg, day, champion=registry.champion())
         result = run_drift_check(cfg, batch_path=str(batch_path(cfg, day)), day=day,
                                  labels=labels or None, report_dir=cfg.lifecycle.reports,
                                  registry=DataClockRegistry(registry), now=day_end(day))
     summary = summarize_drift(result, day)
+    summary["shadow"] = ({k: v for k, v in rollback.items() if k != "event"}
+                         if rollback is not None else None)
+    if rollback and rollback.get("rolled_back"):
+        new, previous = rollback["pair"]
+        LifecycleNotifier(
+            KIND_ROLLED_BACK, config_file=config_file,
+            message=(f"{day}: v{new} rolled back to v{previous}: {rollback['why']}"),
+            details={"shadow": summary["shadow"], "event": rollback.get("event")},
+        )(context)
     summary["retrain_run_id"] = retrain_run_id(day)
     summary["retrain_conf"] = {
         "reason": retrain_reason(day, summary["severity"], result.get("reasons") or []),

@@ -222,6 +222,26 @@ class DriftConfig(_Strict):
 class PolicyConfig(_Strict):
     """Settings of the retrain policy (drift/performance/quality -> retrain or not)."""
 
+    shadow_days: int = Field(
+        default=14, ge=0, le=3650,
+        description="after a promotion, the replaced champion keeps scoring this many daily "
+                    "batches (shadow predictions beside the champion's); 0: off",
+    )
+    auto_rollback: bool = Field(
+        default=False,
+        description="roll back to the replaced champion when the labels of the shadow days "
+                    "show the new champion worse (paired comparison on the same rows)",
+    )
+    rollback_min_rows: int = Field(
+        default=200, ge=1,
+        description="labelled rows scored by both models needed before a rollback is decided",
+    )
+    rollback_tolerance: float | None = Field(
+        default=None, ge=0,
+        description="how much worse (metric units) the new champion must be to roll back; "
+                    "unset: gate.champion_tolerance",
+    )
+
     min_severity: Literal["low", "medium", "high", "critical"] = Field(
         default="medium", description="retrain when the batch's severity reaches this"
     )
