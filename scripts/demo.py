@@ -16,7 +16,11 @@ drift check relies on the label-free performance estimate).
 4. trains each model's first champion through its ``<name>__training`` DAG;
 5. for every day, triggers both models' ``<name>__scoring`` and ``<name>__drift_check`` with
    that day as logical date; when a model's retrain policy says so its drift check triggers its
-   own training DAG, which the scheduler runs for real, and waits for it before the day ends;
+   own training DAG, which the scheduler runs for real, and waits for it before the day ends.
+   On ``--override-day`` someone trains a weak ``late_delivery`` model by hand (2 boosting
+   iterations), the gate rejects it, and they promote it anyway with
+   ``ml-lifecycle models promote --force --reason``: the replaced champion scores in the shadow,
+   and once the labels arrive the drift check rolls the weak model back (``policy.auto_rollback``);
 6. prints one table per model, writes ``demo-summary.json`` (per model), lists the HTML
    reports, pauses the DAGs and stops every process it started (and checks that none is left).
 
@@ -76,6 +80,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--initial-rows", type=int, default=6000)
     parser.add_argument("--rows-per-day", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--override-day", type=int, default=8,
+                        help="day index on which someone forces a weak model past the gate "
+                             "(models promote --force); the shadow comparison on live labels "
+                             "rolls it back (default 8; -1: none)")
     parser.add_argument("--adult-rows-per-day", type=int, default=700,
                         help="rows of adult.test per day for the second model (default 700)")
     parser.add_argument("--parallelism", type=int, default=3,
@@ -220,11 +228,39 @@ def training_cards(cfg: Any) -> dict[str, dict[str, Any]]:
     return cards
 
 
-def champion_after(rows: list[dict[str, Any]], initial: int | None) -> None:
+def champion_moves(cfg: Any) -> list[tuple[str, str, int]]:
+    """``(day, event, version)`` of every champion move of the promotion history, in order:
+    the day comes from the training run of a promoted card (its as-of day), from the drift
+    check's run id in an automatic rollback's actor, or from a forced promotion's reason."""
+    import re
+
+    from ml_lifecycle.registry import open_registry
+
+    registry = open_registry(cfg.registry.root)
+    cards = {c["version"]: c for c in registry.list_versions()}
+    moves = []
+    for event in registry.history():
+        text = f"{event.get('reason')} {event.get('actor')}"  # the reason names the day
+        found = re.search(r"\d{4}-\d{2}-\d{2}", text)
+        day = found.group(0) if found else (cards.get(event["version"], {}).get("trigger")
+                                             or {}).get("as_of")
+        if day:
+            moves.append((day, event["event"], event["version"]))
+    return moves
+
+
+def champion_after(rows: list[dict[str, Any]], initial: int | None,
+                   moves: list[tuple[str, str, int]]) -> None:
+    """The champion at the end of each day, and the day's forced promotion or rollback."""
     champion = initial
     for row in rows:
-        if row.get("gate") == "promoted":
-            champion = row["candidate"]
+        for day, event, version in moves:
+            if day == row["day"] and version != champion:
+                if event == "rollback":
+                    row["rolled_back_to"] = version
+                elif row.get("candidate") != version:
+                    row["forced"] = version
+                champion = version
         row["champion"] = champion
 
 
@@ -306,6 +342,10 @@ def table_lines(rows: list[dict[str, Any]], metric_name: str) -> list[str]:
         metric = r.get("live_metric")
         live = (f"{metric['value']:.3f} (v{metric['model_version']})" if metric else "-")
         gate = r["gate"] + (f" v{r['candidate']}" if r.get("candidate") else "")
+        if r.get("forced"):
+            gate = f"forced v{r['forced']}"
+        if r.get("rolled_back_to"):
+            gate = f"rollback v{r['rolled_back_to']}"
         verdict = {"no_drift": "ok", "insufficient_data": "n/a"}.get(r["verdict"], r["verdict"])
         lines.append(
             f"{r['day']:<10}  {r['regime'][:8]:<8}  {estimated_cell(r):<21}  "
@@ -326,6 +366,37 @@ def print_table(rows: list[dict[str, Any]], metric_name: str) -> None:
 # --------------------------------------------------------------------------- main
 
 
+def force_weak_model(airflow: EmbeddedAirflow, cfg: Any, day: str) -> str:
+    """A person trains a weak candidate by hand and forces it past the gate (recorded in the
+    promotion history); the shadow comparison on live labels is what will catch it."""
+    import subprocess
+
+    from ml_lifecycle.registry import open_registry
+
+    training = settings.dag_ids(cfg.name)["training"]
+    run_id = airflow.trigger(training, conf={
+        "reason": "quick retrain by hand (demo: 2 boosting iterations)", "force": True,
+        "as_of_day": day, "config_overrides": ["model.max_iter=2"]})
+    state = airflow.wait_for_run(training, run_id, RUN_TIMEOUT)
+    registry = open_registry(cfg.registry.root)
+    card = next((c for c in reversed(registry.list_versions())
+                 if (c.get("trigger") or {}).get("run_id") == run_id), None)
+    if state != "success" or card is None:
+        raise EmbeddedError(f"the hand-started training run {run_id} ended {state}")
+    if registry.champion() == card["version"]:
+        return f"v{card['version']} (weak) passed the gate by itself and was promoted"
+    done = subprocess.run(
+        [sys.executable, "-m", "ml_lifecycle", "models", "promote", str(card["version"]),
+         "--config", str(SIMULATED_CONFIG), "--force", "--reason",
+         f"demo ({day}): forced past the gate to show the automatic rollback"],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "include")},
+        timeout=120, check=False)
+    if done.returncode != 0:
+        raise EmbeddedError(f"models promote --force failed: {done.stderr[-1000:]}")
+    return (f"v{card['version']} (weak, gate: {'; '.join(card['gate']['reasons'])[:90]}) "
+            "forced past the gate with `models promote --force`")
+
+
 def model_summary(cfg: Any, days: list[str], states: dict[str, dict[str, str]],
                   regimes: dict[str, str], training_runs: dict[str, dict[str, Any]],
                   initial_champion: int | None) -> dict[str, Any]:
@@ -333,7 +404,7 @@ def model_summary(cfg: Any, days: list[str], states: dict[str, dict[str, str]],
     cards = training_cards(cfg)
     rows = [day_row(cfg, day, states.get(day, {}), regimes.get(day, "real"), training_runs,
                     cards, days[-1]) for day in days]
-    champion_after(rows, initial_champion)
+    champion_after(rows, initial_champion, champion_moves(cfg))
     metric_name = next((r["live_metric"]["metric"] for r in rows if r.get("live_metric")),
                        "metric")
     say(f"\n{cfg.name} ({settings.dag_ids(cfg.name)['drift']}):")
@@ -432,7 +503,10 @@ def main(argv: list[str] | None = None) -> int:
         say(f"[{time.monotonic() - started:5.1f}s] champions "
             + ", ".join(f"{name} v{v}" for name, v in champions.items())
             + f"; replaying {len(days)} days")
-        for day in days:
+        for index, day in enumerate(days):
+            if index == args.override_day:
+                forced = force_weak_model(airflow, cfg, day)
+                say(f"[{time.monotonic() - started:5.1f}s] {day}: {forced}")
             today = run_day(airflow, models, day)
             line = []
             for model in models:

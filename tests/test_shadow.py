@@ -109,7 +109,8 @@ def test_a_worse_champion_is_rolled_back_on_live_labels(world: Path) -> None:
     events = [(e["event"], e["version"]) for e in registry.history()]
     assert events == [("promote", 1), ("promote", 2), ("rollback", 1)]
     assert registry.history()[-1]["actor"] == "auto-rollback:test"
-    assert "automatic rollback: on 1200 labelled rows" in registry.history()[-1]["reason"]
+    assert registry.history()[-1]["reason"].startswith(
+        f"automatic rollback ({DAYS[5]}): on 1200 labelled rows")
     # the shadow period ended with the rollback: nothing more to compare or undo
     assert shadow.maybe_rollback(cfg, DAYS[5], registry) is None
 

@@ -46,6 +46,11 @@ class IntegrityError(RegistryError):
     exit_code = EXIT_INTEGRITY
 
 
+class ModelFormatError(RegistryError):
+    """A model cannot be stored or loaded in the configured format (a pickle without the
+    opt-in, a type the safe format does not trust)."""
+
+
 class StorageError(MLLifecycleError):
     """An artifact store (S3-compatible URL) cannot be reached, or refuses access."""
 

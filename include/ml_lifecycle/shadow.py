@@ -178,7 +178,8 @@ def maybe_rollback(cfg: Config, as_of: str, registry: Any, *, actor: str = "auto
         if registry.champion() != new:
             raise RegistryError(f"registry {cfg.registry.root}: not rolling back v{new}: it is "
                                 "no longer the champion")
-        event = registry.rollback(previous, reason=f"automatic rollback: {result['why']}",
+        event = registry.rollback(previous,
+                                  reason=f"automatic rollback ({as_day(as_of)}): {result['why']}",
                                   actor=actor, expected_champion=new)
         result.update(rolled_back=True, event=event)
     return result

@@ -385,7 +385,7 @@ def check_drift(config_file: str | Path, context: Any, asset: Any = None) -> dic
         registry = open_registry(cfg.registry.root)
         # live evidence first: a new champion worse than the one it replaced is rolled back
         # (policy.auto_rollback), so the day is then checked against the restored champion
-        rollback = maybe_rollback(cfg, day, registry, actor=f"auto-rollback:{dag_id}")
+        rollback = maybe_rollback(cfg, day, registry, actor=f"auto-rollback:{dag_id}/{run_id}")
         labels = concept_pairs(cfg, day, champion=registry.champion())
         result = run_drift_check(cfg, batch_path=str(batch_path(cfg, day)), day=day,
                                  labels=labels or None, report_dir=cfg.lifecycle.reports,
