@@ -116,7 +116,7 @@ def test_a_worse_champion_is_rolled_back_on_live_labels(world: Path) -> None:
 
 
 def test_without_auto_rollback_the_evidence_is_reported_only(world: Path) -> None:
-    cfg = make_config(world, "policy.shadow_days=3")
+    cfg = make_config(world, "policy.shadow_days=3", "policy.auto_rollback=false")
     registry = Registry(cfg.registry.root)
     registry.promote(2, reason="hasty manual promotion", actor="test")
     replay(cfg, registry, DAYS[:3])
