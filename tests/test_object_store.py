@@ -82,7 +82,7 @@ def test_register_list_load_and_verify_on_s3(bucket: str, tmp_path: Path, monkey
     only = registry.local_copy(2, cache_dir=tmp_path / "cache", names=("notes.json",))
     assert sorted(p.name for p in only.iterdir()) == ["card.json", "notes.json"]
     copy = registry.local_copy(2, cache_dir=tmp_path / "cache")
-    assert copy == only and (copy / "model.joblib").is_file()
+    assert copy == only and (copy / "model.skops").is_file()
     assert json.loads((copy / "notes.json").read_text()) == {"seed": 2}
     assert json.loads((copy / "card.json").read_text())["version"] == 2
     (copy / "notes.json").write_text("changed locally")  # a damaged cache is fetched again
@@ -138,8 +138,8 @@ def test_tampered_objects_are_refused_and_nothing_else_changes(bucket: str) -> N
     _register(registry, seed=2)
     registry.promote(1)
     fs = s3fs_client()
-    fs.pipe_file(f"{bucket}/reg/versions/v0002/model.joblib", b"not a pickle")
-    with pytest.raises(IntegrityError, match=r"model\.joblib: expected sha256"):
+    fs.pipe_file(f"{bucket}/reg/versions/v0002/model.skops", b"not a pickle")
+    with pytest.raises(IntegrityError, match=r"model\.skops: expected sha256"):
         registry.verify(2)
     with pytest.raises(IntegrityError, match="failed its integrity check"):
         registry.load_model(2)
@@ -161,7 +161,7 @@ def test_interrupted_upload_is_never_listed_and_is_cleaned_up(bucket: str) -> No
     # A writer killed after claiming v2 and uploading its model, before card.json:
     fs = s3fs_client()
     fs.pipe_file(f"{bucket}/reg/claims/v0002.json", b"{}")
-    fs.pipe_file(f"{bucket}/reg/versions/v0002/model.joblib", b"partial")
+    fs.pipe_file(f"{bucket}/reg/versions/v0002/model.skops", b"partial")
     assert [c["version"] for c in registry.list_versions()] == [1]
     with pytest.raises(RegistryError, match="unknown version 2"):
         registry.get_card(2)
@@ -169,7 +169,7 @@ def test_interrupted_upload_is_never_listed_and_is_cleaned_up(bucket: str) -> No
     assert registry.cleanup_staging(older_than_seconds=3600) == []  # maybe still uploading
     removed = registry.cleanup_staging(older_than_seconds=0)
     assert removed == [f"s3://{bucket}/reg/versions/v0002"]
-    assert not fs.exists(f"{bucket}/reg/versions/v0002/model.joblib")
+    assert not fs.exists(f"{bucket}/reg/versions/v0002/model.skops")
     # A tombstone takes the card's place, so a writer that was only slow cannot commit v2 now.
     tomb = json.loads(fs.cat_file(f"{bucket}/reg/versions/v0002/card.json"))
     assert tomb["aborted"] is True
@@ -275,7 +275,7 @@ def test_lifecycle_with_every_folder_on_s3(s3: dict[str, str], tmp_path: Path,
     data_file = f"{base}/data/train.csv"
     assert card["data"]["files"] == {  # the model card hashes the S3 object it trained on
         data_file: hashlib.sha256((local / "train.csv").read_bytes()).hexdigest()}
-    assert {"model.joblib", "reference_profile.json", "split_assignment.parquet",
+    assert {"model.skops", "reference_profile.json", "split_assignment.parquet",
             "quality_report.json"} <= set(card["artifacts"])
 
     # Scoring every day writes <predictions>/<day>.csv objects.
@@ -389,7 +389,7 @@ print("finished", writes[0], flush=True)
 """
 
 # Writes of the protocol, in order: the write probe (2: a create, and a second create of the same
-# key that the server must refuse; first register only), then per version: claim, model.joblib,
+# key that the server must refuse; first register only), then per version: claim, model.skops,
 # blob.bin, card.json, promotion log slot, champion.json alias (6).
 KILL_POINTS = list(range(1, 15))
 

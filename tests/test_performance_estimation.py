@@ -328,13 +328,14 @@ def test_regression_needs_the_pipeline_and_features() -> None:
 
 
 def _stored(directory: Path) -> tuple[dict, dict[str, np.ndarray], object]:
-    import joblib
+    from ml_lifecycle.model_format import loads
 
     meta = json.loads((directory / ESTIMATOR_JSON).read_text(encoding="utf-8"))
     with np.load(directory / ESTIMATOR_NPZ, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
-    path = directory / LOSS_MODEL_FILE
-    return meta, arrays, joblib.load(path) if path.is_file() else None
+    path = directory / LOSS_MODEL_FILE  # the safe format: no pickle
+    return meta, arrays, (loads(path.read_bytes(), "skops", allow_pickle=False, where=str(path))
+                          if path.is_file() else None)
 
 
 def test_classification_estimator_round_trips_through_its_files(tmp_path: Path) -> None:

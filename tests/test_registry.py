@@ -130,7 +130,7 @@ def test_register_list_get_verify_and_load(tmp_path: Path, model: LogisticRegres
     staging = reg.stage()
     assert staging.parent == tmp_path / "registry" / ".staging" and list(staging.iterdir()) == []
     model_sha = reg.save_model(staging, model)
-    assert model_sha == _sha(staging / "model.joblib")
+    assert model_sha == _sha(staging / "model.skops")
     (staging / "quality_report.json").write_text('{"passed": true}\n')
     before = datetime.now().astimezone()
 
@@ -141,7 +141,7 @@ def test_register_list_get_verify_and_load(tmp_path: Path, model: LogisticRegres
     assert list((tmp_path / "registry" / ".staging").iterdir()) == []
     card = reg.get_card(1)
     assert (
-        card["version"] == 1 and card["threshold"] == 0.4 and card["model_file"] == "model.joblib"
+        card["version"] == 1 and card["threshold"] == 0.4 and card["model_file"] == "model.skops"
     )
     created = datetime.fromisoformat(card["created_at"])
     assert created.utcoffset() == timedelta(0)
@@ -149,7 +149,7 @@ def test_register_list_get_verify_and_load(tmp_path: Path, model: LogisticRegres
     vdir = reg.version_dir(1)
     assert vdir == tmp_path / "registry" / "versions" / "v0001"
     assert card["artifacts"] == {
-        "model.joblib": model_sha,
+        "model.skops": model_sha,
         "quality_report.json": _sha(vdir / "quality_report.json"),
     }
     assert json.loads((vdir / "card.json").read_text()) == card
@@ -173,18 +173,18 @@ def test_register_records_nested_files_and_refuses_bad_staging(
     reg = Registry(tmp_path / "registry")
     version = _register(reg, model)
     assert set(reg.get_card(version)["artifacts"]) == {
-        "model.joblib",
+        "model.skops",
         "quality_report.json",
         "reference_profile/numeric.json",
     }
 
     staging = reg.stage()
     (staging / "quality_report.json").write_text("{}")
-    with pytest.raises(RegistryError, match=r"model file 'model\.joblib' not found"):
+    with pytest.raises(RegistryError, match=r"model file 'model\.skops' not found"):
         reg.register(staging, {})
     foreign = tmp_path / "elsewhere"
     foreign.mkdir()
-    (foreign / "model.joblib").write_bytes(b"x")
+    (foreign / "model.skops").write_bytes(b"x")
     with pytest.raises(RegistryError, match="not a staging dir of this registry"):
         reg.register(foreign, {})
     assert [c["version"] for c in reg.list_versions()] == [1]
@@ -214,7 +214,7 @@ def test_incomplete_folders_are_never_listed(tmp_path: Path, model: LogisticRegr
     # a half-renamed / half-copied version: files but no card
     half = root / "versions" / "v0005"
     half.mkdir()
-    shutil.copy(root / "versions" / "v0001" / "model.joblib", half)
+    shutil.copy(root / "versions" / "v0001" / "model.skops", half)
     # a truncated card, and a card naming another version
     bad_json = root / "versions" / "v0006"
     bad_json.mkdir()
@@ -241,22 +241,26 @@ def test_tampered_model_is_never_unpickled(
     reg = Registry(tmp_path / "registry")
     _register(reg, model)
     reg.promote(1)
-    path = reg.artifact_path(1, "model.joblib")
-    expected = reg.get_card(1)["artifacts"]["model.joblib"]
+    path = reg.artifact_path(1, "model.skops")
+    expected = reg.get_card(1)["artifacts"]["model.skops"]
     _flip_byte(path)
     found = _sha(path)
 
     def _must_not_load(*args: Any, **kwargs: Any) -> Any:
-        pytest.fail("joblib.load was called on a tampered model file")
+        pytest.fail("a tampered model file was deserialized")
+
+    import skops.io
 
     monkeypatch.setattr(joblib, "load", _must_not_load)
+    monkeypatch.setattr(skops.io, "loads", _must_not_load)
+    monkeypatch.setattr(skops.io, "get_untrusted_types", _must_not_load)
     for version in (1, None):
         with pytest.raises(IntegrityError) as info:
             reg.load_model(version)
         message = str(info.value)
-        assert "model.joblib" in message and expected in message and found in message
+        assert "model.skops" in message and expected in message and found in message
         assert info.value.exit_code == 5
-    with pytest.raises(IntegrityError, match=rf"model\.joblib: expected sha256 {expected}"):
+    with pytest.raises(IntegrityError, match=rf"model\.skops: expected sha256 {expected}"):
         reg.verify(1)
     with pytest.raises(IntegrityError):
         reg.promote(1)
@@ -279,9 +283,9 @@ def test_missing_artifact_and_rewritten_card_are_detected(
 
     # tampering model AND card together: caught by the card hash recorded at promotion
     vdir = reg.version_dir(2)
-    _flip_byte(vdir / "model.joblib")
+    _flip_byte(vdir / "model.skops")
     card = json.loads((vdir / "card.json").read_text())
-    card["artifacts"]["model.joblib"] = _sha(vdir / "model.joblib")
+    card["artifacts"]["model.skops"] = _sha(vdir / "model.skops")
     (vdir / "card.json").write_text(json.dumps(card))
     with pytest.raises(IntegrityError, match=r"card\.json was modified"):
         reg.load_model()
@@ -403,9 +407,9 @@ def test_cleanup_staging_removes_only_abandoned_dirs(
     other = Registry(root).stage()  # still held by a live owner
     abandoned = root / ".staging" / ("a" * 32)
     abandoned.mkdir()
-    (abandoned / "model.joblib").write_bytes(b"partial")
+    (abandoned / "model.skops").write_bytes(b"partial")
     old = time.time() - 7200
-    for path in (abandoned / "model.joblib", abandoned):
+    for path in (abandoned / "model.skops", abandoned):
         os.utime(path, (old, old))
     recent = root / ".staging" / ("b" * 32)
     recent.mkdir()

@@ -103,7 +103,7 @@ def run_cli(*argv: str) -> tuple[int, str, str]:
 
 
 def plant_exploit(world: dict[str, Any], version: int) -> Path:
-    path = Registry(world["root"]).version_dir(version) / "model.joblib"
+    path = Registry(world["root"]).version_dir(version) / "model.skops"
     path.write_bytes(pickle.dumps(_Exploit(str(world["marker"]))))
     return path
 
@@ -127,7 +127,7 @@ def test_a_malicious_model_file_is_refused_by_every_command(world: dict[str, Any
     args = [a.format(config=world["config"], base=world["base"]) for a in argv]
     code, _, err = run_cli(*args)
     assert code == EXIT_INTEGRITY, err
-    assert f"version {target}" in err and "model.joblib" in err and "sha256" in err
+    assert f"version {target}" in err and "model.skops" in err and "sha256" in err
     assert str(path.parent) in err and "Traceback" not in err
     assert not world["marker"].exists()
     assert Registry(world["root"]).champion() == 2
@@ -152,7 +152,7 @@ def test_a_card_rewritten_to_match_a_malicious_model_is_refused(world: dict[str,
     path = plant_exploit(world, 2)
     card_path = path.parent / "card.json"
     card = json.loads(card_path.read_text())
-    card["artifacts"]["model.joblib"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    card["artifacts"]["model.skops"] = hashlib.sha256(path.read_bytes()).hexdigest()
     card_path.write_text(json.dumps(card))
     for argv in (["train", "--config", str(world["config"])],
                  ["check-drift", "--config", str(world["config"]), "--batch",

@@ -163,7 +163,7 @@ def test_bad_inputs_leave_registry_and_champion_untouched(tmp_path: Path,
 def test_tampered_champion_is_never_loaded_and_training_stops(tmp_path: Path, cfg) -> None:
     run_training(cfg)
     reg = Registry(cfg.registry.root)
-    model_file = reg.version_dir(1) / "model.joblib"
+    model_file = reg.version_dir(1) / "model.skops"
     data = bytearray(model_file.read_bytes())
     data[len(data) // 2] ^= 0xFF
     model_file.write_bytes(bytes(data))
@@ -275,7 +275,7 @@ def test_cli_exit_codes_and_models_commands(tmp_path: Path, table_csv: Path) -> 
     assert rollback.returncode == 0 and "champion is now v1" in rollback.stdout
     history = json.loads(_cli("models", "list", "--config", str(cfg_path), "--json").stdout)
     assert [e["event"] for e in history["history"]] == ["promote", "promote", "rollback"]
-    model = Registry(tmp_path / "reg").version_dir(1) / "model.joblib"
+    model = Registry(tmp_path / "reg").version_dir(1) / "model.skops"
     model.write_bytes(model.read_bytes()[:-10] + b"0123456789")
     tampered = _cli("train", "--config", str(cfg_path))
     assert tampered.returncode == EXIT_INTEGRITY and "sha256" in tampered.stderr

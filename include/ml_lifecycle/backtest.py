@@ -47,6 +47,7 @@ from .errors import EXIT_OK, ConfigError, DataError
 from .io import atomic_write_json, atomic_write_text, dumps_json
 from .labels import apply_label_map, binary_labels, label_keys, positive_class
 from .metrics import compute_metric, higher_is_better
+from .model_format import pickles_allowed
 
 #: The policy strategies every backtest runs: name -> config overrides.
 POLICY_STRATEGIES: dict[str, list[str]] = {
@@ -235,7 +236,7 @@ def run_strategy(name: str, kind: str, cfg: Config, base_registry: Path, work: P
     for i, b in enumerate(batches):
         now = datetime.fromisoformat(b.day).replace(tzinfo=UTC) + timedelta(hours=23)
         champion = registry.champion()
-        model = registry.load_model(champion)
+        model = registry.load_model(champion, allow_pickle=pickles_allowed(cfg))
         card = registry.get_card(champion)
         batch = load_table(cfg.data, b.path, require_target=False)
         scores = predict_scores(model, batch, cfg.task)

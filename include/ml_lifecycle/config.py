@@ -286,6 +286,13 @@ class GateConfig(_Strict):
 class RegistryConfig(_Strict):
     root: str
     keep_split_assignment: bool = True
+    model_format: Literal["skops", "joblib"] = Field(
+        default="skops",
+        description="skops: models load without running code (an allowlist of types); "
+                    "joblib: pickles, for estimators skops cannot hold; loading them can run "
+                    "code, so choose it only if everyone who can write the registry is trusted "
+                    "(it also allows loading this registry's older joblib versions)",
+    )
 
     @model_validator(mode="after")
     def _root_form(self) -> RegistryConfig:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import DataError, RegistryError
+from .model_format import pickles_allowed
 from .storage import as_path, is_file, list_folder
 
 if TYPE_CHECKING:
@@ -346,7 +347,7 @@ def score_file(cfg: Config, batch: Any, out: Any, *, registry: Registry | None =
             "run the training DAG (or `python -m ml_lifecycle train`) first"
         )
     card = registry.get_card(version)
-    model = registry.load_model(version)
+    model = registry.load_model(version, allow_pickle=pickles_allowed(cfg))
     frame = load_table(cfg.data, str(batch), require_target=False)
     scores = predict_scores(model, frame[cfg.data.features.all], cfg.task)
     id_name = cfg.data.id_column or "row"

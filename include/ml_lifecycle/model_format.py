@@ -29,23 +29,17 @@ DEFAULT_FORMAT: Format = "skops"
 TRUSTED_TYPES: tuple[str, ...] = (
     "numpy.dtype",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
-    "sklearn._loss.loss.HalfBinomialLoss",
-    "sklearn._loss.loss.HalfSquaredError",
-    "sklearn._loss.link.LogitLink",
-    "sklearn._loss.link.IdentityLink",
-    "sklearn._loss.link.Interval",
-    "sklearn.linear_model._sgd_fast.Hinge",
-    "sklearn.linear_model._sgd_fast.Log",
-    "sklearn.linear_model._sgd_fast.SquaredLoss",
-    "sklearn.utils._sgd_fast.Hinge",
-    "sklearn.utils._sgd_fast.Log",
-    "sklearn.utils._sgd_fast.SquaredLoss",
-    "sklearn.utils._sgd_fast.Huber",
-    "sklearn.compose._column_transformer._RemainderColsList",
-    "collections.OrderedDict",
-    "builtins.slice",
 )
+
+
+def pickles_allowed(cfg: Any) -> bool:
+    """Whether this config opts in to loading pickles (``registry.model_format: joblib``)."""
+    return cfg.registry.model_format == "joblib"
+
+
+def format_of(model_file: str) -> str:
+    """The format of a model file by its name (cards written before ``model_format``)."""
+    return "skops" if str(model_file).endswith(".skops") else "joblib"
 
 
 def file_name(fmt: str) -> str:

@@ -31,7 +31,6 @@ Differences from the folder registry, on purpose:
 from __future__ import annotations
 
 import hashlib
-import io as _stdio
 import json
 import logging
 import os
@@ -46,10 +45,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import joblib
-
 from .errors import IntegrityError, RegistryError, StorageError
 from .io import atomic_write_bytes, dumps_json, sha256_file, to_jsonable
+from .model_format import DEFAULT_FORMAT, format_of
+from .model_format import dumps as dump_model
+from .model_format import file_name as model_file_name
 from .registry_base import (
     _UNSET,
     _VERSION_DIR_RE,
@@ -188,15 +188,17 @@ class ObjectStoreRegistry(_VersionReads):
             )
         return path
 
-    def save_model(self, staging: Path, model: Any, name: str = "model.joblib") -> str:
-        """``joblib.dump`` ``model`` into ``staging/name``; return its sha256."""
+    def save_model(self, staging: Path, model: Any, name: str | None = None,
+                   fmt: str = DEFAULT_FORMAT) -> str:
+        """Serialize ``model`` (``skops`` unless ``fmt`` is ``joblib``) into ``staging/name``
+        (default ``model.<fmt>``); return its sha256."""
         staging = self._check_staging(staging)
+        name = name or model_file_name(fmt)
         if not name or "/" in name or name in (CARD_FILE, ".", ".."):
             raise RegistryError(f"invalid model file name {name!r} (expected a plain file name)")
-        buffer = _stdio.BytesIO()
-        joblib.dump(model, buffer)
-        atomic_write_bytes(staging / name, buffer.getvalue())
-        return hashlib.sha256(buffer.getvalue()).hexdigest()
+        data = dump_model(model, fmt)
+        atomic_write_bytes(staging / name, data)
+        return hashlib.sha256(data).hexdigest()
 
     def discard(self, staging: Path) -> None:
         """Remove a staging folder that will not be registered."""
@@ -204,7 +206,7 @@ class ObjectStoreRegistry(_VersionReads):
         shutil.rmtree(staging, ignore_errors=True)
         self._staging.discard(str(staging))
 
-    def register(self, staging: Path, card: dict, *, model_file: str = "model.joblib") -> int:
+    def register(self, staging: Path, card: dict, *, model_file: str = "model.skops") -> int:
         """Upload ``staging`` as the next version; return its number.
 
         Claims the number (create-only-if-absent), uploads every file, then writes ``card.json``
@@ -243,6 +245,7 @@ class ObjectStoreRegistry(_VersionReads):
         full_card["version"] = version
         full_card.setdefault("created_at", _utc_now())
         full_card["model_file"] = model_file
+        full_card.setdefault("model_format", format_of(model_file))
         full_card["artifacts"] = artifacts
         card_bytes = (dumps_json(full_card) + "\n").encode("utf-8")
         card_key = self._key(VERSIONS_DIR, vname, CARD_FILE)

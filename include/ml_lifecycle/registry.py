@@ -48,10 +48,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import joblib
-
 from ml_lifecycle.errors import RegistryError
 from ml_lifecycle.io import atomic_write_json, atomic_write_text, sha256_file, to_jsonable
+from ml_lifecycle.model_format import DEFAULT_FORMAT, format_of
+from ml_lifecycle.model_format import dumps as dump_model
+from ml_lifecycle.model_format import file_name as model_file_name
 from ml_lifecycle.registry_base import (
     _UNSET,
     _VERSION_DIR_RE,
@@ -162,10 +163,10 @@ class Registry(_VersionReads):
     def _is_file(self, path: Path) -> bool:
         return path.is_file() and not path.is_symlink()
 
-    def _dump_model(self, target: Path, model: Any) -> None:
-        """``joblib.dump`` to a temp name beside ``target``, fsync, then atomic rename."""
+    def _write_model(self, target: Path, data: bytes) -> None:
+        """Write to a temp name beside ``target``, fsync, then atomic rename."""
         with atomic_file(target, mode=0o644) as handle:  # readable, writable by the owner only
-            joblib.dump(model, handle)
+            handle.write(data)
 
     def _rename_dir(self, source: Path, target: Path) -> None:
         if target.exists():  # os.rename would silently replace an empty directory
@@ -294,13 +295,21 @@ class Registry(_VersionReads):
             self._make_dir(path)
         return path
 
-    def save_model(self, staging: Path, model: Any, name: str = "model.joblib") -> str:
-        """``joblib.dump`` ``model`` into ``staging/name`` atomically; return its sha256."""
+    def save_model(self, staging: Path, model: Any, name: str | None = None,
+                   fmt: str = DEFAULT_FORMAT) -> str:
+        """Serialize ``model`` (:mod:`ml_lifecycle.model_format`, ``skops`` unless ``fmt`` is
+        ``joblib``) into ``staging/name`` (default ``model.<fmt>``) atomically; return its
+        sha256.
+
+        Raises:
+            ModelFormatError: the model does not fit the safe format (names the types).
+        """
         staging = self._check_staging(staging)
+        name = name or model_file_name(fmt)
         if not _safe_relative_name(name) or "/" in name or name == CARD_FILE:
             raise RegistryError(f"invalid model file name {name!r} (expected a plain file name)")
         target = staging / name
-        self._dump_model(target, model)
+        self._write_model(target, dump_model(model, fmt))
         return self._hash_file(target)
 
     def discard(self, staging: Path) -> None:
@@ -309,7 +318,7 @@ class Registry(_VersionReads):
         self._remove_tree(staging)
         self._release_staging(staging.name)
 
-    def register(self, staging: Path, card: dict, *, model_file: str = "model.joblib") -> int:
+    def register(self, staging: Path, card: dict, *, model_file: str = "model.skops") -> int:
         """Publish ``staging`` as the next version; return its number.
 
         Hashes every staged file (``model_file`` must be one of them), then under the lock:
@@ -345,6 +354,7 @@ class Registry(_VersionReads):
             full_card["version"] = version
             full_card.setdefault("created_at", _utc_now())
             full_card["model_file"] = model_file
+            full_card.setdefault("model_format", format_of(model_file))
             full_card["artifacts"] = artifacts
             # Reserve the number first: a crash after this point only skips it.
             self._write_json(self._path(COUNTER_FILE), {"last": version})

@@ -7,7 +7,6 @@ this module; neither imports the other (:func:`.registry.open_registry` picks on
 from __future__ import annotations
 
 import hashlib
-import io as _stdio
 import json
 import logging
 import operator
@@ -16,9 +15,9 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
 
-import joblib
-
 from .errors import IntegrityError, RegistryError
+from .model_format import format_of
+from .model_format import loads as load_model_bytes
 
 log = logging.getLogger("ml_lifecycle.registry")
 
@@ -208,11 +207,14 @@ class _VersionReads:
                 return event["card_sha256"]
         return None
 
-    def load_model(self, version: int | None = None) -> Any:
+    def load_model(self, version: int | None = None, *, allow_pickle: bool = False) -> Any:
         """Load a version's model (``None`` = the champion) after checking its sha256.
 
-        The bytes are read once, hashed and only then unpickled from memory, so the file that
-        is loaded is exactly the file that was verified.
+        The bytes are read once, hashed and only then rebuilt from memory, so the file that is
+        loaded is exactly the file that was verified. A ``skops`` version is rebuilt from its
+        allowlisted types only; a ``joblib`` version (a pickle: loading it can run code) only
+        with ``allow_pickle`` (the config's ``registry.model_format: joblib`` opt-in); see
+        :mod:`ml_lifecycle.model_format`.
         """
         if version is None:
             version = self.champion()
@@ -252,7 +254,10 @@ class _VersionReads:
                 f"integrity check: expected sha256 {expected}, found {found}; it will not be "
                 "loaded"
             )
-        return joblib.load(_stdio.BytesIO(data))
+        return load_model_bytes(data, str(card.get("model_format")
+                                            or format_of(model_file)),
+                                  allow_pickle=allow_pickle,
+                                  where=f"registry {self.root}: version {version} {model_file}")
 
     def champion_card(self) -> dict | None:
         """The champion's card, or ``None`` when there is no champion."""

@@ -27,6 +27,8 @@ import pandas as pd
 from .errors import EXIT_GATE_REJECTED, EXIT_OK, DataError, RegistryError
 from .io import atomic_write_json
 from .labels import apply_label_map, positive_class, text_key
+from .model_format import file_name as model_file_name
+from .model_format import pickles_allowed
 from .storage import as_path, is_file
 
 if TYPE_CHECKING:
@@ -357,7 +359,8 @@ def _gate(cfg: Config, registry: Any, fit: Any, data: _Prepared, x_test: pd.Data
     if champion is not None:
         registry.verify(champion)
         champion_card = registry.get_card(champion)
-        champion_model = registry.load_model(champion)  # sha256-verified before loading
+        champion_model = registry.load_model(  # sha256-verified before loading
+            champion, allow_pickle=pickles_allowed(cfg))
         champion_threshold = float(champion_card.get("threshold") or 0.5)
         rows, rows_info = _unseen_by_champion(registry, champion,
                                               row_ids(data.frame.iloc[te], cfg))
@@ -459,7 +462,8 @@ def _register(cfg: Config, registry: Any, fit: Any, data: _Prepared, x_train: pd
     performance estimator) and register the version; a failure leaves nothing behind."""
     staging = registry.stage()
     try:
-        registry.save_model(staging, fit.pipeline)
+        fmt = cfg.registry.model_format
+        registry.save_model(staging, fit.pipeline, fmt=fmt)  # skops refuses untrusted types
         atomic_write_json(staging / "quality_report.json", data.quality)
         if cfg.registry.keep_split_assignment:
             data.split.assignment(data.frame, cfg).to_parquet(
@@ -468,7 +472,8 @@ def _register(cfg: Config, registry: Any, fit: Any, data: _Prepared, x_train: pd
                                 card["importances"])
         if estimator is not None:
             estimator.save(staging)
-        return registry.register(staging, card)
+        card["model_format"] = fmt
+        return registry.register(staging, card, model_file=model_file_name(fmt))
     except BaseException:
         try:  # also releases the staging dir's liveness lock (its file and descriptor)
             registry.discard(staging)

@@ -36,6 +36,7 @@ from ..errors import (
     RegistryError,
 )
 from ..io import atomic_write_text, sha256_file
+from ..model_format import pickles_allowed
 from ..storage import as_path, join
 from .batch_quality import check_schema, feature_quality, summarize_quality
 from .concept import DEFAULT_METRIC, concept_drift, load_labelled, trailing_window
@@ -54,6 +55,7 @@ from .decision import (
 from .estimate import (
     ESTIMATOR_JSON,
     ESTIMATOR_NPZ,
+    LEGACY_LOSS_MODEL_FILE,
     LOSS_MODEL_FILE,
     PerformanceEstimator,
     estimated_drift,
@@ -311,7 +313,8 @@ def _verify_files(card: dict[str, Any], version_dir: Path, names: tuple[str, ...
             )
 
 
-def _load_estimator(card: dict[str, Any], version_dir: Path) -> PerformanceEstimator | None:
+def _load_estimator(card: dict[str, Any], version_dir: Path, *,
+                    allow_pickle: bool = False) -> PerformanceEstimator | None:
     """The version's performance estimator, hash-checked; None when the card records none
     (a model trained before estimation existed: the estimate is then ``unavailable``)."""
     import json
@@ -319,7 +322,7 @@ def _load_estimator(card: dict[str, Any], version_dir: Path) -> PerformanceEstim
     artifacts = card.get("artifacts") or {}
     if ESTIMATOR_JSON not in artifacts:
         return None
-    names = (ESTIMATOR_JSON, ESTIMATOR_NPZ, LOSS_MODEL_FILE)
+    names = (ESTIMATOR_JSON, ESTIMATOR_NPZ, LOSS_MODEL_FILE, LEGACY_LOSS_MODEL_FILE)
     _verify_files(card, version_dir, names, "performance estimator")
     meta = json.loads((version_dir / ESTIMATOR_JSON).read_text(encoding="utf-8"))
     arrays = None
@@ -327,10 +330,12 @@ def _load_estimator(card: dict[str, Any], version_dir: Path) -> PerformanceEstim
         with np.load(version_dir / ESTIMATOR_NPZ, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     loss_models = None
-    if LOSS_MODEL_FILE in artifacts:
-        import joblib  # hash-checked above against the card verified at promotion
+    for name, fmt in ((LOSS_MODEL_FILE, "skops"), (LEGACY_LOSS_MODEL_FILE, "joblib")):
+        if name in artifacts:  # hash-checked above against the card verified at promotion
+            from ..model_format import loads
 
-        loss_models = joblib.load(version_dir / LOSS_MODEL_FILE)
+            loss_models = loads((version_dir / name).read_bytes(), fmt,
+                                allow_pickle=allow_pickle, where=str(version_dir / name))
     try:
         return PerformanceEstimator.from_stored(meta, arrays, loss_models)
     except (KeyError, ValueError, TypeError) as exc:
@@ -460,16 +465,18 @@ def _load_champion(cfg: Config, registry: Any) -> dict[str, Any]:
                             "promote a model first")
     card = registry.get_card(version) if hasattr(registry, "get_card") else \
         registry.champion_card()
-    stored = (PROFILE_JSON, PROFILE_NPZ, ESTIMATOR_JSON, ESTIMATOR_NPZ, LOSS_MODEL_FILE)
+    stored = (PROFILE_JSON, PROFILE_NPZ, ESTIMATOR_JSON, ESTIMATOR_NPZ, LOSS_MODEL_FILE,
+              LEGACY_LOSS_MODEL_FILE)
     vdir = Path(registry.local_copy(version, names=stored)
                 if hasattr(registry, "local_copy") else registry.version_dir(version))
     # The model first: load_model checks the card itself against the sha256 recorded at
     # promotion, so the profile hashes below come from a card that was not rewritten.
-    model = registry.load_model(version)
+    model = registry.load_model(version, allow_pickle=pickles_allowed(cfg))
     _verify_files(card, vdir, (PROFILE_JSON, PROFILE_NPZ), "reference profile")
     return {"registry": registry, "version": version, "card": card, "model": model,
             "profile": load_profile(vdir),
-            "estimator": _load_estimator(card, vdir) if cfg.drift.estimate_performance else None}
+            "estimator": (_load_estimator(card, vdir, allow_pickle=pickles_allowed(cfg))
+                          if cfg.drift.estimate_performance else None)}
 
 
 def _decide_and_store(cfg: Config, champion: dict[str, Any], result: dict[str, Any], *,

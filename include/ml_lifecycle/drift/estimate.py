@@ -60,7 +60,8 @@ from .decision import DRIFT, INSUFFICIENT, NO_DRIFT, UNAVAILABLE
 
 ESTIMATOR_JSON = "performance_estimator.json"
 ESTIMATOR_NPZ = "performance_estimator.npz"  # the test split's labels and scores (a sample)
-LOSS_MODEL_FILE = "loss_estimator.joblib"  # regression only: the DLE models
+LOSS_MODEL_FILE = "loss_estimator.skops"  # regression only: the DLE models (safe format)
+LEGACY_LOSS_MODEL_FILE = "loss_estimator.joblib"  # versions stored before: a pickle
 SCHEMA_VERSION = 1
 CLASSIFICATION_METRICS = ("roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy")
 REGRESSION_METRICS = ("mae", "rmse")
@@ -606,11 +607,10 @@ class PerformanceEstimator:
         np.savez_compressed(buffer, test_y=self.test_y_, test_scores=self.test_scores_)
         written.append(atomic_write_bytes(directory / ESTIMATOR_NPZ, buffer.getvalue()))
         if self.task == "regression":
-            import joblib
+            from ..model_format import dumps
 
-            buffer = io.BytesIO()
-            joblib.dump(self.loss_models_, buffer)
-            written.append(atomic_write_bytes(directory / LOSS_MODEL_FILE, buffer.getvalue()))
+            written.append(atomic_write_bytes(directory / LOSS_MODEL_FILE,
+                                              dumps(self.loss_models_, "skops")))
         written.append(atomic_write_json(directory / ESTIMATOR_JSON, self.to_dict()))
         return written
 
@@ -859,6 +859,7 @@ __all__ = [
     "ASSUMPTIONS",
     "ESTIMATOR_JSON",
     "ESTIMATOR_NPZ",
+    "LEGACY_LOSS_MODEL_FILE",
     "LOSS_MODEL_FILE",
     "PerformanceEstimator",
     "apply_calibration",
