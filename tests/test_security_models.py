@@ -163,3 +163,66 @@ def test_a_model_outside_the_allowlist_needs_the_opt_in(tmp_path: Path) -> None:
     assert list(loaded.predict([1.0, 2.0])) == [2.0, 4.0]
     assert model_format.pickles_allowed(config_for(tmp_path, "classification", "sgd",
                                                    model_format="joblib"))
+
+
+# --------------------------------------------------------------------------- signed versions
+
+KEY_A = "key-a:" + "a" * 40
+KEY_B = "key-b:" + "b" * 40
+
+
+def test_a_model_swapped_with_a_consistent_card_is_refused_when_signed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ML_LIFECYCLE_SIGNING_KEY", KEY_A)
+    cfg = config_for(tmp_path, "classification", "logistic_regression")
+    run_training(cfg, reason="signed")
+    (tmp_path / "other").mkdir()
+    other = config_for(tmp_path / "other", "classification", "sgd")
+    run_training(other, reason="another model")
+    registry = Registry(cfg.registry.root)
+    card = registry.get_card(1)
+    assert card["signature"]["key_id"] == "key-a" and len(card["signature"]["hmac"]) == 64
+    registry.load_model(1)  # verifies
+    # an attacker swaps in another (valid, safe-format) model and rewrites card and history
+    swapped = (Registry(other.registry.root).version_dir(1) / "model.skops").read_bytes()
+    _plant(registry, 1, "model.skops", swapped, "skops")
+    with pytest.raises(IntegrityError, match="signature does not match"):
+        registry.load_model(1)
+    with pytest.raises(IntegrityError, match="signature does not match"):
+        registry.load_model()
+
+
+def test_keys_rotate_and_unsigned_versions_are_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = config_for(tmp_path, "classification", "logistic_regression")
+    run_training(cfg, reason="before signing", promote=False)  # v1: unsigned, not serving
+    monkeypatch.setenv("ML_LIFECYCLE_SIGNING_KEY", KEY_A)
+    registry = Registry(cfg.registry.root)
+    with pytest.raises(IntegrityError, match="is not signed"):
+        registry.load_model(1)
+    run_training(cfg, reason="signed with a")  # v2: key-a
+    monkeypatch.setenv("ML_LIFECYCLE_SIGNING_KEY", KEY_B)
+    monkeypatch.setenv("ML_LIFECYCLE_SIGNING_OLD_KEYS", KEY_A)
+    registry.load_model(2)  # the old key still verifies
+    run_training(cfg, reason="signed with b")  # v3: key-b
+    assert registry.get_card(3)["signature"]["key_id"] == "key-b"
+    monkeypatch.delenv("ML_LIFECYCLE_SIGNING_OLD_KEYS")
+    registry.load_model(3)
+    with pytest.raises(IntegrityError, match="key 'key-a', which is not a valid key"):
+        registry.load_model(2)
+
+
+@pytest.mark.parametrize("value", ["nocolon", "id:short", "bad id!:" + "x" * 40, ":" + "x" * 40])
+def test_a_malformed_signing_key_is_a_clear_error_without_the_secret(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    from ml_lifecycle.errors import ConfigError
+
+    cfg = config_for(tmp_path, "classification", "logistic_regression")
+    run_training(cfg, reason="unsigned")
+    monkeypatch.setenv("ML_LIFECYCLE_SIGNING_KEY", value)
+    with pytest.raises(ConfigError, match="ML_LIFECYCLE_SIGNING_KEY: expected") as info:
+        Registry(cfg.registry.root).load_model(1)
+    assert value.split(":")[-1] not in str(info.value) or len(value.split(":")[-1]) < 4
+    with pytest.raises(ConfigError):
+        run_training(cfg, reason="cannot sign")
+    assert [c["version"] for c in Registry(cfg.registry.root).list_versions()] == [1]

@@ -61,6 +61,7 @@ from .registry_base import (
     _utc_now,
     _VersionReads,
 )
+from .signing import sign as sign_card
 from .storage import (
     as_path,
     check_url,
@@ -247,6 +248,7 @@ class ObjectStoreRegistry(_VersionReads):
         full_card["model_file"] = model_file
         full_card.setdefault("model_format", format_of(model_file))
         full_card["artifacts"] = artifacts
+        full_card = sign_card(full_card)  # HMAC over the hashes, when a key is set
         card_bytes = (dumps_json(full_card) + "\n").encode("utf-8")
         card_key = self._key(VERSIONS_DIR, vname, CARD_FILE)
         for _ in range(5):

@@ -65,6 +65,7 @@ from ml_lifecycle.registry_base import (
     _version_name,
     _VersionReads,
 )
+from ml_lifecycle.signing import sign as sign_card
 from ml_lifecycle.storage import atomic_file, fsync_dir
 
 __all__ = ["DEFAULT_LOCK_TIMEOUT", "Registry", "open_registry"]
@@ -356,6 +357,7 @@ class Registry(_VersionReads):
             full_card["model_file"] = model_file
             full_card.setdefault("model_format", format_of(model_file))
             full_card["artifacts"] = artifacts
+            full_card = sign_card(full_card)  # HMAC over the hashes, when a key is set
             # Reserve the number first: a crash after this point only skips it.
             self._write_json(self._path(COUNTER_FILE), {"last": version})
             self._write_json(staging / CARD_FILE, full_card)

@@ -18,6 +18,7 @@ from typing import Any
 from .errors import IntegrityError, RegistryError
 from .model_format import format_of
 from .model_format import loads as load_model_bytes
+from .signing import verify as verify_signature
 
 log = logging.getLogger("ml_lifecycle.registry")
 
@@ -175,6 +176,7 @@ class _VersionReads:
         """Recompute every artifact's sha256; ``IntegrityError`` naming each mismatch."""
         card = self.get_card(version)
         problems = []
+        verify_signature(card, f"registry {self.root}: version {version}")
         expected_card = self._recorded_card_sha(version)
         if expected_card is not None:
             found = self._version_sha(version, CARD_FILE)
@@ -231,6 +233,7 @@ class _VersionReads:
                 f"registry {self.root}: version {version} card records no sha256 for its model "
                 f"file {model_file!r}; refusing to load {path}"
             )
+        verify_signature(card, f"registry {self.root}: version {version}")
         expected_card = self._recorded_card_sha(version)
         if expected_card is not None:
             found_card = self._version_sha(version, CARD_FILE)
