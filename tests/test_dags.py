@@ -218,7 +218,11 @@ class Hook(http.server.BaseHTTPRequestHandler):
 
 server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
 threading.Thread(target=server.serve_forever, daemon=True).start()
-os.environ["ML_LIFECYCLE_SLACK_WEBHOOK_URL"] = f"http://127.0.0.1:{server.server_port}/hook"
+# Slack through the provider and a Connection (a local endpoint stands in for Slack): the URL
+# is the connection's secret, not an environment variable the DAG code reads.
+os.environ["AIRFLOW_CONN_ML_SLACK"] = json.dumps({
+    "conn_type": "slackwebhook", "password": f"http://127.0.0.1:{server.server_port}/hook"})
+os.environ["ML_LIFECYCLE_SLACK_CONN_ID"] = "ml_slack"
 ti = SimpleNamespace(dag_id="ml_drift_check", run_id="manual__2026-03-05T00:00:00+00:00",
                      task_id="check_drift", try_number=1, log_url="http://x/log",
                      xcom_pull=lambda task_ids: {"verdict": "drift"})

@@ -10,7 +10,11 @@ environment variables of the Airflow components:
 
 * ``ML_LIFECYCLE_ALERT_EMAIL``: comma-separated addresses; sent with the SMTP provider's
   ``SmtpNotifier`` through the ``smtp_default`` connection (or ``ML_LIFECYCLE_SMTP_CONN_ID``);
-* ``ML_LIFECYCLE_SLACK_WEBHOOK_URL``: a Slack incoming-webhook URL (plain HTTPS POST).
+* ``ML_LIFECYCLE_SLACK_CONN_ID``: the id of an Airflow Connection of type ``slackwebhook``
+  (the webhook URL, or its token, as the password: a secret kept by Airflow's connections or
+  secrets backend and masked in logs); sent with the Slack provider's ``SlackWebhookHook``.
+  ``ML_LIFECYCLE_SLACK_WEBHOOK_URL`` (a URL in the environment) is no longer read: its presence
+  is logged as an error so the alert is not lost silently.
 
 A channel that fails is logged; it never fails the task or hides the JSON alert.
 """
@@ -53,7 +57,8 @@ KINDS: dict[str, tuple[str, str]] = {
 }
 EMAIL_ENV = "ML_LIFECYCLE_ALERT_EMAIL"
 SMTP_CONN_ENV = "ML_LIFECYCLE_SMTP_CONN_ID"
-SLACK_ENV = "ML_LIFECYCLE_SLACK_WEBHOOK_URL"
+SLACK_CONN_ENV = "ML_LIFECYCLE_SLACK_CONN_ID"
+OLD_SLACK_URL_ENV = "ML_LIFECYCLE_SLACK_WEBHOOK_URL"  # no longer read: a secret in the env
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -198,18 +203,19 @@ class LifecycleNotifier(BaseNotifier):
             self.log.error("alert email to %s failed: %s", to, exc)
 
     def _send_slack(self, alert: dict[str, Any]) -> None:
-        url = os.environ.get(SLACK_ENV, "").strip()
-        if not url:
+        conn_id = os.environ.get(SLACK_CONN_ENV, "").strip()
+        if not conn_id:
+            if os.environ.get(OLD_SLACK_URL_ENV, "").strip():
+                self.log.error("alert not sent to Slack: %s is no longer read (a secret in the "
+                               "environment); create a 'slackwebhook' Connection with the URL "
+                               "as its password and set %s to its id", OLD_SLACK_URL_ENV,
+                               SLACK_CONN_ENV)
             return
-        import urllib.request
-
         text = (f"*{alert['title']}* ({alert['severity']}) {alert['dag_id']} / "
                 f"{alert['task_id']}\n{alert['message']}")
-        request = urllib.request.Request(
-            url, data=json.dumps({"text": text}).encode("utf-8"),
-            headers={"Content-Type": "application/json"}, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                response.read()
+            from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
+
+            SlackWebhookHook(slack_webhook_conn_id=conn_id).send(text=text)
         except Exception as exc:
-            self.log.error("alert to Slack failed: %s", exc)
+            self.log.error("alert to Slack (connection %s) failed: %s", conn_id, exc)
