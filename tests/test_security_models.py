@@ -226,3 +226,29 @@ def test_a_malformed_signing_key_is_a_clear_error_without_the_secret(
     with pytest.raises(ConfigError):
         run_training(cfg, reason="cannot sign")
     assert [c["version"] for c in Registry(cfg.registry.root).list_versions()] == [1]
+
+
+@pytest.mark.airflow
+def test_the_signing_key_can_come_from_an_airflow_connection(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ml_lifecycle.errors import ConfigError
+    from ml_lifecycle_airflow import settings
+
+    for name in ("ML_LIFECYCLE_SIGNING_KEY", "ML_LIFECYCLE_SIGNING_OLD_KEYS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow"))
+    monkeypatch.setattr(settings, "_signing_looked_up", set())
+    monkeypatch.setenv("AIRFLOW_CONN_ML_LIFECYCLE_SIGNING", json.dumps({
+        "conn_type": "generic", "login": "key-c", "password": "c" * 40,
+        "extra": {"old_keys": [KEY_A]}}))
+    assert settings.export_signing_keys() is True
+    assert os.environ["ML_LIFECYCLE_SIGNING_KEY"] == "key-c:" + "c" * 40
+    assert os.environ["ML_LIFECYCLE_SIGNING_OLD_KEYS"] == KEY_A
+    cfg = config_for(tmp_path, "classification", "logistic_regression")
+    run_training(cfg, reason="signed through the connection")
+    assert Registry(cfg.registry.root).get_card(1)["signature"]["key_id"] == "key-c"
+    # a named connection that does not exist is a clear error, not silently unsigned
+    monkeypatch.delenv("ML_LIFECYCLE_SIGNING_KEY")
+    monkeypatch.setenv("ML_LIFECYCLE_SIGNING_CONN_ID", "no_such_connection")
+    with pytest.raises(ConfigError, match="ML_LIFECYCLE_SIGNING_CONN_ID=no_such_connection"):
+        settings.export_signing_keys()

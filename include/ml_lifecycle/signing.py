@@ -7,8 +7,10 @@ history too. With a signing key configured, every version registered carries
 and ``model_format``; loading verifies it, so a model swapped together with a consistently
 rewritten card and history is refused by anyone without the key.
 
-Keys come from the environment of the process that trains or loads (in Airflow, from the
-Connection ``ml_lifecycle_signing``, see ``ml_lifecycle_airflow.settings``):
+Keys come from the environment of the process that trains or loads; in Airflow, tasks export
+them from the Connection ``ml_lifecycle_signing`` (login = key id, password = secret,
+``extra.old_keys``; ``ML_LIFECYCLE_SIGNING_CONN_ID`` names another one), kept in the metadata
+database or a secrets backend (``ml_lifecycle_airflow.settings.export_signing_keys``):
 
 * ``ML_LIFECYCLE_SIGNING_KEY`` -- ``<key id>:<secret>``, the key new versions are signed with
   (the secret at least 32 characters);

@@ -278,6 +278,52 @@ def check_run_path(cfg: Config, path: str, what: str) -> str:
         raise PathNotAllowedError(f"{what}: {exc}") from None
 
 
+SIGNING_CONN_ENV = "ML_LIFECYCLE_SIGNING_CONN_ID"
+DEFAULT_SIGNING_CONN = "ml_lifecycle_signing"
+_signing_looked_up: set[str] = set()  # connection ids already looked up by this process
+
+
+def export_signing_keys() -> bool:
+    """Make the model-signing keys of an Airflow Connection visible to the core.
+
+    Unless ``ML_LIFECYCLE_SIGNING_KEY`` is already set, the Connection
+    ``ML_LIFECYCLE_SIGNING_CONN_ID`` (default ``ml_lifecycle_signing``) is read, from the
+    metadata database or any secrets backend: its login is the key id, its password the
+    secret, and ``extra.old_keys`` lists the ``<id>:<secret>`` keys that still verify. It is
+    exported to this process's environment for :mod:`ml_lifecycle.signing` (never logged).
+    Returns whether keys were exported.
+
+    Raises:
+        ConfigError: ``ML_LIFECYCLE_SIGNING_CONN_ID`` names a connection that does not exist.
+    """
+    from ml_lifecycle.errors import ConfigError
+    from ml_lifecycle.signing import KEY_ENV, OLD_KEYS_ENV
+
+    if os.environ.get(KEY_ENV, "").strip():
+        return False
+    named = os.environ.get(SIGNING_CONN_ENV, "").strip()
+    if (named or DEFAULT_SIGNING_CONN) in _signing_looked_up:
+        return False  # looked up already (a task process is short-lived: one lookup)
+    _signing_looked_up.add(named or DEFAULT_SIGNING_CONN)
+    try:
+        from airflow.sdk import BaseHook
+
+        conn = BaseHook.get_connection(named or DEFAULT_SIGNING_CONN)
+    except Exception as exc:  # AirflowNotFoundException and friends
+        if named:
+            raise ConfigError(f"{SIGNING_CONN_ENV}={named}: the signing connection cannot be "
+                              f"read ({type(exc).__name__}); create it or unset the "
+                              "variable") from None
+        return False
+    if not conn.password:
+        raise ConfigError(f"signing connection '{conn.conn_id}' has no password (the secret)")
+    os.environ[KEY_ENV] = f"{conn.login or 'airflow'}:{conn.password}"
+    old = (conn.extra_dejson or {}).get("old_keys") or []
+    if old:
+        os.environ[OLD_KEYS_ENV] = ",".join(str(k) for k in old)
+    return True
+
+
 def load_lifecycle_config(config_file: str | Path, overrides: list[str] | None = None
                           ) -> Config:
     """Load and validate a model's config (with trigger-form overrides) for a task.
@@ -292,6 +338,8 @@ def load_lifecycle_config(config_file: str | Path, overrides: list[str] | None =
         PathNotAllowedError: an overridden path points outside the allowed folders.
     """
     from ml_lifecycle.config import load_config, parse_override
+
+    export_signing_keys()  # signed versions: the key from an Airflow Connection, if any
     from ml_lifecycle.data import ensure_inside_roots
     from ml_lifecycle.errors import ConfigError, PathNotAllowedError
 
