@@ -8,7 +8,7 @@ export PYTHONPATH := $(CURDIR)/include
 # OpenMP busy-waits when cores are shared (pytest + Airflow workers): one thread per process.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: venv demo test test-pythons lint airflow bench clean browser-deps
+.PHONY: venv venv-dev demo test test-fast test-pythons lint airflow bench clean
 
 # The core's unit tests (no Airflow, no services), also run on the other Python versions that
 # Airflow 3 supports, where installed (python3.X on PATH or ~/.pyenv/versions/3.X*).
@@ -18,32 +18,40 @@ CORE_TESTS := $(addprefix tests/test_,backtest.py config.py data.py drift_concep
 	real_data.py registry.py simulate.py split_preprocess.py)
 OTHER_PYTHONS ?= 3.12 3.13
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# The runtime lock (what `make demo` and `make airflow` need) ...
+$(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -r requirements.txt
+	@touch $@
+
+# ... and the test tools on top of it (ruff, pytest, hypothesis, moto, selenium).
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	$(PIP) install --quiet -r requirements-dev.txt
 	@touch $@
 
 venv: $(VENV)/.installed
 
+venv-dev: $(VENV)/.installed-dev
+
 demo: venv
 	$(PY) scripts/demo.py
 
-# Debian's chromium + chromium-driver for the real-browser UI test (installed only as root).
-browser-deps:
-	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
-	  else echo "note: chromium/chromium-driver missing: the browser test will be skipped"; fi; \
-	fi
-
-test: venv browser-deps
+# The whole suite (what CI runs). The real-browser UI test needs Debian's chromium and
+# chromium-driver (.ci/run installs them); elsewhere it is skipped, saying so.
+test: venv-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q
 	$(MAKE) --no-print-directory test-pythons
 
+# Day-to-day: lint + the unit and integration tests that need no embedded Airflow run,
+# cluster or browser (pytest -m "not slow", about 2.5 minutes on 2 cores).
+test-fast: venv-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -q -m "not slow"
+
 # .venv-3.X: the core's locked dependencies only (scripts/core_requirements.py), no Airflow.
-test-pythons: venv
+test-pythons: venv-dev
 	@for v in $(OTHER_PYTHONS); do \
 	  py=""; \
 	  for c in $$(ls -d $$HOME/.pyenv/versions/$$v*/bin/python 2>/dev/null) $$(command -v python$$v); do \
@@ -58,7 +66,7 @@ test-pythons: venv
 	  $(VENV)-$$v/bin/python -m pytest -q -m "not slow" -p no:cacheprovider $(CORE_TESTS) || exit 1; \
 	done
 
-lint: venv
+lint: venv-dev
 	$(VENV)/bin/ruff check .
 
 airflow: venv
