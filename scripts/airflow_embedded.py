@@ -51,18 +51,12 @@ def lifecycle_env() -> dict[str, str]:
 
 def dag_ids(env: dict[str, str], project_root: Path = ROOT) -> list[str]:
     """The DAG ids the factory builds for the models of ``env`` (broken configs excluded)."""
+    from unittest import mock
+
     from ml_lifecycle_airflow import settings
 
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with mock.patch.dict(os.environ, env):  # the components' settings, for this lookup only
         specs, broken = settings.discover(project_root)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     for item in broken:
         print(f"note: {item.error}")
     return [dag_id for spec in specs for dag_id in settings.dag_ids(spec.name).values()]

@@ -281,23 +281,33 @@ def build_training_dag(spec: settings.ModelSpec) -> DAG:
     return dag
 
 
+def _daily_dag(spec: settings.ModelSpec, kind: str, params: dict[str, Any], doc: str,
+               description: str, tag: str) -> DAG:
+    """A daily DAG of a model: its timetable, catchup, params, defaults and docs."""
+    return DAG(
+        dag_id=settings.dag_ids(spec.name)[kind],
+        schedule=settings.daily_schedule(),
+        catchup=True,
+        params=params,
+        default_args=default_args(spec.config_file),
+        doc_md=doc.format(**_doc_fields(spec)),
+        description=description,
+        **_common(spec, tag),
+    )
+
+
+def _wait_for_batch(config: str) -> BatchFileSensor:
+    return BatchFileSensor(task_id=WAIT_BATCH_TASK_ID, config_file=config,
+                           timeout_minutes="{{ params.batch_wait_minutes }}", poke_interval=300)
+
+
 def build_scoring_dag(spec: settings.ModelSpec) -> DAG:
     """``<name>__scoring``: wait for the day's batch -> score it with the champion."""
     config = spec.config_file
     predictions = predictions_asset(spec.name)
-    with DAG(
-        dag_id=settings.dag_ids(spec.name)["scoring"],
-        schedule=settings.daily_schedule(),
-        catchup=True,
-        params=daily_params(),
-        default_args=default_args(config),
-        doc_md=SCORING_DOC.format(**_doc_fields(spec)),
-        description=f"Score each day's batch with the {spec.name} champion",
-        **_common(spec, "scoring"),
-    ) as dag:
-        wait_for_batch = BatchFileSensor(
-            task_id=WAIT_BATCH_TASK_ID, config_file=config,
-            timeout_minutes="{{ params.batch_wait_minutes }}", poke_interval=300)
+    with _daily_dag(spec, "scoring", daily_params(), SCORING_DOC,
+                    f"Score each day's batch with the {spec.name} champion", "scoring") as dag:
+        wait_for_batch = _wait_for_batch(config)
 
         @task(task_id=SCORE_TASK_ID, outlets=[predictions])
         def score_batch(**context: Any) -> dict:
@@ -315,19 +325,10 @@ def build_drift_dag(spec: settings.ModelSpec) -> DAG:
     config = spec.config_file
     verdict = drift_verdict_asset(spec.name)
     ids = settings.dag_ids(spec.name)
-    with DAG(
-        dag_id=ids["drift"],
-        schedule=settings.daily_schedule(),
-        catchup=True,
-        params=drift_params(),
-        default_args=default_args(config),
-        doc_md=DRIFT_DOC.format(**_doc_fields(spec)),
-        description=f"Estimate {spec.name}'s performance, explain it, retrain when it harms",
-        **_common(spec, "monitoring"),
-    ) as dag:
-        wait_for_batch = BatchFileSensor(
-            task_id=WAIT_BATCH_TASK_ID, config_file=config,
-            timeout_minutes="{{ params.batch_wait_minutes }}", poke_interval=300)
+    with _daily_dag(spec, "drift", drift_params(), DRIFT_DOC,
+                    f"Estimate {spec.name}'s performance, explain it, retrain when it harms",
+                    "monitoring") as dag:
+        wait_for_batch = _wait_for_batch(config)
 
         @task(task_id=CHECK_TASK_ID, outlets=[verdict])
         def check_drift(**context: Any) -> dict:
