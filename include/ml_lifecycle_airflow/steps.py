@@ -160,8 +160,8 @@ def train_candidate(config_file: str | Path, request: dict[str, Any],
     """Quality gate -> split -> preprocess+train -> evaluate -> gate -> register (not promote).
 
     The training window is decided here, after the labels sensor (``sensed``: its XCom), so
-    every label file that arrived by then is used; the card's ``window.pairs`` lists the batch
-    and label files. A retry or re-run of the same DAG run returns the version that run already
+    every label file that arrived by then is used; the card's ``data.window.pairs`` lists the
+    batch and label files. A retry or re-run of the same DAG run returns the version that run already
     registered; two attempts running at once register one version (``run_lock``).
     """
     from ml_lifecycle.registry import open_registry
@@ -182,8 +182,7 @@ def train_candidate(config_file: str | Path, request: dict[str, Any],
                     "rows_per_split": card["data"].get("rows_per_split"),
                 }, reused=True)
             window = window_for(cfg, request, sensed)
-            trigger = {**request["trigger"], "window_batch_days": window["days"],
-                       "label_files": [labels for _, labels in window["pairs"]]}
+            trigger = {**request["trigger"], "window_batch_days": window["days"]}
             print(f"training window as of {window['as_of']}: original="
                   f"{window['include_original']}, {len(window['pairs'])} labelled batch(es) "
                   f"{window['days']}")
