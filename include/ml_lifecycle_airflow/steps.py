@@ -161,8 +161,8 @@ def train_candidate(config_file: str | Path, request: dict[str, Any],
 
     The training window is decided here, after the labels sensor (``sensed``: its XCom), so
     every label file that arrived by then is used; the card's ``data.window.pairs`` lists the
-    batch and label files. A retry or re-run of the same DAG run returns the version that run already
-    registered; two attempts running at once register one version (``run_lock``).
+    batch and label files. A retry or re-run of the same DAG run returns the version that run
+    already registered; two attempts running at once register one version (``run_lock``).
     """
     from ml_lifecycle.registry import open_registry
     from ml_lifecycle.train import run_training
