@@ -265,20 +265,27 @@ def build_training_dag(spec: settings.ModelSpec) -> DAG:
         decision = gate_decision(result)
         promoted, rejected, notified = promote(request, result), reject(result), notify()
         decision >> rejected >> notified
-        if not approval:
-            decision >> promoted >> notified
+        if approval:
+            _approval_step(spec, decision, promoted, result, notified)
         else:
-            @task(task_id=NOT_APPROVED_TASK_ID)
-            def not_approved(result: dict, **context: Any) -> dict:
-                answer = context["ti"].xcom_pull(task_ids=APPROVAL_TASK_ID, key=XCOM_KEY)
-                return steps.not_approved(result, answer)
-
-            ask = PromotionApproval(
-                task_id=APPROVAL_TASK_ID, model=spec.name, train_task_id=TRAIN_TASK_ID,
-                promote_task_id=PROMOTE_TASK_ID, reject_task_id=NOT_APPROVED_TASK_ID,
-                timeout_hours=spec.approval_timeout_hours, approvers=spec.approvers)
-            decision >> ask >> [promoted, not_approved(result)] >> notified
+            decision >> promoted >> notified
     return dag
+
+
+def _approval_step(spec: settings.ModelSpec, decision: Any, promoted: Any, result: Any,
+                   notified: Any) -> None:
+    """``promotion.mode: approval``: gate passed -> await_approval -> promote | not_approved."""
+
+    @task(task_id=NOT_APPROVED_TASK_ID)
+    def not_approved(result: dict, **context: Any) -> dict:
+        answer = context["ti"].xcom_pull(task_ids=APPROVAL_TASK_ID, key=XCOM_KEY)
+        return steps.not_approved(result, answer)
+
+    ask = PromotionApproval(
+        task_id=APPROVAL_TASK_ID, model=spec.name, train_task_id=TRAIN_TASK_ID,
+        promote_task_id=PROMOTE_TASK_ID, reject_task_id=NOT_APPROVED_TASK_ID,
+        timeout_hours=spec.approval_timeout_hours, approvers=spec.approvers)
+    decision >> ask >> [promoted, not_approved(result)] >> notified
 
 
 def _daily_dag(spec: settings.ModelSpec, kind: str, params: dict[str, Any], doc: str,
