@@ -487,7 +487,7 @@ _PRIMITIVES = (
     "_remove_tree",
     "_open_lock_fd",
     "_is_file",
-    "_dump_model",
+    "_write_model",
 )
 
 

@@ -65,7 +65,7 @@ FAST = {
 REGISTRY_PRIMITIVES = (
     "_make_dir", "_read_bytes", "_write_json", "_write_text", "_hash_file", "_sync_file",
     "_sync_dir", "_rename_dir", "_remove_file", "_remove_tree", "_open_lock_fd", "_is_file",
-    "_dump_model",
+    "_write_model",
 )
 OS_PRIMITIVES = ("replace", "rename", "fsync")
 
