@@ -46,15 +46,10 @@ def write_config(folder: Path, stem: str, name: str, **overrides: Any) -> Path:
     """A valid config named ``name`` with its own registry and outputs under ``folder``;
     its data file does not exist (parsing must not read data)."""
     root = folder.parent / "var" / stem
-    raw = make_config_dict(str(root / "train.csv"), str(root / "registry"), name=name)
-    raw["lifecycle"] = {k: str(root / k)
-                        for k in ("batches", "labels", "predictions", "reports", "alerts")}
-    for dotted, value in overrides.items():
-        node = raw
-        parts = dotted.split("__")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
+    lifecycle = {k: str(root / k)
+                 for k in ("batches", "labels", "predictions", "reports", "alerts")}
+    raw = make_config_dict(str(root / "train.csv"), str(root / "registry"), name=name,
+                           lifecycle=lifecycle, **overrides)
     path = folder / f"{stem}.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
