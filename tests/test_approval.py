@@ -59,6 +59,19 @@ def wait_for_task(airflow: EmbeddedAirflow, dag_id: str, run_id: str, task_id: s
                          f"tasks: {airflow.task_states(dag_id, run_id)}")
 
 
+def wait_until_parked(airflow: EmbeddedAirflow, dag_id: str, run_id: str) -> None:
+    """Wait until the approval task is parked in ``awaiting_input``, then a little longer.
+
+    The operator writes its request (so ``hitlDetails`` answers) a moment *before* the task is
+    parked; an answer given in between is recorded while the task instance is still running.
+    Airflow 3.3 resumes such a task when it parks, but with SQLite (no row locks) a CI run once
+    saw it stay parked: the answer was taken, the task never resumed. A person answers seconds
+    later at the earliest; so does this test.
+    """
+    wait_for_task(airflow, dag_id, run_id, APPROVAL, {"awaiting_input"})
+    time.sleep(2)
+
+
 def answer(airflow: EmbeddedAirflow, dag_id: str, run_id: str, option: str,
            comment: str) -> Any:
     return airflow.api(
@@ -93,9 +106,7 @@ def test_a_person_approves_or_rejects_each_promotion(tmp_path: Path) -> None:
 
         # 1. approve: the run waits at the approval task until a person answers
         first = airflow.trigger(training, conf={"reason": "first model", "force": True})
-        assert wait_for_task(airflow, training, first, APPROVAL, {"awaiting_input",
-                                                                  "deferred"})
-        time.sleep(2)
+        wait_until_parked(airflow, training, first)
         assert airflow.run_state(training, first) == "running"
         assert Registry(churn.registry.root).champion() is None  # nothing promoted yet
         details = airflow.api(
@@ -115,7 +126,7 @@ def test_a_person_approves_or_rejects_each_promotion(tmp_path: Path) -> None:
 
         # 2. reject: registered, not promoted, alert
         second = airflow.trigger(training, conf={"reason": "second try", "force": True})
-        wait_for_task(airflow, training, second, APPROVAL, {"awaiting_input", "deferred"})
+        wait_until_parked(airflow, training, second)
         answer(airflow, training, second, "Reject", "wait for the new features")
         assert airflow.wait_for_run(training, second, 240) == "success"
         tasks = airflow.task_states(training, second)
