@@ -212,12 +212,30 @@ class ThresholdConfig(_Strict):
 
 
 ModelFamily = Literal[
-    "hist_gradient_boosting", "logistic_regression", "ridge", "lasso", "sgd"
+    "hist_gradient_boosting", "logistic_regression", "ridge", "lasso", "sgd", "custom"
 ]
 
 
 class ModelConfig(_Strict):
-    family: ModelFamily = "hist_gradient_boosting"
+    family: ModelFamily = Field(
+        default="hist_gradient_boosting",
+        description="a built-in family, or custom: any scikit-learn-API estimator named by "
+                    "model.estimator",
+    )
+    estimator: str | None = Field(
+        default=None,
+        description="family custom: import path of an estimator class or of a function "
+                    "returning an estimator or Pipeline ('package.module.Name' or "
+                    "'package.module:Name'), called with model.params; classification needs "
+                    "predict_proba",
+    )
+    preprocessing: Literal["builtin", "own"] = Field(
+        default="builtin",
+        description="builtin: the package's leakage-safe preprocessing feeds the model "
+                    "(imputation, scaling, one-hot); own: the estimator (a Pipeline) receives "
+                    "the raw feature columns as a DataFrame and brings its own preprocessing, "
+                    "still fitted on the training split only",
+    )
     params: dict[str, Any] = Field(default_factory=dict)
     class_weight: Literal["balanced"] | None = "balanced"
     max_iter: int = Field(default=500, ge=1)
@@ -413,6 +431,16 @@ class Config(_Strict):
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
         family = self.model.family
+        if family == "custom" and not self.model.estimator:
+            raise ValueError("model.family 'custom' needs model.estimator, the import path of "
+                             "a scikit-learn-API estimator (e.g. "
+                             "sklearn.ensemble.RandomForestClassifier)")
+        if family != "custom" and self.model.estimator:
+            raise ValueError(f"model.estimator is set but model.family is '{family}'; set "
+                             "model.family: custom to use it")
+        if family != "custom" and self.model.preprocessing == "own":
+            raise ValueError("model.preprocessing 'own' needs model.family 'custom' (a "
+                             "built-in family uses the built-in preprocessing)")
         if self.task == "regression":
             if family == "logistic_regression":
                 raise ValueError("model.family 'logistic_regression' needs task 'classification'")

@@ -24,11 +24,14 @@ from .errors import IntegrityError, ModelFormatError
 Format = Literal["skops", "joblib"]
 FILE_NAMES: dict[str, str] = {"skops": "model.skops", "joblib": "model.joblib"}
 DEFAULT_FORMAT: Format = "skops"
-#: Types outside skops' defaults that the built-in model families hold (checked by a test that
-#: round-trips every family): nothing here can run code on load.
+#: Types outside skops' defaults that the built-in model families and scikit-learn's tree
+#: ensembles hold (checked by a test that round-trips every family and a random forest): each is
+#: rebuilt from numpy arrays (``Tree`` is scikit-learn's fitted tree structure, which skops
+#: leaves to the user only because it is rebuilt through ``__reduce__``); none runs code on load.
 TRUSTED_TYPES: tuple[str, ...] = (
     "numpy.dtype",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.tree._tree.Tree",
 )
 
 

@@ -39,6 +39,7 @@ class FitResult:
     threshold: float = 0.5
     threshold_info: dict[str, Any] = field(default_factory=dict)
     validation_scores: np.ndarray | None = None
+    early_stopping: dict[str, Any] = field(default_factory=dict)
 
 
 def _scores(model: Any, x: Any, task: str) -> np.ndarray:
@@ -201,7 +202,28 @@ def _fit_linear(cfg: Config, params: dict[str, Any], xt: np.ndarray, yt: np.ndar
     return est, {}, n_iter
 
 
+def _fit_custom(cfg: Config, params: dict[str, Any], xt: Any, yt: np.ndarray,
+                xv: Any, yv: np.ndarray) -> tuple[Any, dict[str, Any], int | None]:
+    from .custom import fit
+
+    return fit(cfg, params, xt, yt, xv, yv)
+
+
+#: How each built-in family uses the validation split to stop (the card's model.early_stopping).
+_EARLY_STOPPING = {
+    "hist_gradient_boosting": {"used": True, "validation_argument": "X_val",
+                               "kept": "the iterations up to the best validation loss"},
+    "sgd": {"used": True, "validation_argument": "epochs scored on validation",
+            "kept": "the epoch with the best validation loss"},
+    "logistic_regression": {"used": False, "why": "solved to convergence (no iterations to "
+                                                  "stop); the validation split tunes and "
+                                                  "chooses the threshold"},
+    "ridge": {"used": False, "why": "closed-form solution"},
+    "lasso": {"used": False, "why": "solved to convergence (coordinate descent)"},
+}
+
 _FITTERS = {
+    "custom": _fit_custom,
     "hist_gradient_boosting": _fit_hgb,
     "sgd": _fit_sgd,
     "logistic_regression": _fit_linear,
@@ -293,7 +315,8 @@ def train_model(cfg: Config, x_train: pd.DataFrame, y_train: np.ndarray,
         raise ConfigError(f"model.family: unknown family '{family}'")
     check_magnitudes(cfg, x_train)
     prep = build_preprocessor(cfg)
-    xt = prep.fit_transform(x_train)  # fitted on the training split only
+    xt = prep.fit_transform(x_train)  # fitted on the training split only (also "own": a
+    # column selection whose own preprocessing is the custom Pipeline's, fitted on xt below)
     xv = prep.transform(x_val)
     metric = cfg.primary_metric
     sign = 1.0 if higher_is_better(metric) else -1.0
@@ -303,19 +326,23 @@ def train_model(cfg: Config, x_train: pd.DataFrame, y_train: np.ndarray,
         try:
             est, curve, n_iter = _FITTERS[family](cfg, params, xt, y_train, xv, y_val)
         except (TypeError, ValueError) as exc:
+            what = (f"model.estimator '{cfg.model.estimator}'" if family == "custom"
+                    else f"family '{family}'")
             if params:
                 raise ConfigError(
-                    f"model.params/search for family '{family}': {params} rejected ({exc})"
+                    f"model.params/search for {what}: {params} rejected ({exc})"
                 ) from None
             raise ConfigError(
-                f"model.family '{family}' with default parameters could not be fitted ({exc}); "
-                "check the model.* settings"
+                f"model.{what.removeprefix('model.')} with default parameters could not be "
+                f"fitted ({exc}); check the model.* settings"
             ) from None
+        early_stopping = curve.pop("early_stopping", None) or _EARLY_STOPPING.get(family, {})
         scores = _scores(est, xv, cfg.task)
         value = compute_metric(cfg.task, metric, y_val, scores, 0.5)
         trials.append({"params": params, f"validation_{metric}": value, "iterations": n_iter})
         if best is None or sign * value > sign * best[0]:
-            best = (value, est, params, curve, n_iter, {"scores": scores})
+            best = (value, est, params, curve, n_iter,
+                    {"scores": scores, "early_stopping": early_stopping})
     assert best is not None
     value, est, params, curve, n_iter, extra = best
     if not curve and len(trials) > 1:
@@ -342,4 +369,5 @@ def train_model(cfg: Config, x_train: pd.DataFrame, y_train: np.ndarray,
         threshold=threshold,
         threshold_info=info,
         validation_scores=val_scores,
+        early_stopping=extra["early_stopping"],
     )

@@ -32,6 +32,12 @@ def build_preprocessor(cfg: Config) -> ColumnTransformer:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+    if cfg.model.preprocessing == "own":
+        # A custom Pipeline brings its own preprocessing: it gets the declared feature columns
+        # (and nothing else: no id, time or target column) as a DataFrame.
+        return ColumnTransformer(
+            [("features", "passthrough", list(cfg.data.features.all))], remainder="drop",
+            verbose_feature_names_out=False).set_output(transform="pandas")
     pre = cfg.preprocess
     transformers = []
     if cfg.data.features.numeric:

@@ -39,9 +39,16 @@ log = logging.getLogger(__name__)
 LIBRARIES = ("scikit-learn", "pandas", "numpy", "scipy", "joblib", "pyarrow", "pydantic")
 
 
-def library_versions() -> dict[str, str]:
+def library_versions(extra_module: str | None = None) -> dict[str, str]:
+    """Python and the libraries a model depends on; ``extra_module``: the module a custom
+    estimator comes from, whose distribution (e.g. ``xgboost``) is added."""
+    libraries = list(LIBRARIES)
+    if extra_module:
+        top = extra_module.split(".")[0].split(":")[0]
+        libraries += [d for d in metadata.packages_distributions().get(top, [])
+                      if d not in libraries]
     versions = {"python": platform.python_version()}
-    for lib in LIBRARIES:
+    for lib in libraries:
         try:
             versions[lib] = metadata.version(lib)
         except metadata.PackageNotFoundError:
@@ -220,6 +227,11 @@ def run_training(
     from .registry import open_registry
 
     clock = _Stopwatch()
+    if cfg.model.family == "custom":  # a wrong model.estimator fails before any data is read
+        from .custom import build
+        from .models import candidate_params
+
+        build(cfg, candidate_params(cfg)[0])
     registry = open_registry(cfg.registry.root)
     registry.cleanup_staging()
     data = _prepare(cfg, frame, window, clock, positive_label=_champion_positive(registry))
@@ -425,7 +437,12 @@ def _model_card(cfg: Config, data: _Prepared, fit: Any, tested: _Tested, gate: d
         "config": cfg.resolved(),
         "model": {
             "family": cfg.model.family,
+            "estimator": (cfg.model.estimator if cfg.model.family == "custom"
+                          else type(fit.pipeline.named_steps["model"]).__name__),
+            "estimator_class": _class_path(fit.pipeline.named_steps["model"]),
+            "preprocessing": cfg.model.preprocessing,
             "params": fit.params,
+            "early_stopping": fit.early_stopping,
             "stopping_iteration": fit.stopping_iteration,
             "validation_metric": fit.validation_metric,
             "validation_score": fit.validation_score,
@@ -450,10 +467,14 @@ def _model_card(cfg: Config, data: _Prepared, fit: Any, tested: _Tested, gate: d
         "coefficients": coefficients,
         "quality_summary": {"passed": data.quality.get("passed"),
                             "n_warnings": data.quality.get("n_warnings")},
-        "library_versions": library_versions(),
+        "library_versions": library_versions(cfg.model.estimator),
         "git_commit": git_commit(),
         "timings_seconds": timings,
     }
+
+
+def _class_path(obj: Any) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
 
 
 def _register(cfg: Config, registry: Any, fit: Any, data: _Prepared, x_train: pd.DataFrame,

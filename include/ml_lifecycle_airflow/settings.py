@@ -54,7 +54,7 @@ PATH_KEYS = ("data.path", "lifecycle.batches", "lifecycle.labels")
 # point the registry elsewhere could make a worker load a planted model), the folders run input
 # is confined to, and how a passing candidate becomes the champion.
 PROTECTED_KEYS = ("registry", "lifecycle.predictions", "lifecycle.reports", "lifecycle.alerts",
-                  "data.data_roots", "promotion")
+                  "data.data_roots", "promotion", "model.estimator")
 
 
 def start_date() -> dt.datetime:
@@ -350,8 +350,8 @@ def load_lifecycle_config(config_file: str | Path, overrides: list[str] | None =
         if protected:
             raise ConfigError(
                 f"config override {key}: {protected} cannot be changed from run input (it "
-                "decides where artifacts are written and read, or how a candidate is "
-                "promoted); change it in the config file")
+                "decides where artifacts are written and read, how a candidate is promoted, "
+                "or which code is imported); change it in the config file")
     cfg = load_config(config_file, overrides or [])
     if not overrides:
         return cfg
