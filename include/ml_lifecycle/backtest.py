@@ -43,6 +43,7 @@ import pandas as pd
 
 from .charts import GREY, PALETTE, escape, line_chart, short_days
 from .config import Config, apply_overrides, base_dir, config_from_dict, load_raw
+from .drift.concept import multiclass_rows, probability_columns
 from .errors import EXIT_OK, ConfigError, DataError
 from .io import atomic_write_json, atomic_write_text, dumps_json
 from .labels import apply_label_map, binary_labels, label_keys, positive_class
@@ -219,7 +220,7 @@ def run_strategy(name: str, kind: str, cfg: Config, base_registry: Path, work: P
     from .drift.check import run_drift_check
     from .drift.policy import mark_retrain_finished
     from .registry import Registry
-    from .scoring import predict_scores
+    from .scoring import multiclass_predictions, predict_scores
     from .train import run_training
 
     started = time.perf_counter()
@@ -240,8 +241,12 @@ def run_strategy(name: str, kind: str, cfg: Config, base_registry: Path, work: P
         card = registry.get_card(champion)
         batch = load_table(cfg.data, b.path, require_target=False)
         scores = predict_scores(model, batch, cfg.task)
-        scored[b.day] = pd.DataFrame({id_col: batch[id_col].astype(str), "score": scores,
-                                      "model_version": champion})
+        if cfg.task == "multiclass":  # the class probabilities, as the scoring DAG writes them
+            scored[b.day] = multiclass_predictions(card, scores, id_col,
+                                              batch[id_col].astype(str).to_numpy(), champion)
+        else:
+            scored[b.day] = pd.DataFrame({id_col: batch[id_col].astype(str), "score": scores,
+                                          "model_version": champion})
         record: dict[str, Any] = {"day": b.day, "champion": champion, "retrain": False,
                                   "verdict": None, "severity": None, "gate": None,
                                   "labels_used_through": None,
@@ -296,10 +301,12 @@ def live_metrics(cfg: Config, metric: str, run: dict[str, Any], batches: list[Ba
             continue
         s = run["scored"][record["day"]].merge(
             b.labels.assign(**{id_col: b.labels[id_col].astype(str)}), on=id_col)
-        y = _encode(cfg, s[cfg.data.target])
+        if cfg.task == "multiclass":
+            y, scores = multiclass_rows(s, cfg, probability_columns(s))
+        else:
+            y, scores = _encode(cfg, s[cfg.data.target]), s["score"].to_numpy(dtype=float)
         known = np.isfinite(y)  # a row whose label is missing is not judged
-        value = compute_metric(cfg.task, metric, y[known],
-                               s["score"].to_numpy(dtype=float)[known],
+        value = compute_metric(cfg.task, metric, y[known], scores[known],
                                float(record.get("threshold") or 0.5))
         record["live_metric"] = None if not np.isfinite(value) else float(value)
 

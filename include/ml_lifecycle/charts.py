@@ -768,6 +768,47 @@ def confusion_matrix(counts: dict[str, Any], *, negative: str, positive: str,
     return "".join(out)
 
 
+def confusion_matrix_k(labels: Sequence[Any], matrix: Sequence[Sequence[Any]], *,
+                       label: str = "confusion matrix on the test split") -> str:
+    """A K x K matrix (rows: actual class, columns: predicted class), each cell shaded by its
+    share of the actual class (the diagonal: each class's recall)."""
+    names = [str(n) for n in labels]
+    k = len(names)
+    counts = [[int(finite(v) or 0) for v in row] for row in matrix]
+    if k == 0 or len(counts) != k or any(len(row) != k for row in counts):
+        return '<p class="muted">no confusion matrix stored</p>'
+    size = max(34, min(72, 480 // k))
+    left, top = 130, 70
+    width, height = left + k * size + 20, top + k * size + 14
+    out = [svg_open(width, height, label, "confusion-matrix")]
+    out.append(f'<text x="{left + k * size / 2:.0f}" y="14" font-size="11" '
+               f'text-anchor="middle" fill="{MUTED}">predicted</text>')
+    for j, name in enumerate(names):
+        x = left + size * (j + 0.5)
+        out.append(f'<text x="{x:.0f}" y="{top - 8}" font-size="11" text-anchor="start" '
+                   f'transform="rotate(-40 {x:.0f} {top - 8})" fill="{DARK}">'
+                   f'{escape(short(name, 14))}</text>')
+    for i, name in enumerate(names):
+        total = sum(counts[i]) or 1
+        out.append(f'<text x="{left - 8}" y="{top + size * (i + 0.5) + 4:.0f}" font-size="11" '
+                   f'text-anchor="end" fill="{DARK}">actual {escape(short(name, 12))}</text>')
+        for j in range(k):
+            share = counts[i][j] / total
+            base = (46, 125, 50) if i == j else (198, 40, 40)
+            alpha = 0.06 + 0.84 * min(1.0, share)
+            fill = f"rgba({base[0]},{base[1]},{base[2]},{alpha:.2f})"
+            text = "#ffffff" if alpha > 0.55 else DARK
+            x, y = left + j * size, top + i * size
+            out.append(f'<rect x="{x}" y="{y}" width="{size - 2}" height="{size - 2}" '
+                       f'fill="{fill}" data-cell="{i},{j}"><title>actual {escape(name)}, '
+                       f'predicted {escape(names[j])}: {counts[i][j]:,} ({100 * share:.1f}% of '
+                       f'actual {escape(name)})</title></rect><text x="{x + size / 2 - 1:.0f}" '
+                       f'y="{y + size / 2 + 4:.0f}" font-size="{12 if size < 50 else 14}" '
+                       f'text-anchor="middle" fill="{text}">{counts[i][j]:,}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
 def histogram(counts: Sequence[Any], edges: Sequence[Any], *, kind: str, label: str,
               x_title: str = "", width: int = 560, height: int = 200,
               marker: float | None = 0.0) -> str:

@@ -53,7 +53,7 @@ def _train(args: argparse.Namespace) -> int:
         f"rows per split: {result['rows_per_split']}",
         f"early stopping / iterations: {result['stopping_iteration']}",
     ]
-    if cfg.task == "classification":
+    if cfg.task == "classification":  # multiclass: the most probable class, no threshold
         lines.append(f"decision threshold (chosen on validation): {result['threshold']:.4f}")
     lines.append("test metrics (95% bootstrap interval):")
     for name, m in result["metrics"].items():
@@ -228,6 +228,29 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``sample-data`` names -> (scikit-learn loader, target column); classes keep scikit-learn's
+#: ``target_names``.
+SAMPLE_DATA = {"wine": ("load_wine", "cultivar"), "digits": ("load_digits", "digit")}
+
+
+def _sample_data(args: argparse.Namespace) -> int:
+    """Write a scikit-learn bundled data set as a CSV with an id column and a named target."""
+    import numpy as np
+    from sklearn import datasets
+
+    from .io import atomic_write_text
+
+    loader, target = SAMPLE_DATA[args.name]
+    bunch = getattr(datasets, loader)(as_frame=True)
+    frame = bunch.frame.rename(columns={"target": target})
+    frame[target] = np.asarray(bunch.target_names, dtype=object)[frame[target].to_numpy()]
+    frame.insert(0, "row_id", [f"{args.name}_{i}" for i in range(len(frame))])
+    atomic_write_text(args.out, frame.to_csv(index=False, lineterminator="\n"))
+    print(f"wrote {len(frame)} rows x {frame.shape[1]} columns of '{args.name}' "
+          f"(target '{target}', {frame[target].nunique()} classes) -> {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ml_lifecycle",
                                      description="train -> monitor -> retrain lifecycle")
@@ -256,6 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--out", required=True, help="predictions CSV to write (atomically)")
     sc.add_argument("--json", action="store_true", help="print the summary as JSON")
     sc.set_defaults(func=_score)
+    ds = sub.add_parser("sample-data", help="write a data set that ships with scikit-learn "
+                                            "as a CSV (the examples train on it)")
+    ds.add_argument("name", choices=sorted(SAMPLE_DATA),
+                    help="wine: 178 wines, 13 measurements, 3 cultivars (multiclass); "
+                         "digits: 1,797 8x8 images of handwritten digits, 10 classes")
+    ds.add_argument("--out", required=True, help="CSV file to write (atomically)")
+    ds.set_defaults(func=_sample_data)
     for name in ("simulate", "check-drift", "backtest"):
         sub.add_parser(name, help=f"see: python -m ml_lifecycle {name} --help", add_help=False)
     return parser

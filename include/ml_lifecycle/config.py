@@ -247,7 +247,9 @@ class ModelConfig(_Strict):
 
 class EvaluationConfig(_Strict):
     primary_metric: str | None = Field(
-        default=None, description="default: pr_auc (classification) or rmse (regression)"
+        default=None,
+        description="default: pr_auc (classification), macro_f1 (multiclass) or rmse "
+                    "(regression)"
     )
     bootstrap: int = Field(default=200, ge=0, le=10000)
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
@@ -411,7 +413,11 @@ class BacktestConfig(_Strict):
 
 
 class Config(_Strict):
-    task: Literal["classification", "regression"]
+    task: Literal["classification", "multiclass", "regression"] = Field(
+        description="classification: a binary target (scores are P(positive class)); "
+                    "multiclass: three or more classes (class probabilities, the most "
+                    "probable class predicted); regression: a numeric target",
+    )
     name: str = "model"
     seed: int = Field(default=42, ge=0, le=MAX_SEED)
     data: DataConfig
@@ -446,8 +452,11 @@ class Config(_Strict):
                 raise ValueError("model.family 'logistic_regression' needs task 'classification'")
             if self.split.strategy == "stratified":
                 raise ValueError("split.strategy 'stratified' needs task 'classification'")
-        if self.task == "classification" and family in ("ridge", "lasso"):
+        if self.task != "regression" and family in ("ridge", "lasso"):
             raise ValueError(f"model.family '{family}' needs task 'regression'")
+        if self.task == "multiclass" and self.data.positive_label is not None:
+            raise ValueError("data.positive_label is for binary classification; a multiclass "
+                             "model has no positive class (remove it)")
         if self.split.strategy == "time" and not self.data.time_column:
             raise ValueError("split.strategy 'time' needs data.time_column")
         from .metric_names import metric_names
@@ -460,9 +469,16 @@ class Config(_Strict):
 
     @property
     def primary_metric(self) -> str:
+        from .metric_names import DEFAULT_PRIMARY
+
         if self.evaluation.primary_metric:
             return self.evaluation.primary_metric
-        return "pr_auc" if self.task == "classification" else "rmse"
+        return DEFAULT_PRIMARY[self.task]
+
+    @property
+    def is_classifier(self) -> bool:
+        """Binary or multiclass classification (class probabilities, class weights)."""
+        return self.task in ("classification", "multiclass")
 
     def resolved(self) -> dict[str, Any]:
         """The full config as plain JSON-able data (stored in every model card)."""

@@ -93,7 +93,7 @@ def build(cfg: Config, params: dict[str, Any]) -> Any:
                                         for m in ("fit", "predict")):
         raise ConfigError(f"model.estimator '{path}' gave a {type(est).__name__}, which is not "
                           "a scikit-learn-API estimator (it needs fit and predict)")
-    if cfg.task == "classification" and not hasattr(est, "predict_proba"):
+    if cfg.is_classifier and not hasattr(est, "predict_proba"):
         raise ConfigError(f"model.estimator '{path}' has no predict_proba: classification "
                           "needs probabilities (the ranking metrics, the threshold chosen on "
                           "validation, calibration and label-free performance estimation); "
@@ -119,7 +119,7 @@ def _set_defaults(est: Any, cfg: Config, params: dict[str, Any]) -> None:
             continue
         if leaf == "random_state":
             updates[key] = cfg.model.seed
-        elif leaf == "class_weight" and cfg.task == "classification":
+        elif leaf == "class_weight" and cfg.is_classifier:
             updates[key] = cfg.model.class_weight
     if "X_val" in _fit_parameters(est) and current.get("early_stopping") in ("auto", False) \
             and "early_stopping" not in params:
@@ -152,7 +152,7 @@ def fit(cfg: Config, params: dict[str, Any], xt: Any, yt: np.ndarray, xv: Any,
         kwargs = {"X_val": xv, "y_val": yv}
     elif how == "eval_set":
         kwargs = {"eval_set": [(xv, yv)]}
-    if cfg.task == "classification" and cfg.model.class_weight == "balanced" \
+    if cfg.is_classifier and cfg.model.class_weight == "balanced" \
             and "sample_weight" in accepted and "class_weight" not in est.get_params():
         from sklearn.utils.class_weight import compute_sample_weight
 

@@ -58,9 +58,10 @@ def baseline_scores(task: str, y_train: np.ndarray, n: int) -> np.ndarray:
     from sklearn.dummy import DummyClassifier, DummyRegressor
 
     x = np.zeros((len(y_train), 1))
-    if task == "classification":
+    if task in ("classification", "multiclass"):
         dummy = DummyClassifier(strategy="prior").fit(x, y_train)
-        return dummy.predict_proba(np.zeros((n, 1)))[:, -1].astype(float)
+        proba = dummy.predict_proba(np.zeros((n, 1))).astype(float)
+        return proba if task == "multiclass" else proba[:, -1]
     return DummyRegressor(strategy="mean").fit(x, y_train).predict(np.zeros((n, 1))).astype(float)
 
 

@@ -137,14 +137,25 @@ def linear_coefficients(cfg: Config, pipeline: Any) -> dict[str, Any] | None:
     if not hasattr(model, "coef_"):
         return None
     names = list(pipeline.named_steps["prep"].get_feature_names_out())
-    coef = np.ravel(model.coef_)
-    per_column = {n: float(c) for n, c in zip(names, coef, strict=True)}
+    coef = np.atleast_2d(np.asarray(model.coef_, dtype=float))
+    if coef.shape[1] != len(names):
+        return None  # a custom model whose coefficients are not per input column
     per_feature: dict[str, float] = {}
-    for n, c in per_column.items():
+    for j, n in enumerate(names):  # summed over the classes of a multiclass model
         key = _input_feature_of(n, cfg.data.features.all)
-        per_feature[key] = per_feature.get(key, 0.0) + abs(c)
+        per_feature[key] = per_feature.get(key, 0.0) + float(np.abs(coef[:, j]).sum())
+    intercept = np.ravel(getattr(model, "intercept_", [0.0]))
+    if coef.shape[0] > 1:  # multiclass: one row of coefficients per class (the card's order)
+        return {
+            "intercept": [float(v) for v in intercept],
+            "per_class_per_column": [{n: float(c) for n, c in zip(names, row, strict=True)}
+                                     for row in coef],
+            "abs_per_feature": dict(sorted(per_feature.items(), key=lambda kv: -kv[1])),
+            "scale": "standardised inputs" if cfg.preprocess.scale else "raw inputs",
+        }
+    per_column = {n: float(c) for n, c in zip(names, coef[0], strict=True)}
     return {
-        "intercept": float(np.ravel(getattr(model, "intercept_", [0.0]))[0]),
+        "intercept": float(intercept[0]),
         "per_column": per_column,
         "abs_per_feature": dict(sorted(per_feature.items(), key=lambda kv: -kv[1])),
         "scale": "standardised inputs" if cfg.preprocess.scale else "raw inputs",
@@ -158,10 +169,10 @@ def linear_contributions(cfg: Config, pipeline: Any, frame: pd.DataFrame) -> pd.
     ridge/lasso/SGD regression).
     """
     model = pipeline.named_steps["model"]
-    if not hasattr(model, "coef_"):
+    if not hasattr(model, "coef_") or np.atleast_2d(model.coef_).shape[0] > 1:
         raise ValueError(
-            f"per-prediction contributions need a linear model; model.family is "
-            f"'{cfg.model.family}'"
+            f"per-prediction contributions need a linear model with one output; model.family "
+            f"is '{cfg.model.family}' (task {cfg.task})"
         )
     prep = pipeline.named_steps["prep"]
     x = prep.transform(frame[cfg.data.features.all])

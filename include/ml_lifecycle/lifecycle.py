@@ -337,7 +337,7 @@ def score_file(cfg: Config, batch: Any, out: Any, *, registry: Registry | None =
     from .data import load_table
     from .io import atomic_write_text
     from .registry import open_registry
-    from .scoring import predict_labels, predict_scores
+    from .scoring import multiclass_predictions, predict_labels, predict_scores
 
     registry = registry or open_registry(cfg.registry.root)
     version = registry.champion() if version is None else version  # a shadow: an earlier one
@@ -352,6 +352,14 @@ def score_file(cfg: Config, batch: Any, out: Any, *, registry: Registry | None =
     scores = predict_scores(model, frame[cfg.data.features.all], cfg.task)
     id_name = cfg.data.id_column or "row"
     ids = frame[cfg.data.id_column] if cfg.data.id_column else range(len(frame))
+    if cfg.task == "multiclass":
+        table = multiclass_predictions(card, scores, id_name, ids, version)
+        atomic_write_text(out, table.to_csv(index=False, lineterminator="\n"))
+        return {"path": str(out), "rows": len(table), "model_version": version,
+                "mean_score": round(float(table["score"].mean()), 6) if len(table) else None,
+                "positive_rate": None,
+                "predicted_shares": {str(k): round(float(v), 6) for k, v in
+                                     table["prediction"].value_counts(normalize=True).items()}}
     if cfg.task == "classification":
         predictions = predict_labels(scores, float(card.get("threshold") or 0.5))
     else:
@@ -379,6 +387,7 @@ def live_metric(cfg: Config, day: str, as_of: str | None = None) -> dict[str, An
         ``{"day", "metric", "value", "rows", "model_version"}``, or None when the predictions or
         the labels are not there (yet).
     """
+    import numpy as np
     import pandas as pd
 
     from .data import attach_labels, read_file
@@ -398,12 +407,21 @@ def live_metric(cfg: Config, day: str, as_of: str | None = None) -> dict[str, An
     joined = joined[joined[cfg.data.target].notna()]
     if joined.empty:
         return None
-    metric = cfg.drift.performance_metric or ("roc_auc" if cfg.task == "classification"
-                                              else "rmse")
-    y, _ = encode_target(joined, cfg)
-    if cfg.task == "classification" and len(set(y.tolist())) < 2:
-        return None
+    from .drift.concept import DEFAULT_METRIC, multiclass_rows, probability_columns
+
+    metric = cfg.drift.performance_metric or DEFAULT_METRIC[cfg.task]
+    if cfg.task == "multiclass":
+        y, scores = multiclass_rows(joined, cfg, probability_columns(joined))
+        known = np.isfinite(y)
+        y, scores, joined = y[known], scores[known], joined[known]
+        if len(set(y.tolist())) < 2:
+            return None
+    else:
+        y, _ = encode_target(joined, cfg)
+        scores = joined["score"].to_numpy(dtype=float)
+        if cfg.task == "classification" and len(set(y.tolist())) < 2:
+            return None
     versions = sorted({int(v) for v in joined["model_version"].dropna()})
-    value = compute_metric(cfg.task, metric, y, joined["score"].to_numpy(dtype=float), 0.5)
+    value = compute_metric(cfg.task, metric, y, scores, 0.5)
     return {"day": day, "metric": metric, "value": round(float(value), 6), "rows": len(joined),
             "model_version": versions[0] if len(versions) == 1 else versions}

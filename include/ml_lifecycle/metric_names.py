@@ -8,6 +8,13 @@ CLASSIFICATION_METRICS = (
     "roc_auc", "pr_auc", "precision", "recall", "f1", "balanced_accuracy", "brier", "accuracy",
 )
 REGRESSION_METRICS = ("mae", "rmse", "r2")
+#: Multiclass: F1 averaged over classes (macro) and by support (weighted) of the most probable
+#: class, accuracy, balanced accuracy (mean recall), one-vs-rest ROC-AUC (macro) and log loss.
+MULTICLASS_METRICS = (
+    "macro_f1", "weighted_f1", "accuracy", "balanced_accuracy", "roc_auc_ovr", "log_loss",
+)
+TASKS = ("classification", "multiclass", "regression")
+DEFAULT_PRIMARY = {"classification": "pr_auc", "multiclass": "macro_f1", "regression": "rmse"}
 
 
 def higher_is_better(metric: str) -> bool:
@@ -17,4 +24,6 @@ def higher_is_better(metric: str) -> bool:
 
 def metric_names(task: str) -> tuple[str, ...]:
     """The metrics reported for a task."""
+    if task == "multiclass":
+        return MULTICLASS_METRICS
     return CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS

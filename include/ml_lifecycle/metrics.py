@@ -30,6 +30,7 @@ import numpy as np
 from .metric_names import (
     CLASSIFICATION_METRICS,
     LOWER_IS_BETTER,
+    MULTICLASS_METRICS,
     REGRESSION_METRICS,
     higher_is_better,
     metric_names,
@@ -59,6 +60,93 @@ def _ranking(metric: str, y: np.ndarray, s: np.ndarray, w: np.ndarray) -> np.nda
     precision = np.where(tp + fp > 0, tp / np.where(tp + fp > 0, tp + fp, 1.0), 0.0)
     ap = np.sum(pos / np.where(p_tot > 0, p_tot, 1.0)[:, None] * precision, axis=1)
     return np.where(p_tot > 0, ap, np.nan)
+
+
+def _per_class_counts(y: np.ndarray, pred: np.ndarray, k: int,
+                      wsum: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(tp, fp, fn) per class and replicate, each (K, B), for class labels ``y`` ((n,) or
+    (B, n)) against the predicted classes ``pred`` (n,)."""
+    tp, fp, fn = [], [], []
+    for c in range(k):
+        is_pred = pred == c
+        is_true = y == c
+        tp.append(wsum((is_pred & is_true).astype(float)))
+        fp.append(wsum((is_pred & ~is_true).astype(float)))
+        fn.append(wsum((~is_pred & is_true).astype(float)))
+    return np.array(tp), np.array(fp), np.array(fn)
+
+
+def _multiclass(metric: str, y: np.ndarray, p: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Multiclass metrics of class probabilities ``p`` (n, K) against class indices ``y``
+    ((n,) or (B, n)) under weightings ``w``; the predicted class is the most probable one.
+
+    Averages run over the classes present in the labels or the predictions of a replicate, as
+    scikit-learn's do by default (a class missing from a batch does not count as an F1 of 0);
+    ``roc_auc_ovr`` averages the one-vs-rest ROC-AUC of the classes it is defined for.
+    """
+    n, k = p.shape
+    yi = np.rint(y).astype(int)
+    pred = np.argmax(p, axis=1)
+    total = w.sum(axis=1)
+
+    def wsum(values: np.ndarray) -> np.ndarray:
+        return w @ values if values.ndim == 1 else (w * values).sum(axis=1)
+
+    if metric == "accuracy":
+        return wsum((yi == pred).astype(float)) / total
+    if metric == "log_loss":
+        picked = p[np.arange(n), np.clip(yi, 0, k - 1)]
+        return wsum(-np.log(np.clip(picked, 1e-15, 1.0))) / total
+    if metric == "roc_auc_ovr":
+        per_class = np.array([_ranking("roc_auc", (yi == c).astype(float), p[:, c], w)
+                              for c in range(k)])
+        defined = np.isfinite(per_class)
+        return np.where(defined.any(axis=0),
+                        np.where(defined, per_class, 0.0).sum(axis=0)
+                        / np.maximum(defined.sum(axis=0), 1), np.nan)
+    tp, fp, fn = _per_class_counts(yi, pred, k, wsum)
+    if metric in ("macro_f1", "weighted_f1"):
+        denom = 2 * tp + fp + fn
+        f1 = np.where(denom > 0, 2 * tp / np.where(denom > 0, denom, 1.0), 0.0)
+        if metric == "macro_f1":
+            present = denom > 0
+            return np.where(present.any(axis=0),
+                            (f1 * present).sum(axis=0) / np.maximum(present.sum(axis=0), 1),
+                            np.nan)
+        support = tp + fn
+        return np.where(support.sum(axis=0) > 0,
+                        (f1 * support).sum(axis=0) / np.where(support.sum(axis=0) > 0,
+                                                              support.sum(axis=0), 1.0), np.nan)
+    if metric == "balanced_accuracy":
+        support = tp + fn
+        recall = np.where(support > 0, tp / np.where(support > 0, support, 1.0), 0.0)
+        present = support > 0
+        return np.where(present.any(axis=0),
+                        (recall * present).sum(axis=0) / np.maximum(present.sum(axis=0), 1),
+                        np.nan)
+    raise ValueError(f"no multiclass form of metric '{metric}'; known: {MULTICLASS_METRICS}")
+
+
+def per_class_report(y: np.ndarray, p: np.ndarray, classes: list[Any]) -> dict[str, Any]:
+    """Precision, recall, F1 and support of each class (most probable class predicted), and
+    the confusion matrix (rows: true class, columns: predicted class)."""
+    yi = np.rint(np.asarray(y, dtype=float)).astype(int)
+    pred = np.argmax(np.asarray(p, dtype=float), axis=1)
+    k = len(classes)
+    matrix = np.zeros((k, k), dtype=int)
+    np.add.at(matrix, (yi, pred), 1)
+    out: dict[str, Any] = {}
+    for c, name in enumerate(classes):
+        tp = int(matrix[c, c])
+        predicted, support = int(matrix[:, c].sum()), int(matrix[c, :].sum())
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / support if support else float("nan")
+        f1 = 2 * tp / (predicted + support) if predicted + support else 0.0
+        out[str(name)] = {"precision": precision, "recall": recall, "f1": f1,
+                          "support": support, "predicted": predicted}
+    return {"per_class": out,
+            "confusion_matrix": {"labels": [str(c) for c in classes],
+                                 "matrix": matrix.tolist()}}
 
 
 def weighted_metric(
@@ -92,6 +180,15 @@ def weighted_metric(
     w = np.atleast_2d(np.asarray(weights, dtype=float))
     y = np.asarray(y, dtype=float)
     s = np.asarray(scores, dtype=float)
+    if s.ndim == 2 and metric in MULTICLASS_METRICS:  # multiclass: (n, K) probabilities
+        if y.shape[-1] != s.shape[0] or w.shape[-1] != s.shape[0]:
+            raise ValueError(f"metric '{metric}': {y.shape[-1]} labels, {s.shape[0]} rows of "
+                             f"probabilities and {w.shape[-1]} weights per replicate")
+        if not np.isfinite(s).all():
+            raise ValueError(f"metric '{metric}': the probabilities contain NaN or infinite "
+                             "values")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return _multiclass(metric, y, s, w)
     if y.shape[-1] != s.shape[0] or w.shape[-1] != s.shape[0]:
         raise ValueError(f"metric '{metric}': {y.shape[-1]} labels, {s.shape[0]} scores and "
                          f"{w.shape[-1]} weights per replicate; expected the same number")
@@ -214,6 +311,7 @@ def paired_bootstrap(metric: str, y: np.ndarray, first: np.ndarray, second: np.n
 __all__ = [
     "CLASSIFICATION_METRICS",
     "LOWER_IS_BETTER",
+    "MULTICLASS_METRICS",
     "REGRESSION_METRICS",
     "bootstrap_metric",
     "bootstrap_metrics_table",
@@ -223,5 +321,6 @@ __all__ = [
     "higher_is_better",
     "metric_names",
     "paired_bootstrap",
+    "per_class_report",
     "weighted_metric",
 ]

@@ -43,9 +43,9 @@ class FitResult:
 
 
 def _scores(model: Any, x: Any, task: str) -> np.ndarray:
-    if task == "classification":
-        return np.asarray(model.predict_proba(x)[:, 1], dtype=float)
-    return np.asarray(model.predict(x), dtype=float)
+    from .scoring import predict_scores
+
+    return predict_scores(model, x, task)
 
 
 def _sample_weight(y: np.ndarray, class_weight: str | None) -> np.ndarray | None:
@@ -88,14 +88,14 @@ def _fit_hgb(cfg: Config, params: dict[str, Any], xt: np.ndarray, yt: np.ndarray
         random_state=cfg.model.seed,
     )
     common.update(params)
-    if cfg.task == "classification":
+    if cfg.is_classifier:
         est = HistGradientBoostingClassifier(class_weight=cfg.model.class_weight, **common)
     else:
         est = HistGradientBoostingRegressor(**common)
     # scikit-learn >= 1.8: early stopping on an explicit validation set (not a random slice of
     # the training rows), weighted like the training loss.
     weight_val = (_validation_weight(yt, yv, cfg.model.class_weight)
-                  if cfg.task == "classification" else None)
+                  if cfg.is_classifier else None)
     est.fit(xt, yt, X_val=xv, y_val=yv, sample_weight_val=weight_val)
     val_loss = (-np.asarray(est.validation_score_)).tolist()  # scoring="loss" stores -loss
     best = int(np.argmin(val_loss))  # entry i: the loss after i iterations (0: the baseline)
@@ -136,14 +136,14 @@ def _fit_sgd(cfg: Config, params: dict[str, Any], xt: np.ndarray, yt: np.ndarray
     from sklearn.metrics import log_loss
 
     seed = cfg.model.seed
-    if cfg.task == "classification":
+    classify = cfg.is_classifier
+    if classify:
         est: Any = SGDClassifier(loss="log_loss", random_state=seed,
                                  **{"alpha": 1e-4, **params})
     else:
         est = SGDRegressor(random_state=seed, **{"alpha": 1e-4, **params})
-    weights = _sample_weight(yt, cfg.model.class_weight) if cfg.task == "classification" else None
-    weight_val = (_validation_weight(yt, yv, cfg.model.class_weight)
-                  if cfg.task == "classification" else None)
+    weights = _sample_weight(yt, cfg.model.class_weight) if classify else None
+    weight_val = _validation_weight(yt, yv, cfg.model.class_weight) if classify else None
     rng = np.random.default_rng(seed)
     classes = np.unique(yt)
     best_loss, best_est, best_epoch, bad = np.inf, None, 0, 0
@@ -151,12 +151,13 @@ def _fit_sgd(cfg: Config, params: dict[str, Any], xt: np.ndarray, yt: np.ndarray
     for epoch in range(cfg.model.max_iter):
         order = rng.permutation(len(yt))
         kwargs: dict[str, Any] = {"sample_weight": None if weights is None else weights[order]}
-        if cfg.task == "classification":
+        if classify:
             kwargs["classes"] = classes
         est.partial_fit(xt[order], yt[order], **kwargs)
-        if cfg.task == "classification":
-            loss = float(log_loss(yv, np.clip(est.predict_proba(xv)[:, 1], 1e-12, 1 - 1e-12),
-                                  labels=[0, 1], sample_weight=weight_val))
+        if classify:
+            proba = np.clip(est.predict_proba(xv), 1e-12, 1 - 1e-12)
+            loss = float(log_loss(yv, proba if proba.shape[1] > 2 else proba[:, 1],
+                                  labels=classes, sample_weight=weight_val))
         else:
             loss = float(np.mean((est.predict(xv) - yv) ** 2))
         losses.append(loss)
@@ -168,7 +169,7 @@ def _fit_sgd(cfg: Config, params: dict[str, Any], xt: np.ndarray, yt: np.ndarray
                 break
     curve = {
         "x_label": "epoch",
-        "metric": "validation log loss" if cfg.task == "classification" else "validation MSE",
+        "metric": "validation log loss" if classify else "validation MSE",
         "x": list(range(len(losses))),
         "values": losses,
         "best_iteration": best_epoch,
@@ -358,6 +359,8 @@ def train_model(cfg: Config, x_train: pd.DataFrame, y_train: np.ndarray,
     threshold, info = (0.5, {})
     if cfg.task == "classification":
         threshold, info = choose_threshold(y_val, val_scores, cfg)
+    elif cfg.task == "multiclass":
+        info = {"strategy": "most probable class (no threshold)"}
     return FitResult(
         pipeline=pipeline,
         params=params,

@@ -390,7 +390,7 @@ def _target_report(df: pd.DataFrame, cfg: Config, checks: list[dict[str, Any]]) 
         )
     present = series.dropna()
 
-    if cfg.task == "classification":
+    if cfg.is_classifier:
         _classification_target(present, cfg, report, checks)
     else:
         _regression_target(present, cfg, report, checks)
@@ -418,16 +418,19 @@ def _classification_target(
     rates = {str(label): (int(counts[label]) / total if total else 0.0) for label in labels}
     report["classes"] = [to_jsonable(label) for label in labels]
     report["class_rates"] = rates
-    if len(labels) != 2:
+    binary = cfg.task == "classification"
+    if (binary and len(labels) != 2) or len(labels) < 2:
         shown = [to_jsonable(label) for label in labels[:20]]
         more = f" (+{len(labels) - 20} more)" if len(labels) > 20 else ""
+        hint = ("; for three or more classes set task: multiclass"
+                if binary and len(labels) > 2 else "")
+        wanted = "exactly 2 classes (binary classification)" if binary else "at least 2 classes"
         _check(
             checks,
             "target_classes",
             col,
             "error",
-            f"target '{col}' must have exactly 2 classes (binary classification); found "
-            f"{len(labels)}: {shown}{more}",
+            f"target '{col}' must have {wanted}; found {len(labels)}: {shown}{more}{hint}",
             len(labels),
             2,
         )
@@ -450,7 +453,7 @@ def _classification_target(
             None,
         )
 
-    if len(labels) != 2:
+    if binary and len(labels) != 2:
         return
     if minority < q.min_class_rate:
         _check(

@@ -79,6 +79,7 @@ def _joined_rows(cfg: Config, pair: tuple[int, int], as_of: str) -> tuple[Any, l
     import pandas as pd
 
     from .data import attach_labels, read_file
+    from .drift.concept import probability_columns
 
     frames, days = [], []
     id_col = cfg.data.id_column
@@ -89,9 +90,13 @@ def _joined_rows(cfg: Config, pair: tuple[int, int], as_of: str) -> tuple[Any, l
             continue
         champion = pd.read_csv(str(champion_file))
         champion = champion[champion["model_version"] == pair[0]]
-        shadow = pd.read_csv(str(shadow_file))[[id_col, "score"]].rename(
-            columns={"score": "previous_score"})
-        both = champion[[id_col, "score"]].astype({id_col: str}).merge(
+        shadow = pd.read_csv(str(shadow_file))
+        # multiclass: the class probabilities (both models' classes, which may differ)
+        columns = ["score", *probability_columns(champion)]
+        previous = ["score", *probability_columns(shadow)]
+        shadow = shadow[[id_col, *previous]].rename(
+            columns={c: f"previous_{c}" for c in previous})
+        both = champion[[id_col, *columns]].astype({id_col: str}).merge(
             shadow.astype({id_col: str}), on=id_col, how="inner")
         labelled = attach_labels(both, read_file(labels_file, cfg.data), id_column=id_col,
                                  target=cfg.data.target, source=f"labels file '{labels_file}'")
@@ -119,8 +124,9 @@ def compare_shadow(cfg: Config, as_of: str, registry: Any) -> dict[str, Any] | N
     if pair is None or not cfg.data.id_column:
         return None
     as_of = as_day(as_of)
-    metric = cfg.drift.performance_metric or ("roc_auc" if cfg.task == "classification"
-                                              else "rmse")
+    from .drift.concept import DEFAULT_METRIC, multiclass_rows, probability_columns
+
+    metric = cfg.drift.performance_metric or DEFAULT_METRIC[cfg.task]
     tolerance = (cfg.policy.rollback_tolerance if cfg.policy.rollback_tolerance is not None
                  else cfg.gate.champion_tolerance)
     out: dict[str, Any] = {"pair": list(pair), "metric": metric, "days": [], "rows": 0,
@@ -133,11 +139,23 @@ def compare_shadow(cfg: Config, as_of: str, registry: Any) -> dict[str, Any] | N
         out["why"] = "no labelled day scored by both models yet"
         return out
     card = registry.get_card(pair[0])
-    y, _ = encode_target(frame, cfg, positive_label=card.get("positive_label"))
-    new = frame["score"].to_numpy(dtype=float)
-    old = frame["previous_score"].to_numpy(dtype=float)
+    if cfg.task == "multiclass":
+        columns = probability_columns(frame)
+        previous = probability_columns(frame, "previous_proba_")
+        if [c.removeprefix("proba_") for c in columns] != \
+                [c.removeprefix("previous_proba_") for c in previous]:
+            out["why"] = "the two models predict different classes: no paired comparison"
+            return out
+        y, new = multiclass_rows(frame, cfg, columns)
+        old = frame[previous].to_numpy(dtype=float)
+        known = np.isfinite(y)
+        y, new, old = y[known], new[known], old[known]
+    else:
+        y, _ = encode_target(frame, cfg, positive_label=card.get("positive_label"))
+        new = frame["score"].to_numpy(dtype=float)
+        old = frame["previous_score"].to_numpy(dtype=float)
     out["rows"] = len(y)
-    if cfg.task == "classification" and len(np.unique(y)) < 2:
+    if cfg.is_classifier and len(np.unique(y)) < 2:
         out["why"] = "the labelled rows hold one class only"
         return out
     diff = (compute_metric(cfg.task, metric, y, new, 0.5)

@@ -93,11 +93,14 @@ def split_frame(frame: pd.DataFrame, y: np.ndarray, cfg: Config) -> SplitResult:
     if strategy in ("stratified", "random"):
         stratify = y if strategy == "stratified" else None
         if stratify is not None:
-            _, counts = np.unique(stratify, return_counts=True)
+            classes, counts = np.unique(stratify, return_counts=True)
             if counts.min() < 3:
+                rare = classes[np.argmin(counts)]
                 raise DataError(
-                    "split.strategy 'stratified': a class has fewer than 3 rows; "
-                    "each split needs at least one"
+                    f"split.strategy 'stratified': class {_label_of(frame, y, rare, cfg)!r} of "
+                    f"target '{cfg.data.target}' has {counts.min()} row(s); each of the three "
+                    "splits needs at least one (more data, or merge rare classes with "
+                    "data.label_map)"
                 )
         rest, test = train_test_split(
             positions, test_size=n_test, random_state=seed, stratify=stratify
@@ -141,6 +144,9 @@ def split_frame(frame: pd.DataFrame, y: np.ndarray, cfg: Config) -> SplitResult:
         train, val = rest[tr], rest[va]
     else:  # pragma: no cover - guarded by the config schema
         raise DataError(f"unknown split.strategy '{strategy}'")
+    if cfg.task == "multiclass":
+        _every_class_in_every_split(frame, y, cfg, {"train": train, "validation": val,
+                                                    "test": test})
     return SplitResult(
         train=np.sort(np.asarray(train)),
         validation=np.sort(np.asarray(val)),
@@ -149,6 +155,34 @@ def split_frame(frame: pd.DataFrame, y: np.ndarray, cfg: Config) -> SplitResult:
         seed=seed,
         notes=notes,
     )
+
+
+def _label_of(frame: pd.DataFrame, y: np.ndarray, code: Any, cfg: Config) -> Any:
+    """The raw target value of an encoded class (for messages)."""
+    where = np.flatnonzero(y == code)
+    return frame[cfg.data.target].iloc[where[0]] if where.size else code
+
+
+def _every_class_in_every_split(frame: pd.DataFrame, y: np.ndarray, cfg: Config,
+                                splits: dict[str, np.ndarray]) -> None:
+    """Multiclass: a class absent from the training split cannot be predicted (the model would
+    have fewer outputs than classes), one absent from validation or test cannot be judged.
+
+    Raises:
+        DataError: naming the class, its rows and the split it is missing from.
+    """
+    classes, counts = np.unique(y, return_counts=True)
+    for name, rows in splits.items():
+        missing = np.setdiff1d(classes, np.unique(y[np.asarray(rows, dtype=int)]))
+        if missing.size:
+            code = missing[0]
+            n_rows = int(counts[np.searchsorted(classes, code)])
+            raise DataError(
+                f"split.strategy '{cfg.split.strategy}': class "
+                f"{_label_of(frame, y, code, cfg)!r} of target '{cfg.data.target}' ({n_rows} "
+                f"row(s)) is not in the {name} split; every class must be in every split "
+                "(use split.strategy 'stratified', more data, or merge rare classes with "
+                "data.label_map)")
 
 
 def _next_distinct(sorted_times: np.ndarray, cut: int) -> int:
@@ -229,9 +263,12 @@ def target_leak_screen(
 
     tr, va = split.train, split.validation
     y_tr, y_va = y[tr].astype(float), y[va].astype(float)
-    prior = float(np.mean(y_tr))
+    multiclass = cfg.task == "multiclass"
+    # multiclass: the target mean of each class (one-vs-rest columns), judged by OvR ROC-AUC
+    targets = (np.eye(int(y.max()) + 1)[y[tr].astype(int)] if multiclass else y_tr[:, None])
+    prior = targets.mean(axis=0)
     scores: dict[str, float] = {}
-    judged = cfg.task != "classification" or len(np.unique(y_va)) >= 2
+    judged = cfg.task == "regression" or len(np.unique(y_va)) >= 2
     for column in cfg.data.features.all if judged else []:
         col = frame[column]
         if column in cfg.data.features.numeric:
@@ -245,11 +282,14 @@ def target_leak_screen(
             keys = pd.factorize(col, use_na_sentinel=False)[0]
         # target mean per key learned on train (bincount: one pass), applied to validation
         size = int(keys.max()) + 1
-        sums = np.bincount(keys[tr], weights=y_tr, minlength=size)
         counts = np.bincount(keys[tr], minlength=size)
-        means = np.where(counts > 0, sums / np.maximum(counts, 1), prior)
-        pred = means[keys[va]]
-        if cfg.task == "classification":
+        sums = np.stack([np.bincount(keys[tr], weights=t, minlength=size) for t in targets.T],
+                        axis=1)
+        means = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], prior)
+        pred = means[keys[va]] if multiclass else means[keys[va], 0]
+        if multiclass:
+            scores[column] = compute_metric("multiclass", "roc_auc_ovr", y_va, pred)
+        elif cfg.task == "classification":
             auc = compute_metric("classification", "roc_auc", y_va, pred)
             scores[column] = max(auc, 1.0 - auc)
         else:
@@ -257,7 +297,7 @@ def target_leak_screen(
     threshold = cfg.split.leak_screen.threshold
     suspects = sorted(c for c, s in scores.items() if s >= threshold)
     result = {
-        "metric": "roc_auc" if cfg.task == "classification" else "r2",
+        "metric": {"classification": "roc_auc", "multiclass": "roc_auc_ovr"}.get(cfg.task, "r2"),
         "threshold": threshold,
         "scores": scores,
         "suspects": suspects,

@@ -80,10 +80,21 @@ def encode_target(frame: pd.DataFrame, cfg: Config,
         return y, {"mean": float(y.mean()), "std": float(y.std())}
     labels = target.map(text_key).to_numpy()
     classes = np.unique(labels)
+    if cfg.task == "multiclass":
+        if len(classes) < 2:
+            raise DataError(f"target '{cfg.data.target}' has {len(classes)} class(es) "
+                            f"{classes.tolist()[:10]}; a classifier needs at least 2")
+        codes = np.searchsorted(classes, labels)  # class i of the sorted class names
+        counts = np.bincount(codes, minlength=len(classes))
+        return codes.astype(int), {
+            "classes": classes.tolist(),
+            "class_rates": {str(c): float(k / len(codes)) for c, k in zip(classes, counts,
+                                                                           strict=True)}}
     if len(classes) != 2:
         raise DataError(
             f"target '{cfg.data.target}': binary classification needs 2 classes, found "
             f"{len(classes)}: {classes.tolist()[:10]}"
+            + ("; for three or more classes set task: multiclass" if len(classes) > 2 else "")
         )
     configured = cfg.data.positive_label
     positive = positive_class(labels, configured if configured is not None else positive_label)
@@ -338,6 +349,10 @@ def _test_once(cfg: Config, fit: Any, data: _Prepared, x: pd.DataFrame) -> _Test
     extra: dict[str, Any] = {}
     if cfg.task == "classification":
         extra["confusion_matrix"] = confusion(y_test, scores, fit.threshold)
+    elif cfg.task == "multiclass":  # per-class precision/recall/F1 and the K x K matrix
+        from .metrics import per_class_report
+
+        extra.update(per_class_report(y_test, scores, data.target_info["classes"]))
     else:
         resid = y_test - scores
         counts, edges = np.histogram(resid, bins=30)
@@ -380,6 +395,12 @@ def _gate(cfg: Config, registry: Any, fit: Any, data: _Prepared, x_test: pd.Data
             champion_scores = predict_scores(champion_model, x_test, cfg.task)
         except (KeyError, ValueError) as exc:
             note = f"champion v{champion} cannot score these rows: {exc}"
+        champion_classes = ((champion_card.get("data") or {}).get("target") or {}).get("classes")
+        if cfg.task == "multiclass" and champion_classes != data.target_info["classes"]:
+            champion_scores = None  # its probability columns are other classes
+            note = (f"champion v{champion} predicts the classes {champion_classes}, the "
+                    f"candidate {data.target_info['classes']}: a paired comparison needs the "
+                    "same classes (promote by hand after review: models promote --force --reason)")
     gate = decide(
         cfg, y_test=y_test[rows], candidate_scores=tested.scores[rows],
         candidate_threshold=fit.threshold, candidate_metrics=tested.metrics,
@@ -490,7 +511,7 @@ def _register(cfg: Config, registry: Any, fit: Any, data: _Prepared, x_train: pd
             data.split.assignment(data.frame, cfg).to_parquet(
                 staging / "split_assignment.parquet", index=False)
         _save_reference_profile(cfg, staging, x_train, fit.validation_scores, card["metrics"],
-                                card["importances"])
+                                card["importances"], data.target_info.get("classes"))
         if estimator is not None:
             estimator.save(staging)
         card["model_format"] = fmt
@@ -577,12 +598,13 @@ def _fit_performance_estimator(cfg: Config, fit: Any, x_val: pd.DataFrame, y_val
 
 def _save_reference_profile(cfg: Config, staging: Path, x_train: pd.DataFrame,
                             validation_scores: np.ndarray | None, metrics: dict[str, Any],
-                            importances: dict[str, float]) -> None:
+                            importances: dict[str, float],
+                            classes: list[Any] | None = None) -> None:
     """Store the drift reference profile (training split) with the version."""
     from .drift.profile import build_reference_profile
 
     profile = build_reference_profile(
         x_train, cfg, validation_scores=validation_scores, test_metrics=metrics,
-        importances=importances,
+        importances=importances, classes=classes if cfg.task == "multiclass" else None,
     )
     profile.save(staging)

@@ -459,6 +459,20 @@ def _importances(card: dict[str, Any]) -> str:
 
 
 def _errors_plot(card: dict[str, Any]) -> str:
+    if (card.get("confusion_matrix") or {}).get("matrix") is not None:  # multiclass
+        cm = card["confusion_matrix"]
+        matrix = svg.confusion_matrix_k(cm.get("labels") or [], cm["matrix"])
+        per_class = card.get("per_class") or {}
+        rows = "".join(
+            f"<tr><td>{e(name)}</td><td class=num>{fmt(m.get('precision'), 3)}</td>"
+            f"<td class=num>{fmt(m.get('recall'), 3)}</td><td class=num>{fmt(m.get('f1'), 3)}"
+            f"</td><td class=num>{e(m.get('support'))}</td></tr>"
+            for name, m in per_class.items())
+        table = ("<table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th>"
+                 f"<th>support</th></tr>{rows}</table>") if rows else ""
+        return (f"<h2>Confusion matrix</h2>{matrix}{table}"
+                "<p class='muted'>Test split; the predicted class is the most probable one. "
+                "A cell's shade is its share of the actual class (the diagonal: recall).</p>")
     if card.get("confusion_matrix"):
         target = (card.get("data") or {}).get("target") or {}
         positive = str(target.get("positive_label", "1"))

@@ -22,6 +22,7 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 KEY_METRICS = {
     "classification": ("pr_auc", "roc_auc", "f1", "brier", "accuracy"),
+    "multiclass": ("macro_f1", "roc_auc_ovr", "log_loss", "balanced_accuracy", "accuracy"),
     "regression": ("rmse", "mae", "r2"),
 }
 N_KEY_METRICS = 3

@@ -50,6 +50,7 @@ from .decision import (
     importance_of,
     map_features,
     prediction_drift,
+    prediction_drift_multiclass,
     prepare_feature,
 )
 from .estimate import (
@@ -161,7 +162,12 @@ def evaluate_batch(
         scores = scorer(_model_input(batch, profile, with_inf))
     t3 = time.perf_counter()
     timings["scoring"] = round(t3 - t2, 4)
-    pred = prediction_drift(profile.scores, scores, cfg, task=profile.task, threshold=threshold)
+    if profile.task == "multiclass":
+        pred = prediction_drift_multiclass(profile.class_scores, scores, cfg,
+                                           class_shares=profile.class_shares)
+    else:
+        pred = prediction_drift(profile.scores, scores, cfg, task=profile.task,
+                                threshold=threshold)
     metric = metric or cfg.performance_metric or DEFAULT_METRIC.get(profile.task, "roc_auc")
     t4 = time.perf_counter()
     estimated = _estimate(profile, batch, scores, quality, cfg, estimator=estimator,
@@ -236,6 +242,9 @@ def _realized(profile: ReferenceProfile, labelled: pd.DataFrame | None, cfg: Dri
         return perf
     y = labelled["y"].to_numpy(dtype=float)
     s = labelled["score"].to_numpy(dtype=float)
+    if profile.task == "multiclass":  # the class probabilities, in the card's class order
+        s = labelled[[f"score_{k}" for k in range(len(profile.class_scores))]].to_numpy(
+            dtype=float)
     perf = concept_drift(
         y, s, task=profile.task, metric=metric,
         reference_value=None if reference_metric is None else float(reference_metric),
@@ -409,11 +418,13 @@ def run_drift_check(
     task = card.get("task", cfg.task)
     threshold = card.get("threshold")
     metric = cfg.drift.performance_metric or DEFAULT_METRIC.get(task, "roc_auc")
-    positive = ((card.get("data") or {}).get("target") or {}).get("positive_label")
+    target_info = (card.get("data") or {}).get("target") or {}
+    positive = target_info.get("positive_label")
     labelled = None
     if labels is not None:
         labelled = trailing_window(
-            load_labelled(cfg, labels, positive_label=positive), day=day,
+            load_labelled(cfg, labels, positive_label=positive,
+                          classes=target_info.get("classes")), day=day,
             window_days=cfg.drift.performance_window_days, max_rows=cfg.drift.performance_max_rows)
 
     def scorer(frame: pd.DataFrame) -> np.ndarray:

@@ -21,15 +21,16 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ..labels import apply_label_map, binary_labels
+from ..labels import apply_label_map, binary_labels, text_key
 from ..metrics import bootstrap_metric, compute_metric, higher_is_better
+from ..scoring import PROBA_PREFIX
 from .decision import DRIFT, INSUFFICIENT, NO_DRIFT, UNAVAILABLE
 
 if TYPE_CHECKING:
     from ..config import Config
 
 SCORE_COLUMNS = ("score", "prediction", "probability", "proba", "y_score")
-DEFAULT_METRIC = {"classification": "roc_auc", "regression": "rmse"}
+DEFAULT_METRIC = {"classification": "roc_auc", "multiclass": "roc_auc_ovr", "regression": "rmse"}
 
 
 # --------------------------------------------------------------------------- the test
@@ -78,8 +79,8 @@ def concept_drift(
         ``drop_high``, ``tolerance`` (in metric units), ``n_labelled``, ``reason``.
     """
     y = np.asarray(y_true, dtype=float)
-    s = np.asarray(scores, dtype=float)
-    ok = np.isfinite(y) & np.isfinite(s)
+    s = np.asarray(scores, dtype=float)  # multiclass: (n, K) class probabilities
+    ok = np.isfinite(y) & (np.isfinite(s).all(axis=1) if s.ndim == 2 else np.isfinite(s))
     y, s = y[ok], s[ok]
     out: dict[str, Any] = {
         "status": UNAVAILABLE, "flagged": False, "metric": metric,
@@ -99,10 +100,13 @@ def concept_drift(
         out["status"] = INSUFFICIENT
         out["reason"] = f"{len(y)} labelled rows (< drift.performance_min_labelled={min_labelled})"
         return out
-    if task == "classification" and len(np.unique(y)) < 2:
+    if task in ("classification", "multiclass") and len(np.unique(y)) < 2:
         out["status"] = INSUFFICIENT
         out["reason"] = "the labelled rows hold one class only"
         return out
+    if task == "multiclass":  # a class absent from the window is left out of the averages
+        out["classes_present"] = len(np.unique(y))
+        out["per_class_roc_auc"] = _per_class_auc(y, s, reference_y, reference_scores)
     sign = 1.0 if higher_is_better(metric) else -1.0
     value = compute_metric(task, metric, y, s, threshold)
     drop = sign * (reference_value - value)
@@ -137,6 +141,22 @@ def concept_drift(
            else "not flagged: " + " and ".join(why))
     )
     return out
+
+
+def _per_class_auc(y: np.ndarray, probs: np.ndarray, reference_y: Any,
+                   reference_scores: Any) -> list[dict[str, Any]]:
+    """Multiclass: each class's one-vs-rest ROC-AUC on the window and on the test sample (which
+    class the model now confuses; None where a class has no positive or no negative row)."""
+    def auc(labels: np.ndarray, p: np.ndarray, k: int) -> float | None:
+        value = compute_metric("classification", "roc_auc", (labels == k).astype(float), p[:, k])
+        return float(value) if np.isfinite(value) else None
+
+    ref_y = None if reference_y is None else np.asarray(reference_y, dtype=float)
+    ref_p = None if reference_scores is None else np.asarray(reference_scores, dtype=float)
+    usable = ref_y is not None and ref_p is not None and ref_p.ndim == 2 and len(ref_y) > 0
+    return [{"class_index": k, "value": auc(y, probs, k),
+             "reference_value": auc(ref_y, ref_p, k) if usable else None}
+            for k in range(probs.shape[1])]
 
 
 def judged_days(
@@ -210,11 +230,23 @@ def score_column(frame: pd.DataFrame, preferred: str, source: str) -> str:
     )
 
 
-def encode_labels(values: pd.Series, cfg: Config, positive_label: Any = None) -> np.ndarray:
-    """Targets as floats: 0/1 for classification (positive label from the card or config).
+def encode_labels(values: pd.Series, cfg: Config, positive_label: Any = None,
+                  classes: list[Any] | None = None) -> np.ndarray:
+    """Targets as floats: 0/1 for classification (positive label from the card or config),
+    the class index in the champion's ``classes`` for multiclass.
 
-    Rows with a missing target become NaN (and are ignored by :func:`concept_drift`).
+    Rows with a missing target (or, multiclass, a class the champion does not know) become NaN
+    (and are ignored by :func:`concept_drift`).
     """
+    if cfg.task == "multiclass":
+        if not classes:
+            raise DataError("concept drift: the champion's classes are unknown (its card has "
+                            "no data.target.classes); retrain the model")
+        index = {str(c): k for k, c in enumerate(classes)}
+        mapped = apply_label_map(values, cfg.data.label_map)
+        keys = mapped.map(lambda v: None if pd.isna(v) else text_key(v))
+        return keys.map(lambda k: index.get(str(k), np.nan) if k is not None
+                        else np.nan).to_numpy(dtype="float64")
     if cfg.task == "regression":
         mapped = apply_label_map(values, cfg.data.label_map)
         return pd.to_numeric(mapped, errors="coerce").to_numpy(dtype="float64")
@@ -224,11 +256,27 @@ def encode_labels(values: pd.Series, cfg: Config, positive_label: Any = None) ->
     return binary_labels(values, positive, label_map=cfg.data.label_map)
 
 
+def probability_columns(frame: pd.DataFrame, prefix: str = PROBA_PREFIX) -> list[str]:
+    """A multiclass predictions frame's ``proba_<class>`` columns (the model's class order)."""
+    return [str(c) for c in frame.columns if str(c).startswith(prefix)]
+
+
+def multiclass_rows(frame: pd.DataFrame, cfg: Config, columns: list[str],
+                    prefix: str = PROBA_PREFIX) -> tuple[np.ndarray, np.ndarray]:
+    """(class index of each row's label, probabilities) of labelled multiclass predictions;
+    the classes are those of the ``proba_<class>`` columns, in their order (NaN: a missing
+    label or a class the model does not know)."""
+    classes = [c[len(prefix):] for c in columns]
+    y = encode_labels(frame[cfg.data.target], cfg, classes=classes)
+    return y, frame[columns].to_numpy(dtype="float64")
+
+
 def load_labelled(
     cfg: Config,
     labels: pd.DataFrame | list[tuple[str, str]] | None,
     *,
     positive_label: Any = None,
+    classes: list[Any] | None = None,
 ) -> pd.DataFrame:
     """Assemble past scored rows whose labels arrived into one frame.
 
@@ -237,9 +285,12 @@ def load_labelled(
         labels: ``(labels_path, predictions_path)`` pairs joined by ``data.id_column``, or a frame
             that already holds the target and score columns (and optionally the time column).
         positive_label: the champion's positive class (from its card).
+        classes: multiclass: the champion's classes (from its card); the predictions hold
+            one ``proba_<class>`` column per class.
 
     Returns:
-        A frame with columns ``y`` (encoded), ``score`` and ``time`` (may be NaT).
+        A frame with columns ``y`` (encoded), ``score`` and ``time`` (may be NaT); multiclass
+        also ``score_0`` .. ``score_<K-1>`` (the class probabilities, the card's order).
 
     Raises:
         DataError: unreadable files, missing id/target/score columns.
@@ -269,11 +320,22 @@ def load_labelled(
         col = score_column(frame, cfg.drift.score_column, source)
         times = pd.to_datetime(frame[time_col], errors="coerce") \
             if time_col and time_col in frame.columns else pd.Series(pd.NaT, index=frame.index)
-        parts.append(pd.DataFrame({
-            "y": encode_labels(frame[target], cfg, positive_label),
+        part = pd.DataFrame({
+            "y": encode_labels(frame[target], cfg, positive_label, classes),
             "score": pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype="float64"),
             "time": times.to_numpy(),
-        }))
+        })
+        if cfg.task == "multiclass":
+            wanted = [f"{PROBA_PREFIX}{c}" for c in classes or []]
+            missing = [c for c in wanted if c not in frame.columns]
+            if missing:
+                raise DataError(f"{source}: no class probability column(s) {missing[:5]} (a "
+                                "multiclass model's predictions hold one proba_<class> column "
+                                "per class)")
+            for k, name in enumerate(wanted):
+                part[f"score_{k}"] = pd.to_numeric(frame[name], errors="coerce").to_numpy(
+                    dtype="float64")
+        parts.append(part)
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
         {"y": [], "score": [], "time": []})
 

@@ -528,8 +528,67 @@ def prediction_drift(
     return out
 
 
+def prediction_drift_multiclass(
+    references: dict[str, NumericReference],
+    probs: np.ndarray | None,
+    cfg: DriftConfig,
+    *,
+    class_shares: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """Per-class prediction drift of a multiclass model: each class's probability on the batch
+    against the validation split (the numeric tests of :func:`prediction_drift`), the p-values
+    corrected across the classes (Benjamini-Hochberg at ``drift.fdr_q``), and the share of rows
+    predicted as each class.
+
+    The top-level fields (``status``, ``p_value``, ``effect_size``, ``plot`` ...) are those of
+    the class whose probability moved most (the largest effect), so reports and the UI show it
+    like a binary model's score; ``per_class`` holds every class, ``predicted_shares`` the
+    predicted-class shares (reference: validation).
+    """
+    if not references:
+        return prediction_drift(None, probs, cfg, task="multiclass")
+    if probs is None:
+        return prediction_drift(next(iter(references.values())), None, cfg, task="multiclass")
+    p = np.asarray(probs, dtype=float)
+    names = list(references)
+    per = {name: prediction_drift(references[name], p[:, k], cfg, task="multiclass")
+           for k, name in enumerate(names)}
+    tested = [n for n in names if per[n]["p_value"] is not None]
+    adjusted = benjamini_hochberg([per[n]["p_value"] for n in tested]) if tested else []
+    for name, q in zip(tested, adjusted, strict=True):
+        exceeded = bool(per[name]["tests"][cfg.numeric_effect_test]["exceeded"])
+        per[name]["p_value_adjusted"] = float(q)
+        per[name]["drifted"] = bool(q <= cfg.fdr_q and exceeded)
+        per[name]["status"] = DRIFT if per[name]["drifted"] else NO_DRIFT
+    ranked = sorted(names, key=lambda n: (not per[n]["drifted"],
+                                          -(per[n]["effect_size"] or 0.0)))
+    top = ranked[0]
+    out = dict(per[top])
+    drifted = [n for n in names if per[n]["drifted"]]
+    out["drifted"] = bool(drifted)
+    if tested:
+        out["status"] = DRIFT if drifted else NO_DRIFT
+        out["reason"] = (f"class(es) {drifted} drifted (BH-adjusted across {len(tested)} "
+                         f"classes at q={cfg.fdr_q}); largest: {top!r}: {per[top]['reason']}"
+                         if drifted else
+                         f"no class probability drifted (BH across {len(tested)} classes at "
+                         f"q={cfg.fdr_q}); largest effect: {top!r}: {per[top]['reason']}")
+    out["class"] = top
+    out["per_class"] = {n: {k: per[n].get(k) for k in (
+        "status", "drifted", "p_value", "p_value_adjusted", "effect_size", "effect_threshold",
+        "reference_mean", "current_mean", "n_current")} for n in names}
+    counts = np.bincount(p.argmax(axis=1), minlength=len(names)) if len(p) else None
+    out["predicted_shares"] = {
+        "reference": dict(class_shares or {}),
+        "current": ({n: float(counts[k] / len(p)) for k, n in enumerate(names)}
+                    if counts is not None else {}),
+    }
+    return out
+
+
 __all__ = [
     "DRIFT", "INSUFFICIENT", "MISSING_TEST", "NO_DRIFT", "RARE", "UNAVAILABLE", "UNSEEN",
     "benjamini_hochberg", "data_drift", "decide_dataset", "evaluate_feature", "importance_of",
-    "map_features", "missing_share_test", "prediction_drift", "prepare_batch", "prepare_feature",
+    "map_features", "missing_share_test", "prediction_drift", "prediction_drift_multiclass",
+    "prepare_batch", "prepare_feature",
 ]

@@ -55,6 +55,7 @@ from typing import Any
 
 import numpy as np
 
+from ..metric_names import MULTICLASS_METRICS
 from ..metrics import compute_metric, higher_is_better, weighted_metric
 from .decision import DRIFT, INSUFFICIENT, NO_DRIFT, UNAVAILABLE
 
@@ -351,6 +352,83 @@ def estimate_classification(
     return out
 
 
+# --------------------------------------------------------------------------- multiclass
+
+
+def fit_calibration_ovr(y: np.ndarray, probs: np.ndarray, *, seed: int = 42) -> dict[str, Any]:
+    """One-vs-rest calibration of multiclass probabilities (as NannyML's multiclass CBPE):
+    each class's probability gets its own map (:func:`fit_calibration`, validation only), the
+    calibrated columns are renormalised to sum to one (:func:`apply_calibration_ovr`)."""
+    y = np.rint(np.asarray(y, dtype=float)).astype(int)
+    p = np.asarray(probs, dtype=float)
+    maps = [fit_calibration((y == k).astype(float), p[:, k], seed=seed)
+            for k in range(p.shape[1])]
+    return {"method": "one_vs_rest", "classes": maps, "n_rows": len(y)}
+
+
+def apply_calibration_ovr(calibration: dict[str, Any] | None, probs: np.ndarray) -> np.ndarray:
+    """Calibrated class probabilities (n, K), rows summing to one."""
+    p = np.asarray(probs, dtype=float)
+    maps = (calibration or {}).get("classes") or [None] * p.shape[1]
+    q = np.column_stack([apply_calibration(m, p[:, k]) for k, m in enumerate(maps)])
+    q = np.clip(q, 1e-9, None)
+    return q / q.sum(axis=1, keepdims=True)
+
+
+def simulated_labels(q: np.ndarray, draws: int, rng: np.random.Generator) -> np.ndarray:
+    """``draws`` label vectors with ``y_i ~ Categorical(q_i)``: (draws, n) class indices."""
+    cum = np.cumsum(q, axis=1)
+    cum[:, -1] = 1.0
+    u = rng.random((draws, q.shape[0]))
+    return np.stack([np.sum(u[d][:, None] > cum, axis=1) for d in range(draws)])
+
+
+def estimate_multiclass(
+    calibration: dict[str, Any],
+    probs: np.ndarray,
+    *,
+    metrics: tuple[str, ...] = MULTICLASS_METRICS,
+    confidence: float = 0.95,
+    draws: int = 200,
+    max_rows: int = 20_000,
+    seed: int = 42,
+) -> dict[str, dict[str, float | None]]:
+    """CBPE for multiclass: the metrics of label vectors drawn from the calibrated class
+    probabilities; the value is their mean (the expected metric), the interval the range that
+    holds the realized metric (sampling error; scaled to the batch's size when the simulation
+    runs on ``max_rows`` sampled rows). The calibration's own error is not in the interval."""
+    p = np.asarray(probs, dtype=float)
+    p = p[np.isfinite(p).all(axis=1)] if p.ndim == 2 else p
+    if p.ndim != 2 or not len(p):
+        return {m: {"value": None, "low": None, "high": None} for m in metrics}
+    rng = np.random.default_rng(seed)
+    n = len(p)
+    if n > max_rows:
+        p = p[np.sort(rng.choice(n, size=max_rows, replace=False))]
+    q = apply_calibration_ovr(calibration, p)
+    ones = np.ones((1, len(p)))
+    sims: dict[str, list[np.ndarray]] = {m: [] for m in metrics}
+    done = 0
+    while done < draws:
+        b = min(25, draws - done)
+        labels = simulated_labels(q, b, rng).astype(float)
+        for m in metrics:
+            sims[m].append(weighted_metric(m, labels, p, ones))
+        done += b
+    scale = float(np.sqrt(len(p) / n))
+    out: dict[str, dict[str, float | None]] = {}
+    for m in metrics:
+        values = np.concatenate(sims[m])
+        values = values[np.isfinite(values)]
+        if not len(values):
+            out[m] = {"value": None, "low": None, "high": None}
+            continue
+        value = float(values.mean())
+        lo, hi = prediction_interval(value + (values - value) * scale, confidence)
+        out[m] = {"value": value, "low": float(min(lo, value)), "high": float(max(hi, value))}
+    return out
+
+
 def prediction_interval(draws: np.ndarray, confidence: float) -> tuple[float, float]:
     """The range that holds one more draw of the same distribution with ``confidence``.
 
@@ -515,12 +593,13 @@ class PerformanceEstimator:
     @property
     def metrics(self) -> tuple[str, ...]:
         """The metrics this estimator estimates."""
-        return CLASSIFICATION_METRICS if self.task == "classification" else REGRESSION_METRICS
+        return {"classification": CLASSIFICATION_METRICS,
+                "multiclass": MULTICLASS_METRICS}.get(self.task, REGRESSION_METRICS)
 
     @property
     def method(self) -> str:
-        """``cbpe`` (classification) or ``dle`` (regression)."""
-        return "cbpe" if self.task == "classification" else "dle"
+        """``cbpe`` (classification), ``cbpe_ovr`` (multiclass) or ``dle`` (regression)."""
+        return {"classification": "cbpe", "multiclass": "cbpe_ovr"}.get(self.task, "dle")
 
     def fit(self, y_val: np.ndarray, scores_val: np.ndarray, *, pipeline: Any = None,
             x_val: Any = None) -> PerformanceEstimator:
@@ -541,6 +620,9 @@ class PerformanceEstimator:
             self.calibration_ = fit_calibration(y, s, seed=self.seed)
             self.calibration_uncertainty_ = calibration_replicates(
                 y, s, self.calibration_["method"], replicates=self.replicates, seed=self.seed)
+        elif self.task == "multiclass":
+            self.calibration_ = fit_calibration_ovr(y, s, seed=self.seed)
+            self.calibration_uncertainty_ = None
         else:
             if pipeline is None or x_val is None:
                 raise ValueError("regression performance estimation needs the pipeline and the "
@@ -558,6 +640,10 @@ class PerformanceEstimator:
                 self.calibration_, scores, self.threshold, metrics=self.metrics,
                 confidence=self.confidence, draws=self.draws, max_rows=self.max_rows,
                 seed=self.seed, uncertainty=getattr(self, "calibration_uncertainty_", None))
+        if self.task == "multiclass":
+            return estimate_multiclass(self.calibration_, scores, metrics=self.metrics,
+                                       confidence=self.confidence, draws=self.draws,
+                                       max_rows=self.max_rows, seed=self.seed)
         z = loss_features(pipeline, features, scores)
         return estimate_regression(self.loss_models_, self.loss_info_, z,
                                    confidence=self.confidence, max_rows=self.max_rows,
@@ -590,7 +676,7 @@ class PerformanceEstimator:
                "n_validation": getattr(self, "n_validation_", None),
                "reference": getattr(self, "reference_", {}),
                "assumptions": list(ASSUMPTIONS)}
-        if self.task == "classification":
+        if self.task in ("classification", "multiclass"):
             out["calibration"] = self.calibration_
             out["replicates"] = self.replicates
             out["calibration_uncertainty"] = getattr(self, "calibration_uncertainty_", None)
@@ -625,7 +711,7 @@ class PerformanceEstimator:
                   replicates=int(meta.get("replicates", 0)))
         est.n_validation_ = meta.get("n_validation")
         est.reference_ = meta.get("reference") or {}
-        if est.task == "classification":
+        if est.task in ("classification", "multiclass"):
             est.calibration_ = meta["calibration"]
             # None for an estimator saved before replicates existed: sampling error only
             est.calibration_uncertainty_ = meta.get("calibration_uncertainty")

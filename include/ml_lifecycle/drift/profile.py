@@ -56,6 +56,10 @@ class ReferenceProfile:
     numeric: dict[str, NumericReference]
     categorical: dict[str, CategoricalReference]
     scores: NumericReference | None = None
+    #: multiclass: the validation probability of each class (by class name), and the share of
+    #: validation rows predicted as each class
+    class_scores: dict[str, NumericReference] = field(default_factory=dict)
+    class_shares: dict[str, float] = field(default_factory=dict)
     test_metrics: dict[str, Any] = field(default_factory=dict)
     importances: dict[str, float] = field(default_factory=dict)
     dtypes: dict[str, str] = field(default_factory=dict)
@@ -98,6 +102,10 @@ class ReferenceProfile:
         if self.scores is not None:
             scores_meta = {"key": "scores", **_numeric_scalars(self.scores)}
             arrays.update(_numeric_arrays("scores", self.scores))
+        class_meta = []
+        for k, (name, ref) in enumerate(self.class_scores.items()):
+            class_meta.append({"class": name, "key": f"c{k}", **_numeric_scalars(ref)})
+            arrays.update(_numeric_arrays(f"c{k}", ref))
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **arrays)
         npz_path = atomic_write_bytes(directory / PROFILE_NPZ, buffer.getvalue())
@@ -118,6 +126,8 @@ class ReferenceProfile:
                 for name, ref in self.categorical.items()
             },
             "scores": scores_meta,
+            "class_scores": class_meta,
+            "class_shares": self.class_shares,
             "test_metrics": self.test_metrics,
             "importances": self.importances,
             "arrays_file": PROFILE_NPZ,
@@ -189,8 +199,11 @@ def load_profile(directory: str | Path) -> ReferenceProfile:
     scores = None
     if meta.get("scores"):
         scores = _numeric_from_store("__score__", meta["scores"], arrays)
+    class_scores = {str(m["class"]): _numeric_from_store(f"__score_{m['class']}__", m, arrays)
+                    for m in meta.get("class_scores") or []}
     return ReferenceProfile(
         task=meta["task"], numeric=numeric, categorical=categorical, scores=scores,
+        class_scores=class_scores, class_shares=meta.get("class_shares") or {},
         test_metrics=meta.get("test_metrics") or {}, importances=meta.get("importances") or {},
         dtypes=meta.get("dtypes") or {}, n_rows=int(meta.get("n_rows", 0)),
         id_column=meta.get("id_column"), time_column=meta.get("time_column"),
@@ -210,6 +223,7 @@ def build_profile(
     importances: dict[str, float] | None = None,
     id_column: str | None = None,
     time_column: str | None = None,
+    classes: list[Any] | None = None,
 ) -> ReferenceProfile:
     """Build a profile from a frame and explicit feature lists (no full config needed).
 
@@ -219,11 +233,13 @@ def build_profile(
         categorical: categorical feature names.
         settings: the ``drift`` config section (sample size, bins, seed ...).
         task: ``classification`` or ``regression``.
-        validation_scores: the model's scores on the validation split (prediction drift).
+        validation_scores: the model's scores on the validation split (prediction drift);
+            multiclass: the (n, K) class probabilities.
         test_metrics: the model's test metrics (concept drift compares with them).
         importances: permutation importance per feature (importance-weighted verdict).
         id_column: id column name (informational).
         time_column: time column name (informational).
+        classes: multiclass: the class names, in the order of the probability columns.
 
     Returns:
         The :class:`ReferenceProfile`.
@@ -245,14 +261,27 @@ def build_profile(
         for c in categorical
     }
     scores = None
+    class_scores: dict[str, NumericReference] = {}
+    class_shares: dict[str, float] = {}
     if validation_scores is not None and len(validation_scores):
-        scores = build_numeric_reference(np.asarray(validation_scores, dtype=float), "__score__",
-                                         **options)
+        values = np.asarray(validation_scores, dtype=float)
+        if values.ndim == 2:  # multiclass: one reference per class probability
+            names = [str(c) for c in (classes or range(values.shape[1]))]
+            class_scores = {name: build_numeric_reference(values[:, k], f"__score_{name}__",
+                                                          **options)
+                            for k, name in enumerate(names)}
+            predicted = np.bincount(values.argmax(axis=1), minlength=values.shape[1])
+            class_shares = {name: float(predicted[k] / len(values))
+                            for k, name in enumerate(names)}
+        else:
+            scores = build_numeric_reference(values, "__score__", **options)
     return ReferenceProfile(
         task=task,
         numeric=num_refs,
         categorical=cat_refs,
         scores=scores,
+        class_scores=class_scores,
+        class_shares=class_shares,
         test_metrics=dict(test_metrics or {}),
         importances={str(k): float(v) for k, v in (importances or {}).items()},
         dtypes={c: str(frame[c].dtype) for c in [*numeric, *categorical]},
@@ -273,6 +302,7 @@ def build_reference_profile(
     validation_scores: np.ndarray | None,
     test_metrics: dict[str, Any],
     importances: dict[str, float],
+    classes: list[Any] | None = None,
 ) -> ReferenceProfile:
     """Build the reference profile of a model at training time.
 
@@ -297,4 +327,5 @@ def build_reference_profile(
         importances=importances,
         id_column=cfg.data.id_column,
         time_column=cfg.data.time_column,
+        classes=classes,
     )

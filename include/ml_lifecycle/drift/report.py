@@ -94,6 +94,28 @@ def _legend() -> str:
             f'(training)<span style="background:{BLUE}"></span>current batch</span>')
 
 
+def _per_class_rows(pred: dict[str, Any]) -> str:
+    """Multiclass: each class's probability drift and its predicted share (reference:
+    validation), under the summary rows of the class that moved most."""
+    per_class = pred.get("per_class") or {}
+    if not per_class:
+        return ""
+    shares = pred.get("predicted_shares") or {}
+    ref, cur = shares.get("reference") or {}, shares.get("current") or {}
+    rows = "".join(
+        f"<tr><td>{_e(name)}</td><td>{_badge(r.get('status') or 'unavailable')}</td>"
+        f"<td class=num>{_num(r.get('p_value_adjusted'), 4)}</td>"
+        f"<td class=num>{_num(r.get('effect_size'), 4)}</td>"
+        f"<td class=num>{_num(r.get('reference_mean'), 4)}</td>"
+        f"<td class=num>{_num(r.get('current_mean'), 4)}</td>"
+        f"<td class=num>{_pct(ref.get(name))}</td><td class=num>{_pct(cur.get(name))}</td></tr>"
+        for name, r in per_class.items())
+    return ("</table><h3>Per class</h3><table><tr><th>class</th><th>status</th>"
+            "<th>adjusted p</th><th>effect</th><th>mean P (validation)</th>"
+            "<th>mean P (batch)</th><th>predicted share (validation)</th>"
+            f"<th>predicted share (batch)</th></tr>{rows}")
+
+
 def _feature_order(features: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rank = {"drift": 0, "no_drift": 1, "insufficient_data": 2}
     return sorted(features, key=lambda f: (rank.get(f["status"], 3),
@@ -399,6 +421,7 @@ def render_html(result: dict[str, Any],
         for k in ("p_value", "effect_test", "effect_size", "effect_threshold", "reference_mean",
                   "current_mean", "reference_positive_rate", "current_positive_rate",
                   "n_current"))
+    pred_rows += _per_class_rows(pred)
     settings = result.get("settings", {}).get("drift", {})
     return (
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
