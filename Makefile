@@ -15,7 +15,7 @@ export OMP_NUM_THREADS ?= 1
 CORE_TESTS := $(addprefix tests/test_,backtest.py config.py data.py drift_concept.py \
 	drift_decision.py drift_missing_share.py drift_policy.py drift_quality.py drift_report.py \
 	drift_stattests.py labels.py lifecycle.py metrics.py performance_estimation.py quality.py \
-	real_data.py registry.py simulate.py split_preprocess.py)
+	multiclass.py real_data.py registry.py simulate.py split_preprocess.py)
 OTHER_PYTHONS ?= 3.12 3.13
 
 # The runtime lock (what `make demo` and `make airflow` need) ...

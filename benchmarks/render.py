@@ -627,6 +627,16 @@ def render_performance(results: dict[str, Any]) -> str:
                           for n, r in many["counts"].items())
                       + f"; {many['added_between'][1]} configs add "
                       f"{many['added_seconds']:.2f} s (target < 5 s).", ""]
+    explain = results.get("explain")
+    if explain and "ratio" in explain:
+        lines += [f"**SHAP explanations when scoring** ({explain['rows']:,} rows, "
+                  f"{explain['model']}, {explain['explainer']}; `score_file`, the `score` "
+                  "command's and the scoring DAG's path, reading the batch and writing the "
+                  f"predictions): {_t(explain['score_seconds'])} without, "
+                  f"{_t(explain['score_explain3_seconds'])} with `--explain 3`: "
+                  f"**{explain['ratio']:.1f}x** "
+                  f"({explain['rows_per_second']['score_explain3']:,} explained rows per "
+                  f"second). Reproduce: `{explain['command']}`.", ""]
     demo = results.get("demo")
     if demo and "wall_seconds" in demo:
         a = demo.get("airflow", {})
@@ -642,7 +652,7 @@ def render_performance(results: dict[str, Any]) -> str:
               "```", "make bench                                   # everything, about an hour",
               ".venv/bin/python benchmarks/run_all.py --quick   # the harness in a few minutes",
               ".venv/bin/python benchmarks/run_all.py --only drift   # one figure "
-              "(drift|training|dag|demo|scale)", "```", "",
+              "(drift|training|dag|demo|scale|estimation|explain)", "```", "",
               "`make bench` creates `benchmarks/.peers-venv` (Evidently 0.7.23, NannyML 0.13.1, "
               "pandas 2.3) from `benchmarks/requirements-peers.txt` on first use; the project's "
               "own `.venv` is not touched. Each benchmark script also runs alone and prints the "

@@ -14,6 +14,7 @@ a row says otherwise:
    10^4..10^6 rows.
 6. label-free performance estimation: estimate vs realized ROC-AUC/F1 on the demo's days and on
    shifted Adult slices, and its time at 1M rows (``estimation.py``; in ``results.json`` only).
+7. SHAP explanations: scoring 1M rows with and without ``--explain 3`` (``explain.py``).
 
 The peers (Evidently, NannyML) run in ``benchmarks/.peers-venv``, created here on first use
 from ``benchmarks/requirements-peers.txt``. Workers run with ``OMP_NUM_THREADS`` unset (the
@@ -64,7 +65,7 @@ from common import (
 )
 from render import render, render_performance
 
-FIGURES = ("drift", "training", "dag", "demo", "scale", "estimation")
+FIGURES = ("drift", "training", "dag", "demo", "scale", "estimation", "explain")
 RESULTS_JSON = BENCH_DIR / "results.json"
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
 PERFORMANCE_MD = ROOT / "docs" / "performance.md"
@@ -164,6 +165,16 @@ def fig_estimation(cfg: dict[str, Any]) -> dict[str, Any]:
     quick = ["--quick"] if cfg["mode"] == "quick" else []
     res = run_json([str(MAIN_PYTHON), str(BENCH_DIR / "estimation.py"), *quick],
                    env=bench_env(cfg["threads"]), timeout=7200)
+    log(f"reproduce: {res['command']}")
+    return res
+
+
+def fig_explain(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Scoring with and without SHAP explanations (``explain.py``, fresh processes)."""
+    rows = 20_000 if cfg["mode"] == "quick" else 1_000_000
+    res = run_json([str(MAIN_PYTHON), str(BENCH_DIR / "explain.py"), "--rows", str(rows),
+                    "--repeats", str(cfg["repeats"])], env=bench_env(cfg["threads"]),
+                   timeout=7200)
     log(f"reproduce: {res['command']}")
     return res
 
@@ -321,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         "demo": lambda: fig_demo(cfg),
         "scale": lambda: fig_scale(cfg, results),
         "estimation": lambda: fig_estimation(cfg),
+        "explain": lambda: fig_explain(cfg),
     }
     for name in FIGURES:
         if name not in figures:

@@ -87,6 +87,13 @@ def test_a_random_forest_by_import_path_trains_registers_scores_and_is_checked(
     assert result["concept_drift"]["n_labelled"] == 1500
     assert result["concept_drift"]["status"] == "no_drift"  # the same relationship
     assert result["estimated_performance"]["status"] in ("ok", "no_drift", "drift")
+    # the drifted input's share of the model's mean |SHAP| (from the card), in the report too
+    x1 = next(f for f in result["data_drift"]["features"] if f["feature"] == "x1")
+    mean_abs = card["shap"]["mean_abs"]
+    assert x1["shap_share"] == pytest.approx(mean_abs["x1"] / sum(mean_abs.values()))
+    assert result["data_drift"]["drifted_shap_share"] >= x1["shap_share"] > 0.3
+    html = Path(result["report_paths"]["store_html"]).read_text()
+    assert "<th>SHAP share</th>" in html
 
 
 def test_a_pipeline_factory_with_its_own_preprocessing_is_fitted_on_training_rows_only(

@@ -219,7 +219,8 @@ def _score(args: argparse.Namespace) -> int:
     from .lifecycle import score_file
 
     cfg = load_config(args.config, args.overrides)
-    summary = score_file(cfg, args.batch, args.out)
+    explain = cfg.lifecycle.explain_top_k if args.explain is None else args.explain
+    summary = score_file(cfg, args.batch, args.out, explain=explain)
     if args.json:
         _print_json(summary)
     else:
@@ -278,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--batch", required=True, help="batch file, folder or glob (CSV/Parquet)")
     sc.add_argument("--out", required=True, help="predictions CSV to write (atomically)")
     sc.add_argument("--json", action="store_true", help="print the summary as JSON")
+    sc.add_argument("--explain", type=int, default=None, metavar="K",
+                    help="add each row's K largest SHAP contributions (feature, value, "
+                         "contribution); default lifecycle.explain_top_k (0: none)")
     sc.set_defaults(func=_score)
     ds = sub.add_parser("sample-data", help="write a data set that ships with scikit-learn "
                                             "as a CSV (the examples train on it)")

@@ -361,6 +361,12 @@ class LifecycleConfig(_Strict):
     training_schedule: str | None = Field(
         default=None, description="cron/preset for scheduled retraining; None = off"
     )
+    explain_top_k: int = Field(
+        default=0, ge=0, le=100,
+        description="the scoring DAG (and `score` without --explain) adds each row's K largest "
+                    "SHAP contributions: explain_<r>_feature/_value/_contribution; 0: none. "
+                    "Costs time: see docs/performance.md",
+    )
 
     @model_validator(mode="after")
     def _url_form(self) -> LifecycleConfig:

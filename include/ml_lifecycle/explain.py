@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from .config import Config
 
 
-def _input_feature_of(output_name: str, features: list[str]) -> str:
+def input_feature_of(output_name: str, features: list[str]) -> str:
     """Map a ColumnTransformer output name (``categorical__region_north``) to its input column."""
     name = output_name.split("__", 1)[1] if "__" in output_name else output_name
     if name.startswith("missingindicator_"):
@@ -58,7 +58,7 @@ def _transformed_groups(pipeline: Any, x: pd.DataFrame, features: list[str],
         return None
     if not isinstance(z, np.ndarray) or z.ndim != 2 or z.shape[1] != len(names):
         return None
-    owners = np.array([_input_feature_of(n, features) for n in names])
+    owners = np.array([input_feature_of(n, features) for n in names])
     if not set(owners) <= set(features) or any(_ambiguous(n, features) for n in names):
         return None
     groups = {f: np.flatnonzero(owners == f) for f in features}
@@ -142,7 +142,7 @@ def linear_coefficients(cfg: Config, pipeline: Any) -> dict[str, Any] | None:
         return None  # a custom model whose coefficients are not per input column
     per_feature: dict[str, float] = {}
     for j, n in enumerate(names):  # summed over the classes of a multiclass model
-        key = _input_feature_of(n, cfg.data.features.all)
+        key = input_feature_of(n, cfg.data.features.all)
         per_feature[key] = per_feature.get(key, 0.0) + float(np.abs(coef[:, j]).sum())
     intercept = np.ravel(getattr(model, "intercept_", [0.0]))
     if coef.shape[0] > 1:  # multiclass: one row of coefficients per class (the card's order)
@@ -180,7 +180,7 @@ def linear_contributions(cfg: Config, pipeline: Any, frame: pd.DataFrame) -> pd.
     terms = x * np.ravel(model.coef_)[None, :]
     out = pd.DataFrame(index=frame.index)
     for j, n in enumerate(names):
-        key = _input_feature_of(n, cfg.data.features.all)
+        key = input_feature_of(n, cfg.data.features.all)
         out[key] = out[key] + terms[:, j] if key in out else terms[:, j]
     out["intercept"] = float(np.ravel(model.intercept_)[0])
     return out

@@ -312,18 +312,20 @@ def score_batch(cfg: Config, day: str, registry: Registry | None = None) -> dict
     if not is_file(path):
         raise DataError(f"batch file '{path}' for {day} does not exist")
     return {"day": day, **score_file(cfg, path, predictions_path(cfg, day), registry=registry,
-                                     what=f"score {day}")}
+                                     what=f"score {day}", explain=cfg.lifecycle.explain_top_k)}
 
 
 def score_file(cfg: Config, batch: Any, out: Any, *, registry: Registry | None = None,
-               what: str = "score this batch", version: int | None = None) -> dict[str, Any]:
+               what: str = "score this batch", version: int | None = None,
+               explain: int = 0) -> dict[str, Any]:
     """Score a batch (file, folder or glob) with the champion and write its predictions.
 
     The one scoring path of the package: the scoring DAG (:func:`score_batch`) and
     ``ml-lifecycle score`` both come here. The output CSV holds the id column (or ``row`` when
     the config has none), ``score`` (probability of the positive class, or the regression
     prediction), ``prediction`` (0/1 with the champion's validation-chosen threshold, or the
-    prediction) and ``model_version``; it is written atomically.
+    prediction) and ``model_version``; it is written atomically. ``explain`` = K > 0 adds each
+    row's K largest SHAP contributions (:func:`~ml_lifecycle.shap_explain.explain_columns`).
 
     Returns:
         ``{"path", "rows", "model_version", "mean_score", "positive_rate"}``.
@@ -347,13 +349,19 @@ def score_file(cfg: Config, batch: Any, out: Any, *, registry: Registry | None =
             "run the training DAG (or `python -m ml_lifecycle train`) first"
         )
     card = registry.get_card(version)
+    n_features = len(cfg.data.features.all)
+    if explain and not 0 < explain <= n_features:
+        raise DataError(f"--explain {explain}: the model has {n_features} input features; "
+                        f"ask for 1 to {n_features} (or 0: no explanations)")
     model = registry.load_model(version, allow_pickle=pickles_allowed(cfg))
     frame = load_table(cfg.data, str(batch), require_target=False)
     scores = predict_scores(model, frame[cfg.data.features.all], cfg.task)
     id_name = cfg.data.id_column or "row"
     ids = frame[cfg.data.id_column] if cfg.data.id_column else range(len(frame))
+    extra = _explanations(cfg, registry, version, model, frame, explain) if explain else {}
     if cfg.task == "multiclass":
         table = multiclass_predictions(card, scores, id_name, ids, version)
+        table = table.assign(**extra) if extra else table
         atomic_write_text(out, table.to_csv(index=False, lineterminator="\n"))
         return {"path": str(out), "rows": len(table), "model_version": version,
                 "mean_score": round(float(table["score"].mean()), 6) if len(table) else None,
@@ -365,7 +373,7 @@ def score_file(cfg: Config, batch: Any, out: Any, *, registry: Registry | None =
     else:
         predictions = scores
     table = pd.DataFrame({id_name: ids, "score": scores, "prediction": predictions,
-                          "model_version": version})
+                          "model_version": version, **extra})
     atomic_write_text(out, table.to_csv(index=False, lineterminator="\n"))
     return {
         "path": str(out),
@@ -375,6 +383,29 @@ def score_file(cfg: Config, batch: Any, out: Any, *, registry: Registry | None =
         "positive_rate": (round(float(predictions.mean()), 6)
                           if cfg.task == "classification" and len(table) else None),
     }
+
+
+def _explanations(cfg: Config, registry: Any, version: int, model: Any, frame: Any,
+                  k: int) -> dict[str, Any]:
+    """The ``explain_<r>_*`` columns of the ``k`` largest SHAP contributions per row."""
+    import io
+
+    import pandas as pd
+
+    from .errors import RegistryError
+    from .shap_explain import BACKGROUND_FILE, ShapExplainer, explain_columns
+
+    try:  # checked against the card's sha256, like every artifact
+        background = pd.read_parquet(io.BytesIO(registry.read_artifact(version,
+                                                                       BACKGROUND_FILE)))
+    except RegistryError:
+        background = None  # a version stored before explanations: tree models still work
+    try:
+        explainer = ShapExplainer(cfg, model, background).fit()
+    except ValueError as exc:
+        raise DataError(f"--explain: model v{version} cannot be explained ({exc})") from None
+    explanation = explainer.explain(frame.reset_index(drop=True))
+    return explain_columns(explanation, frame.reset_index(drop=True), k)
 
 
 def live_metric(cfg: Config, day: str, as_of: str | None = None) -> dict[str, Any] | None:

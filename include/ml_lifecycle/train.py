@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import EXIT_GATE_REJECTED, EXIT_OK, DataError, RegistryError
-from .io import atomic_write_json
+from .io import atomic_write_bytes, atomic_write_json
 from .labels import apply_label_map, positive_class, text_key
 from .model_format import file_name as model_file_name
 from .model_format import pickles_allowed
@@ -236,6 +236,7 @@ def run_training(
     from .explain import linear_coefficients, permutation_importances
     from .models import train_model
     from .registry import open_registry
+    from .shap_explain import background_rows, global_importance
 
     clock = _Stopwatch()
     if cfg.model.family == "custom":  # a wrong model.estimator fails before any data is read
@@ -259,11 +260,14 @@ def run_training(
     clock.lap("performance_estimator")
     importances = permutation_importances(cfg, fit.pipeline, x.iloc[va], data.y[va])
     coefficients = linear_coefficients(cfg, fit.pipeline)
+    background = background_rows(cfg, x.iloc[tr])  # training rows only
+    shap_summary = global_importance(cfg, fit.pipeline, background, x.iloc[va])
     clock.lap("explain")
     card = _model_card(cfg, data, fit, tested, gate, champion, estimator, importances,
                        coefficients, reason=reason, trigger=trigger, window=window, now=now,
                        timings=clock.timings)
-    version = _register(cfg, registry, fit, data, x.iloc[tr], card, estimator)
+    card["shap"] = shap_summary
+    version = _register(cfg, registry, fit, data, x.iloc[tr], card, estimator, background)
     clock.lap("register")
     promoted, promotion_error = _promote(registry, version, gate["passed"] and promote,
                                          reason=reason, actor=actor, champion=champion)
@@ -499,7 +503,8 @@ def _class_path(obj: Any) -> str:
 
 
 def _register(cfg: Config, registry: Any, fit: Any, data: _Prepared, x_train: pd.DataFrame,
-              card: dict[str, Any], estimator: Any) -> int:
+              card: dict[str, Any], estimator: Any, background: pd.DataFrame | None = None
+              ) -> int:
     """Stage every artifact (model, quality report, split assignment, reference profile,
     performance estimator) and register the version; a failure leaves nothing behind."""
     staging = registry.stage()
@@ -514,6 +519,12 @@ def _register(cfg: Config, registry: Any, fit: Any, data: _Prepared, x_train: pd
                                 card["importances"], data.target_info.get("classes"))
         if estimator is not None:
             estimator.save(staging)
+        if background is not None:  # the SHAP explainers' training rows (``score --explain``)
+            from .shap_explain import BACKGROUND_FILE
+
+            buffer = io.BytesIO()
+            background.to_parquet(buffer, index=False)
+            atomic_write_bytes(staging / BACKGROUND_FILE, buffer.getvalue())
         card["model_format"] = fmt
         return registry.register(staging, card, model_file=model_file_name(fmt))
     except BaseException:

@@ -458,6 +458,23 @@ def _importances(card: dict[str, Any]) -> str:
             "(validation split), \u00b1 its standard deviation over repeats.</p>")
 
 
+def _shap_bars(card: dict[str, Any]) -> str:
+    """Global SHAP: mean |contribution| per input feature (validation rows), with the output
+    space the contributions are in."""
+    shap = card.get("shap") or {}
+    if shap.get("status") != "ok":
+        reason = shap.get("reason") or "this version was trained before SHAP explanations"
+        return f'<p class="muted">No SHAP summary: {e(reason)}.</p>'
+    means = shap.get("mean_abs") or {}
+    order = list(means)
+    chart = svg.hbar_chart(order, [means[k] for k in order], kind="shap",
+                           label="mean absolute SHAP contribution", colours=[svg.BLUE] * len(order),
+                           value_digits=4)
+    return (f"{chart}<p class='muted'>Mean |SHAP contribution| per input feature on "
+            f"{e(shap.get('rows'))} validation rows ({e(shap.get('explainer'))} explainer, in "
+            f"{e(shap.get('output'))}); one-hot columns summed to their feature.</p>")
+
+
 def _errors_plot(card: dict[str, Any]) -> str:
     if (card.get("confusion_matrix") or {}).get("matrix") is not None:  # multiclass
         cm = card["confusion_matrix"]
@@ -542,6 +559,7 @@ def version_page(view: dict[str, Any], *, base: str = "../") -> str:
         '<div class="cols">'
         f"<section><h2>Validation curve</h2>{_validation_curve(card)}</section>"
         f"<section><h2>Permutation importances</h2>{_importances(card)}</section>"
+        f"<section><h2>SHAP: mean contribution</h2>{_shap_bars(card)}</section>"
         f"<section>{_errors_plot(card)}</section>"
         f"<section><h2>Test metrics</h2>{_metrics_table(card)}</section>"
         "</div>"

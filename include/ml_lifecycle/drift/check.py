@@ -443,6 +443,7 @@ def run_drift_check(
         min_reliability=cfg.policy.min_reliability,
     )
     evaluation["timings_seconds"]["load"] = round(t_load - started, 4)
+    _add_shap_shares(evaluation["data_drift"], card)
     result: dict[str, Any] = {
         "schema_version": RESULT_SCHEMA_VERSION,
         "day": day,
@@ -460,6 +461,20 @@ def run_drift_check(
     _decide_and_store(cfg, champion, result, day=day, now=now, report_dir=report_dir,
                       started=started)
     return {k: result[k] for k in RESULT_KEYS}
+
+
+def _add_shap_shares(data: dict[str, Any], card: dict[str, Any]) -> None:
+    """Each feature's share of the champion's mean |SHAP| (its card): how much of the model's
+    output a drifted feature moves, next to its permutation-importance share."""
+    mean_abs = ((card.get("shap") or {}).get("mean_abs") or {})
+    total = sum(v for v in mean_abs.values() if isinstance(v, int | float))
+    shares = {k: v / total for k, v in mean_abs.items() if total > 0}
+    drifted = 0.0
+    for feature in data.get("features") or []:
+        feature["shap_share"] = shares.get(feature.get("feature"))
+        if feature.get("status") == DRIFT and feature["shap_share"] is not None:
+            drifted += feature["shap_share"]
+    data["drifted_shap_share"] = drifted if shares else None
 
 
 def _load_champion(cfg: Config, registry: Any) -> dict[str, Any]:

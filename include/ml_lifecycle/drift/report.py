@@ -359,7 +359,7 @@ def _quality_section(quality: dict[str, Any]) -> str:
 def _features_table(features: list[dict[str, Any]]) -> str:
     head = ("<tr><th>feature</th><th>kind</th><th>status</th><th>test</th><th>statistic</th>"
             "<th>p-value</th><th>adjusted p</th><th>effect size</th><th>threshold</th>"
-            "<th>importance</th><th>n current</th></tr>")
+            "<th>importance</th><th>SHAP share</th><th>n current</th></tr>")
     rows = []
     for f in features:
         sig = f.get("tests", {}).get(f.get("significance_test"), {})
@@ -373,6 +373,7 @@ def _features_table(features: list[dict[str, Any]]) -> str:
             f"<td class=num>{_e(f.get('effect_test'))} {_num(f.get('effect_size'))}</td>"
             f"<td class=num>{_num(f.get('effect_threshold'))}</td>"
             f"<td class=num>{_pct(f.get('importance_share'))}</td>"
+            f"<td class=num>{_pct(f.get('shap_share'))}</td>"
             f"<td class=num>{_num(f.get('n_current'))}</td></tr>")
     return f"<table>{head}{''.join(rows)}</table>"
 
