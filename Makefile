@@ -8,7 +8,7 @@ export PYTHONPATH := $(CURDIR)/include
 # OpenMP busy-waits when cores are shared (pytest + Airflow workers): one thread per process.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: venv venv-dev demo test test-fast test-pythons lint airflow bench clean
+.PHONY: venv venv-dev demo test test-fast test-pythons test-mlflow lint airflow bench clean
 
 # The core's unit tests (no Airflow, no services), also run on the other Python versions that
 # Airflow 3 supports, where installed (python3.X on PATH or ~/.pyenv/versions/3.X*).
@@ -43,6 +43,7 @@ test: venv-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q
 	$(MAKE) --no-print-directory test-pythons
+	$(MAKE) --no-print-directory test-mlflow
 
 # Day-to-day: lint + the unit and integration tests that need no embedded Airflow run,
 # cluster or browser (pytest -m "not slow", about 2.5 minutes on 2 cores).
@@ -65,6 +66,20 @@ test-pythons: venv-dev
 	    -r $(VENV)-$$v/core-requirements.txt || exit 1; \
 	  $(VENV)-$$v/bin/python -m pytest -q -m "not slow" -p no:cacheprovider $(CORE_TESTS) || exit 1; \
 	done
+
+# The mlflow extra (tracking.mlflow) against a real MLflow: its client in .venv-mlflow (the core
+# lock + requirements-mlflow.txt, no Airflow), a real `mlflow server` from .venv-mlflow-server
+# (the full mlflow package; its pyarrow<26 bound conflicts with the core lock).
+test-mlflow: venv-dev
+	@test -x $(VENV)-mlflow/bin/python || $(PYTHON) -m venv $(VENV)-mlflow
+	$(PY) scripts/core_requirements.py > $(VENV)-mlflow/core-requirements.txt
+	$(VENV)-mlflow/bin/pip install --quiet --disable-pip-version-check \
+	  -r $(VENV)-mlflow/core-requirements.txt -r requirements-mlflow.txt
+	@test -x $(VENV)-mlflow-server/bin/python || $(PYTHON) -m venv $(VENV)-mlflow-server
+	$(VENV)-mlflow-server/bin/pip install --quiet --disable-pip-version-check \
+	  -r requirements-mlflow-server.txt
+	ML_LIFECYCLE_MLFLOW_SERVER=$(CURDIR)/$(VENV)-mlflow-server/bin/mlflow \
+	  $(VENV)-mlflow/bin/python -m pytest -q -p no:cacheprovider tests/test_mlflow_export.py
 
 lint: venv-dev
 	$(VENV)/bin/ruff check .

@@ -23,11 +23,13 @@ def _project() -> dict:
 
 
 def _lock() -> dict[str, str]:
+    """The pins of the lock files: the runtime (requirements.txt) and the mlflow extra's."""
     pins = {}
-    for line in (PROJECT_ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines():
-        match = re.match(r"^([A-Za-z0-9_.\-]+)(\[[^\]]*\])?==([^\s#]+)", line.strip())
-        if match:
-            pins[match.group(1).lower()] = match.group(3)
+    for name in ("requirements.txt", "requirements-mlflow.txt"):
+        for line in (PROJECT_ROOT / name).read_text(encoding="utf-8").splitlines():
+            match = re.match(r"^([A-Za-z0-9_.\-]+)(\[[^\]]*\])?==([^\s#]+)", line.strip())
+            if match:
+                pins[match.group(1).lower()] = match.group(3)
     return pins
 
 

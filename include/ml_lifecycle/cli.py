@@ -73,7 +73,17 @@ def _train(args: argparse.Namespace) -> int:
                      f"(was {result['champion_before']})")
     else:
         lines.append(f"champion unchanged: v{result['champion_after']}")
+    mlflow = (result.get("tracking") or {}).get("mlflow")
+    if mlflow:
+        logged, registered = mlflow["logged"], mlflow["registered"]
+        if logged.get("status") == "logged":
+            lines.append(f"MLflow: run {logged['run_id']} in '{logged['experiment']}' "
+                         f"({logged['tracking_uri']})"
+                         + (f", model version {registered['version']}"
+                            if registered.get("status") == "registered" else ""))
     print("\n".join(lines))
+    for warning in (mlflow or {}).get("warnings") or []:
+        print(f"warning: {warning}", file=sys.stderr)
     return int(result["exit_code"])
 
 
@@ -138,12 +148,28 @@ def _models(args: argparse.Namespace) -> int:
     else:
         event = registry.rollback(args.version, reason=args.reason or "manual rollback",
                                   actor="cli")
+    alias = _sync_mlflow(args, registry)
     if args.json:
-        _print_json(event)
+        _print_json({**event, "mlflow": alias} if alias else event)
     else:
         print(f"{event['event']}: champion is now v{event['version']} "
               f"(was {event.get('previous')})")
+        if alias and alias.get("status") == "aliased":
+            print(f"MLflow: alias '{alias['alias']}' -> {alias['name']} version "
+                  f"{alias['mlflow_version']}")
+    if alias and alias.get("status") == "failed":
+        print(f"warning: {alias['warning']}", file=sys.stderr)
     return EXIT_OK
+
+
+def _sync_mlflow(args: argparse.Namespace, registry: Any) -> dict[str, Any] | None:
+    """After ``models promote`` / ``rollback`` with a config: move the MLflow champion alias."""
+    if not args.config:
+        return None
+    from .config import load_config
+    from .mlflow_export import sync_champion
+
+    return sync_champion(load_config(args.config, args.overrides), registry)
 
 
 def _num(value: Any) -> str:

@@ -288,6 +288,51 @@ class PromotionConfig(_Strict):
     )
 
 
+class MlflowConfig(_Strict):
+    """Optional export of every training run, version and promotion to MLflow
+    (``pip install ml-lifecycle[mlflow]``). The package's registry stays the source of truth:
+    a failure to reach MLflow is a warning and an alert, never a failed or changed promotion."""
+
+    tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking URI (http(s)://host:port, sqlite:///path, databricks); "
+                    "unset: $MLFLOW_TRACKING_URI, else a SQLite store beside the model's "
+                    "lifecycle folders (var/<name>/mlflow.db)",
+    )
+    experiment: str | None = Field(default=None,
+                                   description="experiment name; unset: ml-lifecycle/<name>")
+    registered_model: str | None = Field(
+        default=None, description="registered model name in MLflow; unset: <name>")
+
+    @field_validator("registered_model")
+    @classmethod
+    def _mlflow_name(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or any(c in value for c in "/:")):
+            raise ValueError("MLflow refuses a registered model name that is empty or holds "
+                             f"'/' or ':' (found {value!r})")
+        return value
+    champion_alias: str = Field(
+        default="champion",
+        description="the alias a promotion (and a rollback) moves to the champion's version",
+    )
+    log_model: bool = Field(
+        default=True,
+        description="log the fitted pipeline (mlflow.sklearn, with its signature and an input "
+                    "example; skops, as the registry stores it) and register it as a model version",
+    )
+    request_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=600, description="timeout of each request to a tracking server")
+    max_retries: int = Field(
+        default=1, ge=0, le=10,
+        description="retries of a failed request (MLflow's default, 7 with backoff, would hold "
+                    "a training task for minutes when the server is down)")
+
+
+class TrackingConfig(_Strict):
+    mlflow: MlflowConfig | None = Field(
+        default=None, description="set (even to {}) to export to MLflow; unset: off")
+
+
 class GateConfig(_Strict):
     floors: dict[str, float] = Field(
         default_factory=dict, description="minimum (or maximum for error metrics) per metric"
@@ -435,6 +480,7 @@ class Config(_Strict):
     gate: GateConfig = Field(default_factory=GateConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     registry: RegistryConfig
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)

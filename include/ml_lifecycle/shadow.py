@@ -199,5 +199,7 @@ def maybe_rollback(cfg: Config, as_of: str, registry: Any, *, actor: str = "auto
         event = registry.rollback(previous,
                                   reason=f"automatic rollback ({as_day(as_of)}): {result['why']}",
                                   actor=actor, expected_champion=new)
-        result.update(rolled_back=True, event=event)
+        from .mlflow_export import sync_champion
+
+        result.update(rolled_back=True, event=event, mlflow=sync_champion(cfg, registry))
     return result

@@ -267,11 +267,14 @@ def run_training(
                        coefficients, reason=reason, trigger=trigger, window=window, now=now,
                        timings=clock.timings)
     card["shap"] = shap_summary
+    logged = _log_to_mlflow(cfg, card, fit.pipeline, x.iloc[va], data.quality)
     version = _register(cfg, registry, fit, data, x.iloc[tr], card, estimator, background)
     clock.lap("register")
     promoted, promotion_error = _promote(registry, version, gate["passed"] and promote,
                                          reason=reason, actor=actor, champion=champion)
     clock.lap("promote")
+    tracking = _mlflow_after(cfg, registry, logged, version, promoted)
+    clock.lap("tracking")
     return {
         "version": version,
         "promoted": promoted,
@@ -290,8 +293,43 @@ def run_training(
         "quality_warnings": data.quality.get("n_warnings"),
         "version_dir": str(registry.version_dir(version)),
         "timings_seconds": clock.total(),
+        "tracking": tracking,
         "exit_code": EXIT_OK if gate["passed"] else EXIT_GATE_REJECTED,
     }
+
+
+def _log_to_mlflow(cfg: Config, card: dict[str, Any], pipeline: Any, example: pd.DataFrame,
+                   quality: dict[str, Any]) -> dict[str, Any] | None:
+    """The MLflow run of this training (``tracking.mlflow``), recorded in the card: its run id,
+    or the failure as a warning. Never raises: MLflow down changes nothing else."""
+    from .mlflow_export import enabled, log_training
+
+    if not enabled(cfg):
+        return None
+    logged = log_training(cfg, card, pipeline, example, quality)
+    card["tracking"] = {"mlflow": logged}
+    if logged["status"] != "logged":
+        log.warning("%s", logged["warning"])
+    return logged
+
+
+def _mlflow_after(cfg: Config, registry: Any, logged: dict[str, Any] | None, version: int,
+                  promoted: bool) -> dict[str, Any] | None:
+    """Register the version in MLflow and, after a promotion, move its champion alias; the
+    summary's ``tracking.mlflow`` (``warnings`` lists what failed)."""
+    from .mlflow_export import register_version, sync_champion
+
+    if logged is None:
+        return None
+    out: dict[str, Any] = {"logged": logged, "registered": register_version(cfg, logged,
+                                                                            version)}
+    if promoted:
+        out["alias"] = sync_champion(cfg, registry)
+    out["warnings"] = [step["warning"] for step in out.values()
+                       if isinstance(step, dict) and step.get("status") == "failed"]
+    for warning in out["warnings"][1:] if logged["status"] == "failed" else out["warnings"]:
+        log.warning("%s", warning)
+    return {"mlflow": out}
 
 
 def _champion_positive(registry: Any) -> Any:

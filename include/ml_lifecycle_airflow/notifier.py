@@ -42,6 +42,7 @@ KIND_RETRAIN_SKIPPED = "retrain_skipped"
 KIND_DRIFT_RESOLVED = "drift_resolved"
 KIND_APPROVAL_REJECTED = "approval_rejected"
 KIND_ROLLED_BACK = "model_rolled_back"
+KIND_TRACKING_FAILED = "tracking_failed"
 
 #: kind -> (default severity, title)
 KINDS: dict[str, tuple[str, str]] = {
@@ -54,6 +55,7 @@ KINDS: dict[str, tuple[str, str]] = {
     KIND_APPROVAL_REJECTED: ("warning", "Candidate not approved: rejected or no answer in time"),
     KIND_ROLLED_BACK: ("error", "Champion rolled back: worse than the one it replaced on live "
                                 "labels"),
+    KIND_TRACKING_FAILED: ("warning", "MLflow export failed: the lifecycle went on without it"),
 }
 EMAIL_ENV = "ML_LIFECYCLE_ALERT_EMAIL"
 SMTP_CONN_ENV = "ML_LIFECYCLE_SMTP_CONN_ID"

@@ -54,7 +54,7 @@ PATH_KEYS = ("data.path", "lifecycle.batches", "lifecycle.labels")
 # point the registry elsewhere could make a worker load a planted model), the folders run input
 # is confined to, and how a passing candidate becomes the champion.
 PROTECTED_KEYS = ("registry", "lifecycle.predictions", "lifecycle.reports", "lifecycle.alerts",
-                  "data.data_roots", "promotion", "model.estimator")
+                  "data.data_roots", "promotion", "model.estimator", "tracking")
 
 
 def start_date() -> dt.datetime:
@@ -324,6 +324,46 @@ def export_signing_keys() -> bool:
     return True
 
 
+MLFLOW_CONN_ENV = "ML_LIFECYCLE_MLFLOW_CONN_ID"
+
+
+def export_mlflow_credentials() -> bool:
+    """Make an MLflow tracking server's address and credentials in an Airflow Connection
+    visible to MLflow's client (``tracking.mlflow``).
+
+    ``ML_LIFECYCLE_MLFLOW_CONN_ID`` names the Connection (metadata database or any secrets
+    backend): its URI (``http(s)://host:port/path``) becomes ``MLFLOW_TRACKING_URI`` unless
+    that is set, its login/password ``MLFLOW_TRACKING_USERNAME`` / ``_PASSWORD``, or a password
+    without a login ``MLFLOW_TRACKING_TOKEN``. Nothing is logged. Returns whether a Connection
+    was read.
+
+    Raises:
+        ConfigError: the variable names a connection that does not exist.
+    """
+    from ml_lifecycle.errors import ConfigError
+
+    named = os.environ.get(MLFLOW_CONN_ENV, "").strip()
+    if not named:
+        return False
+    try:
+        from airflow.sdk import BaseHook
+
+        conn = BaseHook.get_connection(named)
+    except Exception as exc:  # AirflowNotFoundException and friends
+        raise ConfigError(f"{MLFLOW_CONN_ENV}={named}: the MLflow connection cannot be read "
+                          f"({type(exc).__name__})") from None
+    if not os.environ.get("MLFLOW_TRACKING_URI") and conn.host:
+        scheme = conn.schema if conn.schema in ("http", "https") else "http"
+        host = conn.host if "://" in conn.host else f"{scheme}://{conn.host}"
+        os.environ["MLFLOW_TRACKING_URI"] = host + (f":{conn.port}" if conn.port else "")
+    if conn.login and conn.password:
+        os.environ["MLFLOW_TRACKING_USERNAME"] = conn.login
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = conn.password
+    elif conn.password:
+        os.environ["MLFLOW_TRACKING_TOKEN"] = conn.password
+    return True
+
+
 def load_lifecycle_config(config_file: str | Path, overrides: list[str] | None = None
                           ) -> Config:
     """Load and validate a model's config (with trigger-form overrides) for a task.
@@ -340,6 +380,7 @@ def load_lifecycle_config(config_file: str | Path, overrides: list[str] | None =
     from ml_lifecycle.config import load_config, parse_override
 
     export_signing_keys()  # signed versions: the key from an Airflow Connection, if any
+    export_mlflow_credentials()  # tracking.mlflow: the server and its credentials, if named
     from ml_lifecycle.data import ensure_inside_roots
     from ml_lifecycle.errors import ConfigError, PathNotAllowedError
 

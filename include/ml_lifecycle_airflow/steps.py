@@ -27,6 +27,7 @@ from .notifier import (
     KIND_GATE_REJECTED,
     KIND_MODEL_PROMOTED,
     KIND_ROLLED_BACK,
+    KIND_TRACKING_FAILED,
     LifecycleNotifier,
 )
 from .params import resolve_training_request, run_day, window_for
@@ -84,6 +85,8 @@ def _summary(result: dict[str, Any], reused: bool) -> dict[str, Any]:
         "version": result["version"],
         "gate_passed": bool(gate["passed"]),
         "gate_reasons": list(gate.get("reasons") or []),
+        "mlflow_warnings": list(((result.get("tracking") or {}).get("mlflow") or {}).get(
+            "warnings") or []),
         "primary_metric": metric,
         "metric": value.get("value") if isinstance(value, dict) else value,
         "champion_before": result.get("champion_before"),
@@ -223,8 +226,13 @@ def promote_candidate(config_file: str | Path, request: dict[str, Any], result: 
         else:
             registry.promote(version, reason=reason, actor=actor,
                              expected_champion=result.get("champion_before"))
+        from ml_lifecycle.mlflow_export import sync_champion
+
+        alias = sync_champion(cfg, registry)  # MLflow's champion alias; never raises
+    if alias and alias.get("status") == "failed":
+        print(f"WARNING {alias['warning']}: {alias['error']}")
     outcome = {"promoted": version, "previous": result.get("champion_before"),
-               "reason": reason, "approval": approval}
+               "reason": reason, "approval": approval, "mlflow": alias}
     if asset is not None:
         context["outlet_events"][asset].extra = {**outcome, "metric": result.get("metric")}
     print(f"promoted v{version} (was {result.get('champion_before')})")
@@ -315,9 +323,24 @@ def notify_training_outcome(config_file: str | Path, context: Any, *, train_task
                    + "; ".join(result.get("gate_reasons") or []))
     LifecycleNotifier(kind, config_file=config_file, message=message,
                       details={"candidate": result, "outcome": promoted or rejected})(context)
+    _tracking_alert(config_file, context, result, promoted)
     mark_finished(config_file, context, "promoted" if promoted else "rejected",
                   result.get("version"))
     return {"alert": kind, "version": result.get("version")}
+
+
+def _tracking_alert(config_file: str | Path, context: Any, result: dict[str, Any],
+                    promoted: dict[str, Any] | None) -> None:
+    """``tracking_failed``: MLflow could not be reached or refused a step; the lifecycle went on
+    (the package's registry is the source of truth), the MLflow copy is behind."""
+    warnings = list(result.get("mlflow_warnings") or [])
+    alias = (promoted or {}).get("mlflow") or {}
+    if alias.get("status") == "failed":
+        warnings.append(alias["warning"])
+    if warnings:
+        LifecycleNotifier(KIND_TRACKING_FAILED, config_file=config_file,
+                          message=f"v{result.get('version')}: " + "; ".join(warnings),
+                          details={"candidate": result, "alias": alias})(context)
 
 
 # --------------------------------------------------------------------------- scoring
