@@ -131,6 +131,30 @@ def test_training_dag_promotes_then_rejects(airflow_home: Path, tmp_path: Path) 
     assert [a["details"]["candidate"]["version"] for a in world.alerts("model_promoted")] == [1]
 
 
+def test_mlflow_down_still_promotes_and_sends_a_tracking_alert(airflow_home: Path,
+                                                               tmp_path: Path) -> None:
+    """``tracking.mlflow`` pointing at a port nothing listens on (and, in this venv, MLflow's
+    client is not even installed): the run promotes as without MLflow, the card says why the
+    copy is missing, and a ``tracking_failed`` alert is written next to ``model_promoted``."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    world = World(tmp_path, airflow_home, overrides=(
+        f"tracking.mlflow={{tracking_uri: 'http://127.0.0.1:{port}', "
+        "request_timeout_seconds: 1, max_retries: 0}",))
+    [run] = world.run({"dag_id": TRAINING, "logical_date": None,
+                       "conf": {"reason": "initial training", "as_of_day": day(-1)}})
+    assert_ran(run, "success", train_candidate="success", promote="success", notify="success")
+    assert world.registry.champion() == 1
+    assert world.registry.get_card(1)["tracking"]["mlflow"]["status"] == "failed"
+    assert len(world.alerts("model_promoted")) == 1
+    [tracking] = world.alerts("tracking_failed")
+    assert tracking["severity"] == "warning"
+    assert "v1: MLflow logging failed; the lifecycle went on without it" in tracking["message"]
+
+
 def test_new_labels_sensor_waits_times_out_or_is_forced(airflow_home: Path,
                                                         tmp_path: Path) -> None:
     world = World(tmp_path, airflow_home, days=6)

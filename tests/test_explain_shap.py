@@ -178,3 +178,22 @@ def test_the_ui_shows_the_global_shap_bars(tmp_path: Path) -> None:
     assert "tree explainer, in log-odds" in html
     old = pages.version_page({**view, "card": {**card, "shap": None}})
     assert "No SHAP summary" in old and 'data-plot="shap"' not in old
+
+
+def test_the_scoring_dag_setting_adds_the_columns(tmp_path: Path) -> None:
+    """``lifecycle.explain_top_k``: what the scoring DAG's ``score_batch`` writes."""
+    from ml_lifecycle.lifecycle import score_batch
+
+    make_table(n=1500).to_csv(tmp_path / "train.csv", index=False)
+    (tmp_path / "batches").mkdir()
+    make_table(n=200, seed=6).drop(columns="label").to_csv(
+        tmp_path / "batches" / "2026-03-01.csv", index=False)
+    raw = make_config_dict(str(tmp_path / "train.csv"), str(tmp_path / "registry"))
+    raw["lifecycle"] = {"batches": str(tmp_path / "batches"),
+                        "predictions": str(tmp_path / "predictions"), "explain_top_k": 2}
+    cfg = config_from_dict(raw)
+    run_training(cfg)
+    out = score_batch(cfg, "2026-03-01")
+    preds = pd.read_csv(out["path"])
+    assert {"explain_1_feature", "explain_2_contribution"} <= set(preds.columns)
+    assert "explain_3_feature" not in preds.columns and len(preds) == 200

@@ -153,7 +153,8 @@ def fit(cfg: Config, params: dict[str, Any], xt: Any, yt: np.ndarray, xv: Any,
     elif how == "eval_set":
         kwargs = {"eval_set": [(xv, yv)]}
     if cfg.is_classifier and cfg.model.class_weight == "balanced" \
-            and "sample_weight" in accepted and "class_weight" not in est.get_params():
+            and "sample_weight" in accepted \
+            and "class_weight" not in getattr(est, "get_params", dict)():
         from sklearn.utils.class_weight import compute_sample_weight
 
         kwargs["sample_weight"] = compute_sample_weight("balanced", yt)
