@@ -731,6 +731,13 @@ def interval_chart(
     return "".join(out)
 
 
+def _cell_colours(correct: bool, alpha: float) -> tuple[str, str]:
+    """(fill, text colour) of a confusion-matrix cell: green on the diagonal, red off it."""
+    base = (46, 125, 50) if correct else (198, 40, 40)
+    return (f"rgba({base[0]},{base[1]},{base[2]},{alpha:.2f})",
+            "#ffffff" if alpha > 0.55 else DARK)
+
+
 def confusion_matrix(counts: dict[str, Any], *, negative: str, positive: str,
                      label: str = "confusion matrix on the test split") -> str:
     """The 2x2 matrix (rows: actual, columns: predicted), shaded by each cell's share."""
@@ -750,11 +757,7 @@ def confusion_matrix(counts: dict[str, Any], *, negative: str, positive: str,
                    f'text-anchor="end" fill="{DARK}">actual {escape(short(name, 12))}</text>')
     for key, i, j, tag in layout:
         share = cells[key] / total
-        correct = i == j
-        base = (46, 125, 50) if correct else (198, 40, 40)
-        alpha = 0.12 + 0.78 * min(1.0, share * 2)
-        fill = f"rgba({base[0]},{base[1]},{base[2]},{alpha:.2f})"
-        text = "#ffffff" if alpha > 0.55 else DARK
+        fill, text = _cell_colours(i == j, 0.12 + 0.78 * min(1.0, share * 2))
         x, y = left + j * size, top + i * size
         out.append(f'<rect x="{x}" y="{y}" width="{size - 2}" height="{size - 2}" '
                    f'fill="{fill}" data-cell="{key}"/>'
@@ -794,10 +797,7 @@ def confusion_matrix_k(labels: Sequence[Any], matrix: Sequence[Sequence[Any]], *
                    f'text-anchor="end" fill="{DARK}">actual {escape(short(name, 12))}</text>')
         for j in range(k):
             share = counts[i][j] / total
-            base = (46, 125, 50) if i == j else (198, 40, 40)
-            alpha = 0.06 + 0.84 * min(1.0, share)
-            fill = f"rgba({base[0]},{base[1]},{base[2]},{alpha:.2f})"
-            text = "#ffffff" if alpha > 0.55 else DARK
+            fill, text = _cell_colours(i == j, 0.06 + 0.84 * min(1.0, share))
             x, y = left + j * size, top + i * size
             out.append(f'<rect x="{x}" y="{y}" width="{size - 2}" height="{size - 2}" '
                        f'fill="{fill}" data-cell="{i},{j}"><title>actual {escape(name)}, '

@@ -34,6 +34,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from unittest import mock
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,19 +78,11 @@ def _session(cfg: Config) -> Iterator[Any]:
     bounds = {"MLFLOW_HTTP_REQUEST_TIMEOUT": str(int(max(1, settings.request_timeout_seconds))),
               "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(settings.max_retries),
               "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
-    saved = {k: os.environ.get(k) for k in bounds}
-    os.environ.update(bounds)
-    try:
+    with mock.patch.dict(os.environ, bounds):  # restored afterwards, whatever happens
         import mlflow
 
         mlflow.set_tracking_uri(tracking_uri(cfg))
         yield mlflow
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _failed(exc: BaseException, step: str) -> dict[str, Any]:
