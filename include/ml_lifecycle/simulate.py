@@ -535,21 +535,10 @@ def simulate(
             ``concept_day``) or the start date is malformed.
         DataError: ``out_dir`` exists and is not a folder.
     """
-    _validate(
-        days,
-        initial_rows,
-        rows_per_day,
-        label_delay_days,
-        shift_day,
-        concept_day,
-        seed,
-        harmless_day,
-    )
+    _validate(days, initial_rows, rows_per_day, label_delay_days, shift_day, concept_day, seed,
+              harmless_day)
     start = _parse_date(start_date, "simulate: start_date")
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise DataError(f"simulate: output path '{out}' exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    out = _output_folder(out_dir)
     world = _make_world(seed)
     train_path, train_rate, support = _write_training_table(out, world, seed, start,
                                                             initial_rows)
@@ -561,6 +550,27 @@ def simulate(
         first_id=100_001 + initial_rows)
     manifest = _manifest(seed, start, days, label_delay_days, initial_rows, rows_per_day, files)
     truth = _ground_truth(start, days, shift_day, concept_day, train_rate, rates)
+    harmless = _harmless_period(truth, start, days, harmless_day, harmless_end)
+    manifest_path = atomic_write_json(out / "manifest.json", manifest)
+    truth_path = atomic_write_json(out / "ground_truth.json", truth)
+    return _summary(out, (train_path, manifest_path, truth_path), truth, harmless, days=days,
+                    rows=initial_rows + days * rows_per_day, shift_day=shift_day,
+                    concept_day=concept_day, train_rate=train_rate)
+
+
+def _output_folder(out_dir: str | os.PathLike[str]) -> Path:
+    """Step: the output folder, created if needed (a path that is not a folder: DataError)."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"simulate: output path '{out}' exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _harmless_period(truth: dict[str, Any], start: dt.date, days: int, harmless_day: int | None,
+                     harmless_end: int) -> dict[str, Any]:
+    """Step: the harmless period's keys of the ground truth (added to ``truth`` only when there
+    is one) and of the summary (returned)."""
     harmless_date = harmless_end_date = None
     harmless_count = 0
     if harmless_day is not None:
@@ -579,24 +589,33 @@ def simulate(
                 "harmless_shift_description": HARMLESS_DESCRIPTION,
             }
         )
-    manifest_path = atomic_write_json(out / "manifest.json", manifest)
-    truth_path = atomic_write_json(out / "ground_truth.json", truth)
+    return {
+        "harmless_shift_day": harmless_date,
+        "harmless_shift_end_day": harmless_end_date,
+        "harmless_in_window": harmless_count > 0,
+        "harmless_days": harmless_count,
+    }
+
+
+def _summary(out: Path, paths: tuple[Path, Path, Path], truth: dict[str, Any],
+             harmless: dict[str, Any], *, days: int, rows: int, shift_day: int,
+             concept_day: int, train_rate: float) -> dict[str, Any]:
+    """Step: the summary :func:`simulate` returns (the written paths, the schedule, the
+    harmless period)."""
+    train_path, manifest_path, truth_path = paths
     return {
         "out_dir": str(out),
         "train": str(train_path),
         "manifest": str(manifest_path),
         "ground_truth": str(truth_path),
         "days": days,
-        "rows": initial_rows + days * rows_per_day,
+        "rows": rows,
         "covariate_shift_day": truth["covariate_shift_day"],
         "concept_change_day": truth["concept_change_day"],
         "shift_in_window": shift_day < days,
         "concept_in_window": concept_day < days,
         "train_positive_rate": round(train_rate, 6),
-        "harmless_shift_day": harmless_date,
-        "harmless_shift_end_day": harmless_end_date,
-        "harmless_in_window": harmless_count > 0,
-        "harmless_days": harmless_count,
+        **harmless,
     }
 
 
@@ -712,7 +731,8 @@ def _ground_truth(start: dt.date, days: int, shift_day: int, concept_day: int,
 # --------------------------------------------------------------------------- CLI
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """Arguments of ``simulate``."""
     parser = argparse.ArgumentParser(
         prog="python -m ml_lifecycle simulate",
         description="Write the seeded 'late delivery' demo data set (train table, daily batches, "
@@ -755,7 +775,7 @@ def cli_main(argv: list[str]) -> int:
     Raises:
         ConfigError: an argument is out of range (argparse exits with code 2 on syntax errors).
     """
-    args = _build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     started = time.perf_counter()
     summary = simulate(
         args.out,

@@ -82,66 +82,18 @@ def split_frame(frame: pd.DataFrame, y: np.ndarray, cfg: Config) -> SplitResult:
     Returns:
         A :class:`SplitResult` with disjoint, non-empty index arrays.
     """
-    from sklearn.model_selection import GroupShuffleSplit, train_test_split
-
     n = len(frame)
     strategy = cfg.split.strategy
     seed = cfg.split.seed
     n_val, n_test = _fraction_counts(n, cfg)
-    positions = np.arange(n)
     notes: list[str] = []
     if strategy in ("stratified", "random"):
-        stratify = y if strategy == "stratified" else None
-        if stratify is not None:
-            classes, counts = np.unique(stratify, return_counts=True)
-            if counts.min() < 3:
-                rare = classes[np.argmin(counts)]
-                raise DataError(
-                    f"split.strategy 'stratified': class {_label_of(frame, y, rare, cfg)!r} of "
-                    f"target '{cfg.data.target}' has {counts.min()} row(s); each of the three "
-                    "splits needs at least one (more data, or merge rare classes with "
-                    "data.label_map)"
-                )
-        rest, test = train_test_split(
-            positions, test_size=n_test, random_state=seed, stratify=stratify
-        )
-        train, val = train_test_split(
-            rest,
-            test_size=n_val,
-            random_state=seed + 1,
-            stratify=None if stratify is None else stratify[rest],
-        )
+        train, val, test = _shuffled_split(frame, y, cfg, n_val=n_val, n_test=n_test)
     elif strategy == "time":
-        time_col = cfg.data.time_column
-        assert time_col is not None
-        times = pd.to_datetime(frame[time_col]).to_numpy()
-        if pd.isna(times).any():
-            raise DataError(f"split.strategy 'time': column '{time_col}' has missing times")
-        order = np.argsort(times, kind="stable")
-        sorted_times = times[order]
-        cut1 = _next_distinct(sorted_times, n - n_val - n_test)
-        cut2 = _next_distinct(sorted_times, max(cut1 + 1, n - n_test))
-        train, val, test = order[:cut1], order[cut1:cut2], order[cut2:]
-        if min(len(train), len(val), len(test)) == 0:
-            raise DataError(
-                f"split.strategy 'time': column '{time_col}' has too few distinct times "
-                "for three non-empty splits"
-            )
+        train, val, test = _time_split(frame, cfg, n_val=n_val, n_test=n_test)
         notes.append("time split: rows with equal timestamps are kept in the same split")
     elif strategy == "group":
-        group_col = cfg.split.group_column
-        assert group_col is not None
-        if group_col not in frame.columns:
-            raise DataError(f"split.group_column '{group_col}' is not a column of the data")
-        groups = frame[group_col].astype(str).to_numpy()
-        if len(np.unique(groups)) < 3:
-            raise DataError(f"split.strategy 'group': column '{group_col}' has < 3 groups")
-        gss = GroupShuffleSplit(n_splits=1, test_size=cfg.split.test, random_state=seed)
-        rest, test = next(gss.split(positions, groups=groups))
-        val_share = cfg.split.validation / (cfg.split.train + cfg.split.validation)
-        gss2 = GroupShuffleSplit(n_splits=1, test_size=val_share, random_state=seed + 1)
-        tr, va = next(gss2.split(rest, groups=groups[rest]))
-        train, val = rest[tr], rest[va]
+        train, val, test = _group_split(frame, cfg)
     else:  # pragma: no cover - guarded by the config schema
         raise DataError(f"unknown split.strategy '{strategy}'")
     if cfg.task == "multiclass":
@@ -155,6 +107,81 @@ def split_frame(frame: pd.DataFrame, y: np.ndarray, cfg: Config) -> SplitResult:
         seed=seed,
         notes=notes,
     )
+
+
+def _shuffled_split(frame: pd.DataFrame, y: np.ndarray, cfg: Config, *, n_val: int,
+                    n_test: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Step: the ``stratified`` or ``random`` split (test first, then validation)."""
+    from sklearn.model_selection import train_test_split
+
+    strategy, seed = cfg.split.strategy, cfg.split.seed
+    positions = np.arange(len(frame))
+    stratify = y if strategy == "stratified" else None
+    if stratify is not None:
+        classes, counts = np.unique(stratify, return_counts=True)
+        if counts.min() < 3:
+            rare = classes[np.argmin(counts)]
+            raise DataError(
+                f"split.strategy 'stratified': class {_label_of(frame, y, rare, cfg)!r} of "
+                f"target '{cfg.data.target}' has {counts.min()} row(s); each of the three "
+                "splits needs at least one (more data, or merge rare classes with "
+                "data.label_map)"
+            )
+    rest, test = train_test_split(
+        positions, test_size=n_test, random_state=seed, stratify=stratify
+    )
+    train, val = train_test_split(
+        rest,
+        test_size=n_val,
+        random_state=seed + 1,
+        stratify=None if stratify is None else stratify[rest],
+    )
+    return train, val, test
+
+
+def _time_split(frame: pd.DataFrame, cfg: Config, *, n_val: int,
+                n_test: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Step: the ``time`` split (train < validation < test; equal times stay together)."""
+    n = len(frame)
+    time_col = cfg.data.time_column
+    assert time_col is not None
+    times = pd.to_datetime(frame[time_col]).to_numpy()
+    if pd.isna(times).any():
+        raise DataError(f"split.strategy 'time': column '{time_col}' has missing times")
+    order = np.argsort(times, kind="stable")
+    sorted_times = times[order]
+    cut1 = _next_distinct(sorted_times, n - n_val - n_test)
+    cut2 = _next_distinct(sorted_times, max(cut1 + 1, n - n_test))
+    train, val, test = order[:cut1], order[cut1:cut2], order[cut2:]
+    if min(len(train), len(val), len(test)) == 0:
+        raise DataError(
+            f"split.strategy 'time': column '{time_col}' has too few distinct times "
+            "for three non-empty splits"
+        )
+    return train, val, test
+
+
+def _group_split(frame: pd.DataFrame,
+                 cfg: Config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Step: the ``group`` split (no group in two splits)."""
+    from sklearn.model_selection import GroupShuffleSplit
+
+    seed = cfg.split.seed
+    positions = np.arange(len(frame))
+    group_col = cfg.split.group_column
+    assert group_col is not None
+    if group_col not in frame.columns:
+        raise DataError(f"split.group_column '{group_col}' is not a column of the data")
+    groups = frame[group_col].astype(str).to_numpy()
+    if len(np.unique(groups)) < 3:
+        raise DataError(f"split.strategy 'group': column '{group_col}' has < 3 groups")
+    gss = GroupShuffleSplit(n_splits=1, test_size=cfg.split.test, random_state=seed)
+    rest, test = next(gss.split(positions, groups=groups))
+    val_share = cfg.split.validation / (cfg.split.train + cfg.split.validation)
+    gss2 = GroupShuffleSplit(n_splits=1, test_size=val_share, random_state=seed + 1)
+    tr, va = next(gss2.split(rest, groups=groups[rest]))
+    train, val = rest[tr], rest[va]
+    return train, val, test
 
 
 def _label_of(frame: pd.DataFrame, y: np.ndarray, code: Any, cfg: Config) -> Any:

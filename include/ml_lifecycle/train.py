@@ -233,35 +233,23 @@ def run_training(
     Raises:
         QualityGateError, DataError, ConfigError, IntegrityError: nothing is registered.
     """
-    from .explain import linear_coefficients, permutation_importances
-    from .models import train_model
     from .registry import open_registry
-    from .shap_explain import background_rows, global_importance
 
     clock = _Stopwatch()
-    if cfg.model.family == "custom":  # a wrong model.estimator fails before any data is read
-        from .custom import build
-        from .models import candidate_params
-
-        build(cfg, candidate_params(cfg)[0])
+    _check_custom_estimator(cfg)
     registry = open_registry(cfg.registry.root)
     registry.cleanup_staging()
     data = _prepare(cfg, frame, window, clock, positive_label=_champion_positive(registry))
     x = data.frame[cfg.data.features.all]
+    fit, tested = _train_and_test(cfg, data, x, clock)
     tr, va, te = data.split.train, data.split.validation, data.split.test
-    fit = train_model(cfg, x.iloc[tr], data.y[tr], x.iloc[va], data.y[va])
-    clock.lap("train")
-    tested = _test_once(cfg, fit, data, x)
-    clock.lap("evaluate")
     gate, champion = _gate(cfg, registry, fit, data, x.iloc[te], tested)
     clock.lap("gate")
     estimator = _fit_performance_estimator(cfg, fit, x.iloc[va], data.y[va], x.iloc[te],
                                            data.y[te], tested.scores)
     clock.lap("performance_estimator")
-    importances = permutation_importances(cfg, fit.pipeline, x.iloc[va], data.y[va])
-    coefficients = linear_coefficients(cfg, fit.pipeline)
-    background = background_rows(cfg, x.iloc[tr])  # training rows only
-    shap_summary = global_importance(cfg, fit.pipeline, background, x.iloc[va])
+    importances, coefficients, background, shap_summary = _explain(cfg, fit, x.iloc[tr],
+                                                                   x.iloc[va], data.y[va])
     clock.lap("explain")
     card = _model_card(cfg, data, fit, tested, gate, champion, estimator, importances,
                        coefficients, reason=reason, trigger=trigger, window=window, now=now,
@@ -275,6 +263,51 @@ def run_training(
     clock.lap("promote")
     tracking = _mlflow_after(cfg, registry, logged, version, promoted)
     clock.lap("tracking")
+    return _summary(cfg, registry, data, fit, tested, gate, card, version=version,
+                    promoted=promoted, promotion_error=promotion_error, champion=champion,
+                    clock=clock, tracking=tracking)
+
+
+def _train_and_test(cfg: Config, data: _Prepared, x: pd.DataFrame,
+                    clock: _Stopwatch) -> tuple[Any, _Tested]:
+    """Step: fit on train (tuned on validation), then the one look at the test split."""
+    from .models import train_model
+
+    tr, va = data.split.train, data.split.validation
+    fit = train_model(cfg, x.iloc[tr], data.y[tr], x.iloc[va], data.y[va])
+    clock.lap("train")
+    tested = _test_once(cfg, fit, data, x)
+    clock.lap("evaluate")
+    return fit, tested
+
+
+def _check_custom_estimator(cfg: Config) -> None:
+    """Step: build a custom estimator once, so a wrong ``model.estimator`` fails early."""
+    if cfg.model.family == "custom":  # a wrong model.estimator fails before any data is read
+        from .custom import build
+        from .models import candidate_params
+
+        build(cfg, candidate_params(cfg)[0])
+
+
+def _explain(cfg: Config, fit: Any, x_train: pd.DataFrame, x_val: pd.DataFrame,
+             y_val: np.ndarray) -> tuple[dict[str, dict[str, float]], Any, Any, Any]:
+    """Step: the explanations (importances, coefficients, SHAP background and summary)."""
+    from .explain import linear_coefficients, permutation_importances
+    from .shap_explain import background_rows, global_importance
+
+    importances = permutation_importances(cfg, fit.pipeline, x_val, y_val)
+    coefficients = linear_coefficients(cfg, fit.pipeline)
+    background = background_rows(cfg, x_train)  # training rows only
+    shap_summary = global_importance(cfg, fit.pipeline, background, x_val)
+    return importances, coefficients, background, shap_summary
+
+
+def _summary(cfg: Config, registry: Any, data: _Prepared, fit: Any, tested: _Tested,
+             gate: dict[str, Any], card: dict[str, Any], *, version: int, promoted: bool,
+             promotion_error: str | None, champion: int | None, clock: _Stopwatch,
+             tracking: dict[str, Any] | None) -> dict[str, Any]:
+    """Step: the run's JSON-able summary (closes the stopwatch)."""
     return {
         "version": version,
         "promoted": promoted,
@@ -498,20 +531,7 @@ def _model_card(cfg: Config, data: _Prepared, fit: Any, tested: _Tested, gate: d
                                 "test": cfg.split.test}, "notes": split.notes},
         "leakage_audit": data.audit,
         "config": cfg.resolved(),
-        "model": {
-            "family": cfg.model.family,
-            "estimator": (cfg.model.estimator if cfg.model.family == "custom"
-                          else type(fit.pipeline.named_steps["model"]).__name__),
-            "estimator_class": _class_path(fit.pipeline.named_steps["model"]),
-            "preprocessing": cfg.model.preprocessing,
-            "params": fit.params,
-            "early_stopping": fit.early_stopping,
-            "stopping_iteration": fit.stopping_iteration,
-            "validation_metric": fit.validation_metric,
-            "validation_score": fit.validation_score,
-            "validation_curve": fit.validation_curve,
-            "search_trials": fit.trials,
-        },
+        "model": _model_section(cfg, fit),
         "threshold": fit.threshold,
         "threshold_info": fit.threshold_info,
         "primary_metric": cfg.primary_metric,
@@ -533,6 +553,24 @@ def _model_card(cfg: Config, data: _Prepared, fit: Any, tested: _Tested, gate: d
         "library_versions": library_versions(cfg.model.estimator),
         "git_commit": git_commit(),
         "timings_seconds": timings,
+    }
+
+
+def _model_section(cfg: Config, fit: Any) -> dict[str, Any]:
+    """Step: the card's ``model`` section (family, estimator, params, early stopping, search)."""
+    return {
+        "family": cfg.model.family,
+        "estimator": (cfg.model.estimator if cfg.model.family == "custom"
+                      else type(fit.pipeline.named_steps["model"]).__name__),
+        "estimator_class": _class_path(fit.pipeline.named_steps["model"]),
+        "preprocessing": cfg.model.preprocessing,
+        "params": fit.params,
+        "early_stopping": fit.early_stopping,
+        "stopping_iteration": fit.stopping_iteration,
+        "validation_metric": fit.validation_metric,
+        "validation_score": fit.validation_score,
+        "validation_curve": fit.validation_curve,
+        "search_trials": fit.trials,
     }
 
 

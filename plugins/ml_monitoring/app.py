@@ -114,6 +114,79 @@ def parse_version(text: str) -> int:
     return int(match.group(1))
 
 
+def _load(project_root: str | Path | None, model: str, may_read: DagReader) -> source.Source:
+    """Step: find ``model`` among the configs (404) and authorize its DAGs (403), then load it."""
+    specs, _ = source.discover(project_root)
+    if not any(spec.name == model for spec in specs):
+        raise NotFound(f"no model named '{model}'")
+    if not may_read(source.dag_ids(model).values()):
+        raise Forbidden(f"you may not read the DAGs of model '{model}'")
+    return source.load_source(model, project_root)
+
+
+def _failure(exc: BaseException, what: str) -> str:
+    """Step: log an error's detail under a reference id; return the generic message."""
+    ref = reference()
+    log.error("ml-monitoring %s failed (reference %s): %s: %s", what, ref,
+              type(exc).__name__, exc, exc_info=exc)
+    return f"{what}: the lifecycle data could not be read (reference {ref}; see the log)"
+
+
+def _html_page(project_root: str | Path | None, model: str, may_read: DagReader,
+               render: Callable[[source.Source], str], *, base: str, title: str,
+               headers: dict[str, str] = HEADERS) -> Response:
+    """Step: one model's HTML page, with the 404/403/500 error pages."""
+    try:
+        return HTMLResponse(render(_load(project_root, model, may_read)), headers=headers)
+    except NotFound as exc:
+        return HTMLResponse(pages.error_page("Not found", str(exc), base=base),
+                            status_code=404, headers=HEADERS)
+    except Forbidden as exc:
+        return HTMLResponse(pages.error_page("Forbidden", str(exc), base=base),
+                            status_code=403, headers=HEADERS)
+    except _errors() as exc:
+        return HTMLResponse(pages.error_page(title, _failure(exc, title), base=base),
+                            status_code=500, headers=HEADERS)
+
+
+def _json_answer(project_root: str | Path | None, model: str | None, may_read: DagReader,
+                 produce: Callable[[Any], Any]) -> Response:
+    """Step: one JSON answer (of a model, or of none), with the 404/403/500 error bodies."""
+    try:
+        subject = _load(project_root, model, may_read) if model is not None else None
+        return JSONResponse(source.jsonable(produce(subject)), headers=JSON_HEADERS)
+    except NotFound as exc:
+        return JSONResponse({"detail": str(exc)}, status_code=404, headers=JSON_HEADERS)
+    except Forbidden as exc:
+        return JSONResponse({"detail": str(exc)}, status_code=403, headers=JSON_HEADERS)
+    except _errors() as exc:
+        return JSONResponse({"detail": _failure(exc, "API")}, status_code=500,
+                            headers=JSON_HEADERS)
+
+
+def _version_of(src: source.Source, text: str) -> dict[str, Any]:
+    """Step: the view of one complete version (anything else is not found)."""
+    from ml_lifecycle.errors import RegistryError
+
+    number = parse_version(text)
+    try:
+        src.registry.get_card(number)  # RegistryError: not a complete version
+    except RegistryError as exc:
+        raise NotFound(str(exc)) from None
+    return source.version_view(src, number)
+
+
+def _checked_day(day: str) -> str:
+    """Step: a valid day (``YYYY-MM-DD``) or not found."""
+    from ml_lifecycle.drift.store import validate_day
+    from ml_lifecycle.errors import DataError
+
+    try:
+        return validate_day(day)
+    except DataError as exc:
+        raise NotFound(str(exc)) from None
+
+
 def create_app(project_root: str | Path | None = None) -> FastAPI:
     """Build the app. ``project_root`` (default: the folder above ``plugins/``) is the project
     whose ``configs/`` folder lists the models when ``ML_LIFECYCLE_CONFIGS`` is not set."""
@@ -123,70 +196,19 @@ def create_app(project_root: str | Path | None = None) -> FastAPI:
         docs_url=None, redoc_url=None, openapi_url=None,
         dependencies=[Depends(authenticated)],
     )
+    _add_page_routes(app, project_root)
+    _add_api_routes(app, project_root)
+    return app
 
-    def load(model: str, may_read: DagReader) -> source.Source:
-        specs, _ = source.discover(project_root)
-        if not any(spec.name == model for spec in specs):
-            raise NotFound(f"no model named '{model}'")
-        if not may_read(source.dag_ids(model).values()):
-            raise Forbidden(f"you may not read the DAGs of model '{model}'")
-        return source.load_source(model, project_root)
 
-    def failure(exc: BaseException, what: str) -> str:
-        ref = reference()
-        log.error("ml-monitoring %s failed (reference %s): %s: %s", what, ref,
-                  type(exc).__name__, exc, exc_info=exc)
-        return f"{what}: the lifecycle data could not be read (reference {ref}; see the log)"
+def _add_page_routes(app: FastAPI, project_root: str | Path | None) -> None:
+    """Step: register the HTML pages (each model authorized by :func:`dag_reader`)."""
+    Reader = Depends(dag_reader)
 
     def html_page(model: str, may_read: DagReader, render: Callable[[source.Source], str], *,
                   base: str, title: str, headers: dict[str, str] = HEADERS) -> Response:
-        try:
-            return HTMLResponse(render(load(model, may_read)), headers=headers)
-        except NotFound as exc:
-            return HTMLResponse(pages.error_page("Not found", str(exc), base=base),
-                                status_code=404, headers=HEADERS)
-        except Forbidden as exc:
-            return HTMLResponse(pages.error_page("Forbidden", str(exc), base=base),
-                                status_code=403, headers=HEADERS)
-        except _errors() as exc:
-            return HTMLResponse(pages.error_page(title, failure(exc, title), base=base),
-                                status_code=500, headers=HEADERS)
-
-    def json_answer(model: str | None, may_read: DagReader,
-                    produce: Callable[[Any], Any]) -> Response:
-        try:
-            subject = load(model, may_read) if model is not None else None
-            return JSONResponse(source.jsonable(produce(subject)), headers=JSON_HEADERS)
-        except NotFound as exc:
-            return JSONResponse({"detail": str(exc)}, status_code=404, headers=JSON_HEADERS)
-        except Forbidden as exc:
-            return JSONResponse({"detail": str(exc)}, status_code=403, headers=JSON_HEADERS)
-        except _errors() as exc:
-            return JSONResponse({"detail": failure(exc, "API")}, status_code=500,
-                                headers=JSON_HEADERS)
-
-    def version_of(src: source.Source, text: str) -> dict[str, Any]:
-        from ml_lifecycle.errors import RegistryError
-
-        number = parse_version(text)
-        try:
-            src.registry.get_card(number)  # RegistryError: not a complete version
-        except RegistryError as exc:
-            raise NotFound(str(exc)) from None
-        return source.version_view(src, number)
-
-    def checked_day(day: str) -> str:
-        from ml_lifecycle.drift.store import validate_day
-        from ml_lifecycle.errors import DataError
-
-        try:
-            return validate_day(day)
-        except DataError as exc:
-            raise NotFound(str(exc)) from None
-
-    # ---------------------------------------------------------------- pages
-
-    Reader = Depends(dag_reader)
+        return _html_page(project_root, model, may_read, render, base=base, title=title,
+                          headers=headers)
 
     @app.get("/", response_class=HTMLResponse, summary="All models")
     def model_list_page(may_read: DagReader = Reader) -> Response:
@@ -194,7 +216,7 @@ def create_app(project_root: str | Path | None = None) -> FastAPI:
             view = source.models_list_view(project_root, may_read)
             return HTMLResponse(pages.model_list_page(view), headers=HEADERS)
         except _errors() as exc:
-            return HTMLResponse(pages.error_page("Models", failure(exc, "Models"), base=None),
+            return HTMLResponse(pages.error_page("Models", _failure(exc, "Models"), base=None),
                                 status_code=500, headers=HEADERS)
 
     @app.get("/models/{model}/", response_class=HTMLResponse, summary="One model's versions")
@@ -207,7 +229,7 @@ def create_app(project_root: str | Path | None = None) -> FastAPI:
              summary="One model version")
     def version_page(model: str, version: str, may_read: DagReader = Reader) -> Response:
         return html_page(model, may_read,
-                         lambda src: pages.version_page(version_of(src, version), base="../"),
+                         lambda src: pages.version_page(_version_of(src, version), base="../"),
                          base="../", title="Version")
 
     @app.get("/models/{model}/drift", response_class=HTMLResponse, summary="Drift history")
@@ -220,7 +242,7 @@ def create_app(project_root: str | Path | None = None) -> FastAPI:
              summary="The stored HTML report of one checked day")
     def day_report(model: str, day: str, may_read: DagReader = Reader) -> Response:
         def render(src: source.Source) -> str:
-            path = source.day_report(src, checked_day(day))
+            path = source.day_report(src, _checked_day(day))
             if path is None:
                 raise NotFound(f"no drift report stored for {day}")
             return path.read_text(encoding="utf-8")
@@ -228,7 +250,14 @@ def create_app(project_root: str | Path | None = None) -> FastAPI:
         return html_page(model, may_read, render, base="../../", title="Drift report",
                          headers=REPORT_HEADERS)
 
-    # ---------------------------------------------------------------- JSON API
+
+def _add_api_routes(app: FastAPI, project_root: str | Path | None) -> None:
+    """Step: register the JSON API (each model authorized by :func:`dag_reader`)."""
+    Reader = Depends(dag_reader)
+
+    def json_answer(model: str | None, may_read: DagReader,
+                    produce: Callable[[Any], Any]) -> Response:
+        return _json_answer(project_root, model, may_read, produce)
 
     @app.get("/api/models", summary="The models you may read: champion, last check, alert")
     def api_models(may_read: DagReader = Reader) -> Response:
@@ -242,7 +271,7 @@ def create_app(project_root: str | Path | None = None) -> FastAPI:
     @app.get("/api/models/{model}/versions/{version}",
              summary="One version: card, quality report, promotions")
     def api_version(model: str, version: str, may_read: DagReader = Reader) -> Response:
-        return json_answer(model, may_read, lambda src: version_of(src, version))
+        return json_answer(model, may_read, lambda src: _version_of(src, version))
 
     @app.get("/api/models/{model}/champion", summary="The champion (null without one)")
     def api_champion(model: str, may_read: DagReader = Reader) -> Response:
@@ -255,11 +284,9 @@ def create_app(project_root: str | Path | None = None) -> FastAPI:
     @app.get("/api/models/{model}/drift/{day}", summary="The stored result of one checked day")
     def api_drift_day(model: str, day: str, may_read: DagReader = Reader) -> Response:
         def produce(src: source.Source) -> Any:
-            result = source.day_result(src, checked_day(day))
+            result = source.day_result(src, _checked_day(day))
             if result is None:
                 raise NotFound(f"day {day} was not checked")
             return result
 
         return json_answer(model, may_read, produce)
-
-    return app

@@ -162,6 +162,37 @@ def evaluate_batch(
         scores = scorer(_model_input(batch, profile, with_inf))
     t3 = time.perf_counter()
     timings["scoring"] = round(t3 - t2, 4)
+    pred, estimated, perf = _score_checks(
+        profile, batch, scores, quality, cfg, timings, scored_at=t3, labelled=labelled,
+        threshold=threshold, metric=metric, reference_metric=reference_metric,
+        estimator=estimator, pipeline=pipeline, min_reliability=min_reliability,
+        with_inf=with_inf)
+    return {"verdict": overall_verdict(data, pred, perf, estimated),
+            "batch": {"source": source, "n_rows": len(batch), "n_columns": int(batch.shape[1])},
+            "estimated_performance": estimated, "data_drift": data, "prediction_drift": pred,
+            "concept_drift": perf, "quality": quality, "timings_seconds": timings}
+
+
+def _score_checks(
+    profile: ReferenceProfile,
+    batch: pd.DataFrame,
+    scores: np.ndarray | None,
+    quality: dict[str, Any],
+    cfg: DriftConfig,
+    timings: dict[str, float],
+    *,
+    scored_at: float,
+    labelled: pd.DataFrame | None,
+    threshold: float | None,
+    metric: str | None,
+    reference_metric: float | None,
+    estimator: PerformanceEstimator | None,
+    pipeline: Any,
+    min_reliability: float,
+    with_inf: list[str],
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Step: what the scores tell (prediction drift, the label-free estimate, the realized
+    metric), timed from ``scored_at`` into ``timings``: ``(pred, estimated, perf)``."""
     if profile.task == "multiclass":
         pred = prediction_drift_multiclass(profile.class_scores, scores, cfg,
                                            class_shares=profile.class_shares)
@@ -180,17 +211,8 @@ def evaluate_batch(
         reference_metric = ref_entry.get("value") if isinstance(ref_entry, dict) else ref_entry
     perf = _realized(profile, labelled, cfg, metric=metric, reference_metric=reference_metric,
                      threshold=threshold, estimator=estimator)
-    timings["prediction_and_concept"] = round(time.perf_counter() - t5 + (t4 - t3), 4)
-    return {
-        "verdict": overall_verdict(data, pred, perf, estimated),
-        "batch": {"source": source, "n_rows": len(batch), "n_columns": int(batch.shape[1])},
-        "estimated_performance": estimated,
-        "data_drift": data,
-        "prediction_drift": pred,
-        "concept_drift": perf,
-        "quality": quality,
-        "timings_seconds": timings,
-    }
+    timings["prediction_and_concept"] = round(time.perf_counter() - t5 + (t4 - scored_at), 4)
+    return pred, estimated, perf
 
 
 def _features_and_quality(profile: ReferenceProfile, batch: pd.DataFrame, cfg: DriftConfig,
@@ -406,7 +428,6 @@ def run_drift_check(
         IntegrityError: a stored artifact was modified.
     """
     from ..data import load_table
-    from ..scoring import predict_scores
 
     validate_day(day)
     now = now or datetime.now(UTC)
@@ -418,22 +439,8 @@ def run_drift_check(
     task = card.get("task", cfg.task)
     threshold = card.get("threshold")
     metric = cfg.drift.performance_metric or DEFAULT_METRIC.get(task, "roc_auc")
-    target_info = (card.get("data") or {}).get("target") or {}
-    positive = target_info.get("positive_label")
-    labelled = None
-    if labels is not None:
-        labelled = trailing_window(
-            load_labelled(cfg, labels, positive_label=positive,
-                          classes=target_info.get("classes")), day=day,
-            window_days=cfg.drift.performance_window_days, max_rows=cfg.drift.performance_max_rows)
-
-    def scorer(frame: pd.DataFrame) -> np.ndarray:
-        try:
-            return predict_scores(champion["model"], frame, task)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise DataError(f"batch '{batch_path}': champion v{version} cannot score it: "
-                            f"{exc}") from None
-
+    labelled = _labelled_window(cfg, labels, card, day)
+    scorer = _champion_scorer(champion, task, batch_path)
     known = [c for c in (cfg.data.id_column, cfg.data.time_column, cfg.data.target) if c]
     evaluation = evaluate_batch(
         champion["profile"], batch, cfg.drift, scorer=scorer, labelled=labelled,
@@ -444,23 +451,64 @@ def run_drift_check(
     )
     evaluation["timings_seconds"]["load"] = round(t_load - started, 4)
     _add_shap_shares(evaluation["data_drift"], card)
-    result: dict[str, Any] = {
+    result = _undecided_result(cfg, evaluation, day=day, now=now, card=card, version=version,
+                               task=task, threshold=threshold, batch_path=batch_path,
+                               files=batch.attrs.get("files", []))
+    _decide_and_store(cfg, champion, result, day=day, now=now, report_dir=report_dir,
+                      started=started)
+    return {k: result[k] for k in RESULT_KEYS}
+
+
+def _labelled_window(cfg: Config, labels: pd.DataFrame | list[tuple[str, str]] | None,
+                     card: dict[str, Any], day: str) -> pd.DataFrame | None:
+    """Step: the scored and labelled rows of the trailing window before ``day`` (None without
+    labels)."""
+    target_info = (card.get("data") or {}).get("target") or {}
+    positive = target_info.get("positive_label")
+    labelled = None
+    if labels is not None:
+        labelled = trailing_window(
+            load_labelled(cfg, labels, positive_label=positive,
+                          classes=target_info.get("classes")), day=day,
+            window_days=cfg.drift.performance_window_days, max_rows=cfg.drift.performance_max_rows)
+    return labelled
+
+
+def _champion_scorer(champion: dict[str, Any], task: str,
+                     batch_path: str) -> Callable[[pd.DataFrame], np.ndarray]:
+    """Step: the champion's scorer (a batch it cannot score is a DataError)."""
+    from ..scoring import predict_scores
+
+    version = champion["version"]
+
+    def scorer(frame: pd.DataFrame) -> np.ndarray:
+        try:
+            return predict_scores(champion["model"], frame, task)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DataError(f"batch '{batch_path}': champion v{version} cannot score it: "
+                            f"{exc}") from None
+
+    return scorer
+
+
+def _undecided_result(cfg: Config, evaluation: dict[str, Any], *, day: str, now: datetime,
+                      card: dict[str, Any], version: int, task: str, threshold: Any,
+                      batch_path: str, files: list[Any]) -> dict[str, Any]:
+    """Step: the day's result before the retrain decision (model, batch, settings and the
+    evaluation; :func:`_decide_and_store` adds the rest)."""
+    return {
         "schema_version": RESULT_SCHEMA_VERSION,
         "day": day,
         "checked_at": now.isoformat(),
         "verdict": evaluation["verdict"],
         "model": {"name": card.get("name", cfg.name), "version": version, "task": task,
                   "threshold": threshold, "created_at": card.get("created_at")},
-        "batch": {**evaluation["batch"], "path": str(batch_path),
-                  "files": batch.attrs.get("files", [])},
+        "batch": {**evaluation["batch"], "path": str(batch_path), "files": files},
         "settings": {"drift": cfg.drift.model_dump(mode="json"),
                      "policy": cfg.policy.model_dump(mode="json")},
         **{k: evaluation[k] for k in ("estimated_performance", "data_drift", "prediction_drift",
                                       "concept_drift", "quality", "timings_seconds")},
     }
-    _decide_and_store(cfg, champion, result, day=day, now=now, report_dir=report_dir,
-                      started=started)
-    return {k: result[k] for k in RESULT_KEYS}
 
 
 def _add_shap_shares(data: dict[str, Any], card: dict[str, Any]) -> None:

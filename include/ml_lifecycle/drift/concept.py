@@ -78,17 +78,9 @@ def concept_drift(
         ``unavailable``), ``flagged``, ``value``, ``reference_value``, ``drop``, ``drop_low``,
         ``drop_high``, ``tolerance`` (in metric units), ``n_labelled``, ``reason``.
     """
-    y = np.asarray(y_true, dtype=float)
-    s = np.asarray(scores, dtype=float)  # multiclass: (n, K) class probabilities
-    ok = np.isfinite(y) & (np.isfinite(s).all(axis=1) if s.ndim == 2 else np.isfinite(s))
-    y, s = y[ok], s[ok]
-    out: dict[str, Any] = {
-        "status": UNAVAILABLE, "flagged": False, "metric": metric,
-        "higher_is_better": higher_is_better(metric), "reference_value": reference_value,
-        "value": None, "drop": None, "drop_low": None, "drop_high": None, "tolerance": None,
-        "tolerance_mode": tolerance_mode, "confidence": confidence, "n_labelled": len(y),
-        "min_labelled": min_labelled, "positive_rate": None, "reason": "",
-    }
+    y, s = _finite_rows(y_true, scores)
+    out = _unjudged(metric, reference_value, tolerance_mode=tolerance_mode,
+                    confidence=confidence, n_labelled=len(y), min_labelled=min_labelled)
     if reference_value is None or not np.isfinite(reference_value):
         out["reason"] = f"the model card has no test value of '{metric}'"
         return out
@@ -96,13 +88,9 @@ def concept_drift(
     out["tolerance"] = tol
     if task == "classification" and len(y):
         out["positive_rate"] = float(y.mean())
-    if len(y) < min_labelled:
-        out["status"] = INSUFFICIENT
-        out["reason"] = f"{len(y)} labelled rows (< drift.performance_min_labelled={min_labelled})"
-        return out
-    if task in ("classification", "multiclass") and len(np.unique(y)) < 2:
-        out["status"] = INSUFFICIENT
-        out["reason"] = "the labelled rows hold one class only"
+    insufficient = _insufficient_reason(task, y, min_labelled)
+    if insufficient:
+        out.update(status=INSUFFICIENT, reason=insufficient)
         return out
     if task == "multiclass":  # a class absent from the window is left out of the averages
         out["classes_present"] = len(np.unique(y))
@@ -110,6 +98,51 @@ def concept_drift(
     sign = 1.0 if higher_is_better(metric) else -1.0
     value = compute_metric(task, metric, y, s, threshold)
     drop = sign * (reference_value - value)
+    low, high = _drop_interval(out, metric, y, s, reference_value, sign=sign, n_boot=n_boot,
+                               confidence=confidence, seed=seed, threshold=threshold,
+                               reference_y=reference_y, reference_scores=reference_scores)
+    flagged = bool(drop > tol and low > 0)
+    out.update(status=DRIFT if flagged else NO_DRIFT, flagged=flagged, value=float(value),
+               drop=float(drop), drop_low=low, drop_high=high)
+    out["reason"] = _concept_reason(metric, value, len(y), reference_value, drop=drop, tol=tol,
+                                    confidence=confidence, low=low, high=high, flagged=flagged)
+    return out
+
+
+def _unjudged(metric: str, reference_value: float | None, *, tolerance_mode: str,
+              confidence: float, n_labelled: int, min_labelled: int) -> dict[str, Any]:
+    """Step: the result before any judgement (``unavailable``, no value, no drop)."""
+    return {
+        "status": UNAVAILABLE, "flagged": False, "metric": metric,
+        "higher_is_better": higher_is_better(metric), "reference_value": reference_value,
+        "value": None, "drop": None, "drop_low": None, "drop_high": None, "tolerance": None,
+        "tolerance_mode": tolerance_mode, "confidence": confidence, "n_labelled": n_labelled,
+        "min_labelled": min_labelled, "positive_rate": None, "reason": "",
+    }
+
+
+def _finite_rows(y_true: Any, scores: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Step: the labels and scores as floats, without the rows where either is not finite."""
+    y = np.asarray(y_true, dtype=float)
+    s = np.asarray(scores, dtype=float)  # multiclass: (n, K) class probabilities
+    ok = np.isfinite(y) & (np.isfinite(s).all(axis=1) if s.ndim == 2 else np.isfinite(s))
+    return y[ok], s[ok]
+
+
+def _insufficient_reason(task: str, y: np.ndarray, min_labelled: int) -> str | None:
+    """Step: why the window is too small to judge (None: it is large and varied enough)."""
+    if len(y) < min_labelled:
+        return f"{len(y)} labelled rows (< drift.performance_min_labelled={min_labelled})"
+    if task in ("classification", "multiclass") and len(np.unique(y)) < 2:
+        return "the labelled rows hold one class only"
+    return None
+
+
+def _drop_interval(out: dict[str, Any], metric: str, y: np.ndarray, s: np.ndarray,
+                   reference_value: float, *, sign: float, n_boot: int, confidence: float,
+                   seed: int, threshold: float, reference_y: Any,
+                   reference_scores: Any) -> tuple[float, float]:
+    """Step: the bootstrap interval of the drop (sets ``out["reference_resampled"]``)."""
     values = bootstrap_metric(metric, y, s, n_boot=n_boot, seed=seed, threshold=threshold)
     if reference_y is not None and reference_scores is not None and len(reference_y):
         # the test value is an estimate too: resample the test rows alongside
@@ -124,23 +157,25 @@ def concept_drift(
     ok = np.isfinite(values) & np.isfinite(ref_boot)
     alpha = (1 - confidence) / 2
     drops = sign * (ref_boot[ok] - values[ok])
-    low, high = (float(np.quantile(drops, alpha)), float(np.quantile(drops, 1 - alpha))) \
+    return (float(np.quantile(drops, alpha)), float(np.quantile(drops, 1 - alpha))) \
         if len(drops) else (float("nan"), float("nan"))
-    flagged = bool(drop > tol and low > 0)
-    out.update(status=DRIFT if flagged else NO_DRIFT, flagged=flagged, value=float(value),
-               drop=float(drop), drop_low=low, drop_high=high)
+
+
+def _concept_reason(metric: str, value: float, n: int, reference_value: float, *, drop: float,
+                    tol: float, confidence: float, low: float, high: float,
+                    flagged: bool) -> str:
+    """Step: the human-readable reason of a judged window."""
     why = []
     if drop <= tol:
         why.append(f"drop <= tolerance {tol:.4g}")
     if not low > 0:
         why.append("the interval includes no drop")
-    out["reason"] = (
-        f"{metric} {value:.4g} on {len(y)} labelled rows vs {reference_value:.4g} at test: drop "
+    return (
+        f"{metric} {value:.4g} on {n} labelled rows vs {reference_value:.4g} at test: drop "
         f"{drop:.4g} ({confidence:.0%} interval {low:.4g} .. {high:.4g}); "
         + ("flagged: drop > tolerance and the interval excludes no drop" if flagged
            else "not flagged: " + " and ".join(why))
     )
-    return out
 
 
 def _per_class_auc(y: np.ndarray, probs: np.ndarray, reference_y: Any,

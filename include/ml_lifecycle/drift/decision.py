@@ -1,6 +1,6 @@
 """From test results to decisions: per-feature drift, the dataset verdict, prediction drift.
 
-The rule that holds on large samples (docs/monitoring.md explains why):
+The rule that holds on large samples (docs/concepts/drift.md explains why):
 
 * a feature is **drifted** only when its significance test (KS / chi-squared) is significant after
   the Benjamini-Hochberg correction across the features of the batch at ``drift.fdr_q`` AND its
@@ -348,44 +348,9 @@ def decide_dataset(
     """
     weights = {f: max(float(profile.importances.get(f, 0.0)), 0.0) for f in profile.features}
     total_weight = sum(weights.values())
-    for res in features:
-        name = res["feature"]
-        if total_weight > 0:
-            res["importance_share"] = weights[name] / total_weight
-        if n_rows < cfg.min_rows and res["status"] != INSUFFICIENT:
-            res["status"] = INSUFFICIENT
-            res["reason"] = f"batch of {n_rows} rows (< drift.min_rows={cfg.min_rows})"
-            res["p_value"] = None
-        missing = res.get("missing_share")
-        if n_rows < cfg.min_rows and missing is not None:
-            missing.update(test=None, statistic=None, p_value=None)
-    valued = [f for f in features if f["status"] != INSUFFICIENT]
-    informative = [f["missing_share"] for f in features
-                   if f.get("missing_share") is not None and f["missing_share"]["test"]]
-    adjusted = benjamini_hochberg([f["p_value"] for f in valued]
-                                  + [m["p_value"] for m in informative]).tolist()
-    for f, adj in zip(valued, adjusted[:len(valued)], strict=True):
-        f["p_value_adjusted"] = adj
-        f["significant"] = bool(adj <= cfg.fdr_q)
-        f["drifted"] = bool(f["significant"] and f["effect_exceeded"])
-        f["status"] = DRIFT if f["drifted"] else NO_DRIFT
-        f["reason"] = _feature_reason(f, cfg.fdr_q)
-    for m, adj in zip(informative, adjusted[len(valued):], strict=True):
-        m["p_value_adjusted"] = adj
-        m["significant"] = bool(adj <= cfg.fdr_q)
-    for f in features:
-        missing = f.get("missing_share")
-        if missing is None or missing["p_value"] is None:
-            continue
-        if not missing["test"]:  # uninformative table: p = 1 whatever the family
-            missing.update(p_value_adjusted=1.0, significant=False)
-        missing["drifted"] = bool(missing["significant"] and missing["effect_exceeded"])
-        if missing["drifted"]:
-            f["reason"] = f"{_missing_reason(missing, cfg.fdr_q)}; " + (
-                f"values: {f['reason']}" if f["status"] != INSUFFICIENT
-                else f"values not tested: {f['reason']}")
-            f["drifted"] = True
-            f["status"] = DRIFT
+    _share_and_size_gate(features, weights, total_weight, n_rows=n_rows, cfg=cfg)
+    _adjust_p_values(features, cfg)
+    _missing_share_drift(features, cfg)
     tested = [f for f in features if f["status"] != INSUFFICIENT]
     drifted = [f["feature"] for f in features if f["drifted"]]
     out: dict[str, Any] = {
@@ -413,6 +378,57 @@ def decide_dataset(
         out["verdict"] = DRIFT
     out["reasons"] = _dataset_reasons(out)
     return out
+
+
+def _share_and_size_gate(features: list[dict[str, Any]], weights: dict[str, float],
+                         total_weight: float, *, n_rows: int, cfg: DriftConfig) -> None:
+    """Step: each feature's importance share; a batch below ``drift.min_rows`` tests nothing."""
+    for res in features:
+        name = res["feature"]
+        if total_weight > 0:
+            res["importance_share"] = weights[name] / total_weight
+        if n_rows < cfg.min_rows and res["status"] != INSUFFICIENT:
+            res["status"] = INSUFFICIENT
+            res["reason"] = f"batch of {n_rows} rows (< drift.min_rows={cfg.min_rows})"
+            res["p_value"] = None
+        missing = res.get("missing_share")
+        if n_rows < cfg.min_rows and missing is not None:
+            missing.update(test=None, statistic=None, p_value=None)
+
+
+def _adjust_p_values(features: list[dict[str, Any]], cfg: DriftConfig) -> None:
+    """Step: one BH family (value tests, then informative missing-share tests); value verdicts."""
+    valued = [f for f in features if f["status"] != INSUFFICIENT]
+    informative = [f["missing_share"] for f in features
+                   if f.get("missing_share") is not None and f["missing_share"]["test"]]
+    adjusted = benjamini_hochberg([f["p_value"] for f in valued]
+                                  + [m["p_value"] for m in informative]).tolist()
+    for f, adj in zip(valued, adjusted[:len(valued)], strict=True):
+        f["p_value_adjusted"] = adj
+        f["significant"] = bool(adj <= cfg.fdr_q)
+        f["drifted"] = bool(f["significant"] and f["effect_exceeded"])
+        f["status"] = DRIFT if f["drifted"] else NO_DRIFT
+        f["reason"] = _feature_reason(f, cfg.fdr_q)
+    for m, adj in zip(informative, adjusted[len(valued):], strict=True):
+        m["p_value_adjusted"] = adj
+        m["significant"] = bool(adj <= cfg.fdr_q)
+
+
+def _missing_share_drift(features: list[dict[str, Any]], cfg: DriftConfig) -> None:
+    """Step: a feature whose missing share moved significantly and enough is drifted."""
+    for f in features:
+        missing = f.get("missing_share")
+        if missing is None or missing["p_value"] is None:
+            continue
+        if not missing["test"]:  # uninformative table: p = 1 whatever the family
+            missing.update(p_value_adjusted=1.0, significant=False)
+        missing["drifted"] = bool(missing["significant"] and missing["effect_exceeded"])
+        if missing["drifted"]:
+            f["reason"] = f"{_missing_reason(missing, cfg.fdr_q)}; " + (
+                f"values: {f['reason']}" if f["status"] != INSUFFICIENT
+                else f"values not tested: {f['reason']}")
+            f["drifted"] = True
+            f["status"] = DRIFT
 
 
 def _fmt_p(p: float | None) -> str:

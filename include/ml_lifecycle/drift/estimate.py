@@ -788,19 +788,9 @@ def estimated_drift(
     ref_entry = reference.get(metric) or {}
     ref_value = ref_entry.get("estimated")
     hib = higher_is_better(metric)
-    out: dict[str, Any] = {
-        "status": UNAVAILABLE, "flagged": False, "method": method, "metric": metric,
-        "higher_is_better": hib, "value": None, "low": None, "high": None,
-        "confidence": confidence, "reference_value": ref_value,
-        "reference_realized": ref_entry.get("realized"), "drop": None, "drop_low": None,
-        "tolerance": None, "tolerance_mode": tolerance_mode,
-        "metrics": {}, "reliability": round(reliability_value, 6),
-        "reliable": bool(reliability_value >= min_reliability),
-        "min_reliability": min_reliability,
-        "outside_support": {k: round(v, 6) for k, v in sorted(
-            (outside or {}).items(), key=lambda kv: -kv[1]) if v > 0},
-        "n_rows": n_rows, "assumptions": list(ASSUMPTIONS), "reason": "",
-    }
+    out = _estimate_unjudged(ref_entry, metric=metric, method=method, confidence=confidence,
+                             tolerance_mode=tolerance_mode, reliability_value=reliability_value,
+                             min_reliability=min_reliability, outside=outside, n_rows=n_rows)
     if estimates is None:
         out["reason"] = "the model has no performance estimator (trained before estimation)"
         return out
@@ -829,16 +819,47 @@ def estimated_drift(
     flagged = bool(drop > tol and drop_low > 0)
     out.update(status=DRIFT if flagged else NO_DRIFT, flagged=flagged, drop=drop,
                drop_low=drop_low)
+    out["reason"] = _estimate_reason(out, metric, value, low, high, ref_value, drop=drop,
+                                     tol=tol, flagged=flagged, confidence=confidence,
+                                     reliability_value=reliability_value,
+                                     min_reliability=min_reliability)
+    return out
+
+
+def _estimate_unjudged(ref_entry: dict[str, float | None], *, metric: str, method: str,
+                       confidence: float, tolerance_mode: str, reliability_value: float,
+                       min_reliability: float, outside: dict[str, float] | None,
+                       n_rows: int) -> dict[str, Any]:
+    """Step: the ``estimated_performance`` result before any judgement (``unavailable``)."""
+    return {
+        "status": UNAVAILABLE, "flagged": False, "method": method, "metric": metric,
+        "higher_is_better": higher_is_better(metric), "value": None, "low": None, "high": None,
+        "confidence": confidence, "reference_value": ref_entry.get("estimated"),
+        "reference_realized": ref_entry.get("realized"), "drop": None, "drop_low": None,
+        "tolerance": None, "tolerance_mode": tolerance_mode,
+        "metrics": {}, "reliability": round(reliability_value, 6),
+        "reliable": bool(reliability_value >= min_reliability),
+        "min_reliability": min_reliability,
+        "outside_support": {k: round(v, 6) for k, v in sorted(
+            (outside or {}).items(), key=lambda kv: -kv[1]) if v > 0},
+        "n_rows": n_rows, "assumptions": list(ASSUMPTIONS), "reason": "",
+    }
+
+
+def _estimate_reason(out: dict[str, Any], metric: str, value: float, low: float, high: float,
+                     ref_value: float, *, drop: float, tol: float, flagged: bool,
+                     confidence: float, reliability_value: float,
+                     min_reliability: float) -> str:
+    """Step: the human-readable reason of a judged estimate (with the reliability note)."""
     note = "" if out["reliable"] else (
         f"; reliability {reliability_value:.0%} < {min_reliability:.0%}: part of the batch lies "
         "outside the training data's support")
-    out["reason"] = (
+    return (
         f"estimated {metric} {value:.4g} ({confidence:.0%} interval {low:.4g} .. {high:.4g}) vs "
         f"{ref_value:.4g} estimated on the test split: drop {drop:.4g}, tolerance {tol:.4g}; "
         + ("flagged" if flagged else "within tolerance" if drop <= tol
            else "not flagged: the interval includes no drop") + note
     )
-    return out
 
 
 # --------------------------------------------------------------------------- realized calibration
@@ -897,12 +918,8 @@ def realized_calibration(
     s = np.asarray(scores, dtype=float)
     ok = np.isfinite(y) & np.isfinite(s)
     y, s = y[ok], s[ok]
-    out: dict[str, Any] = {
-        "status": UNAVAILABLE, "flagged": False, "observed": None, "expected": None,
-        "ratio": None, "low": None, "high": None, "tolerance": tolerance,
-        "confidence": confidence, "direction": None, "n_labelled": len(y),
-        "min_labelled": min_labelled, "reason": "",
-    }
+    out = _calibration_unjudged(tolerance=tolerance, confidence=confidence, n_labelled=len(y),
+                                min_labelled=min_labelled)
     if calibration is None:
         out["reason"] = "the model has no calibration map (trained before estimation)"
         return out
@@ -914,6 +931,27 @@ def realized_calibration(
         out["reason"] = (f"{len(y)} labelled rows (< {min_labelled})" if len(y) < min_labelled
                          else f"{expected:.1f} expected positives (< {min_expected:g})")
         return out
+    low, high = _ratio_interval(y, s, p, uncertainty, n_boot=n_boot, seed=seed,
+                                confidence=confidence)
+    _judge_ratio(out, observed, expected, low, high, tolerance=tolerance, confidence=confidence)
+    return out
+
+
+def _calibration_unjudged(*, tolerance: float, confidence: float, n_labelled: int,
+                          min_labelled: int) -> dict[str, Any]:
+    """Step: the realized-calibration result before any judgement (``unavailable``)."""
+    return {
+        "status": UNAVAILABLE, "flagged": False, "observed": None, "expected": None,
+        "ratio": None, "low": None, "high": None, "tolerance": tolerance,
+        "confidence": confidence, "direction": None, "n_labelled": n_labelled,
+        "min_labelled": min_labelled, "reason": "",
+    }
+
+
+def _ratio_interval(y: np.ndarray, s: np.ndarray, p: np.ndarray,
+                    uncertainty: dict[str, Any] | None, *, n_boot: int, seed: int,
+                    confidence: float) -> tuple[float, float]:
+    """Step: the bootstrap interval of O/E (rows resampled, and one calibration map each)."""
     probs = replicate_probabilities(uncertainty, p, s)  # (replicates, n)
     rng = np.random.default_rng([seed, 11])
     ratios = np.empty(n_boot)
@@ -922,6 +960,12 @@ def realized_calibration(
         ratios[b] = y[rows].sum() / max(probs[m, rows].sum(), _EPS)
     alpha = (1.0 - confidence) / 2.0
     low, high = (float(v) for v in np.quantile(ratios, [alpha, 1.0 - alpha]))
+    return low, high
+
+
+def _judge_ratio(out: dict[str, Any], observed: float, expected: float, low: float,
+                 high: float, *, tolerance: float, confidence: float) -> None:
+    """Step: flag an O/E whose whole interval lies outside the tolerance; sets the reason."""
     ratio = observed / expected
     upper, lower = 1.0 + tolerance, 1.0 / (1.0 + tolerance)
     flagged = bool(low > upper or high < lower)
@@ -938,7 +982,6 @@ def realized_calibration(
            "within tolerance" if lower <= ratio <= upper else
            "not flagged: the interval reaches into the tolerance")
     )
-    return out
 
 
 __all__ = [

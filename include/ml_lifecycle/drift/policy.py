@@ -44,6 +44,7 @@ The policy state (pending trigger, trigger history, open episode) lives in
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -302,6 +303,37 @@ def decide_retrain(
     # critical data quality alerts (severity) but never asks for a retrain by itself
     wants = retrain_level != "none" and \
         severity_rank(retrain_level) >= severity_rank(cfg.min_severity)
+    guarded = _check_guards(state, registry_state, now=now, cfg=cfg, day=day, wants=wants,
+                            severity=severity, retrain_level=retrain_level,
+                            quality_level=quality_level, reasons=reasons)
+    retrain = bool(guarded.wants and not guarded.blocked)
+    if not reasons:
+        reasons.append("no drift, no performance drop: no action")
+    alert = alert_episode(_episode_of(state, day), severity=severity, verdict=verdict, day=day,
+                          now=now, cfg=cfg, retrain=retrain, blocked_by=guarded.blocked)
+    return _decision(cfg, guarded, alert=alert, retrain=retrain, severity=severity,
+                     reasons=reasons, now=now)
+
+
+@dataclass
+class _Guarded:
+    """What the guards made of one check's wish to retrain (see :func:`_check_guards`)."""
+
+    wants: bool
+    rerun: bool
+    trigger_id: str
+    blocked: list[str]
+    notes: list[str]
+    pending: dict[str, Any] | None
+    last_retrain: datetime | None
+    in_period: int
+
+
+def _check_guards(state: dict[str, Any], registry_state: dict[str, Any], *, now: datetime,
+                  cfg: PolicyConfig, day: str | None, wants: bool, severity: str,
+                  retrain_level: str, quality_level: str, reasons: list[str]) -> _Guarded:
+    """Step: a re-run, critical quality, a pending retrain, the cooldown and the budget (their
+    reasons are appended to ``reasons``)."""
     critical = retrain_level == "critical"
     bad_quality = quality_level == "critical"
     blocked: list[str] = []
@@ -329,29 +361,36 @@ def decide_retrain(
                 blocked=blocked, reasons=reasons, notes=notes)
     elif severity != "none":
         reasons.append(f"severity {severity} is below policy.min_severity={cfg.min_severity}")
-    retrain = bool(wants and not blocked)
-    if not reasons:
-        reasons.append("no drift, no performance drop: no action")
+    return _Guarded(wants, rerun, trigger_id, blocked, notes, pending, last_retrain,
+                    len(in_period))
+
+
+def _episode_of(state: dict[str, Any], day: str | None) -> dict[str, Any] | None:
+    """Step: the alert episode this check continues (the open one, or the re-run day's)."""
     episode = state.get("episode")
     closed = (state.get("episodes") or [])[-1:]
     if not episode and day and closed and closed[0].get("last_action_day") == day:
         episode = closed[0]  # a re-run of the day that resolved the last episode
-    alert = alert_episode(episode, severity=severity, verdict=verdict, day=day,
-                          now=now, cfg=cfg, retrain=retrain, blocked_by=blocked)
+    return episode
+
+
+def _decision(cfg: PolicyConfig, guarded: _Guarded, *, alert: dict[str, Any], retrain: bool,
+              severity: str, reasons: list[str], now: datetime) -> dict[str, Any]:
+    """Step: the JSON-able decision of :func:`decide_retrain`."""
     return {
         "trigger": cfg.trigger,
         "alert": alert,
         "retrain": retrain,
         "severity": severity,
         "reasons": reasons,
-        "notes": notes,
-        "blocked_by": blocked,
-        "trigger_id": trigger_id if retrain else None,
-        "rerun": rerun,
+        "notes": guarded.notes,
+        "blocked_by": guarded.blocked,
+        "trigger_id": guarded.trigger_id if retrain else None,
+        "rerun": guarded.rerun,
         "evaluated_at": now.isoformat(),
-        "last_retrain_at": last_retrain.isoformat() if last_retrain else None,
-        "retrains_in_period": len(in_period),
-        "pending": pending,
+        "last_retrain_at": guarded.last_retrain.isoformat() if guarded.last_retrain else None,
+        "retrains_in_period": guarded.in_period,
+        "pending": guarded.pending,
         "min_severity": cfg.min_severity,
     }
 
@@ -402,11 +441,8 @@ def alert_episode(
     if not episode:
         if not alerting:
             return {"action": None, "episode": None, "open": False}
-        opened = {"episode_id": f"episode-{day or f'{now:%Y%m%dT%H%M%S}'}", "opened_day": day,
-                  "opened_at": stamp, "severity": severity, "max_severity": severity,
-                  "last_alert_at": stamp, "last_seen_day": day, "days": 1, "alerts": 1,
-                  "retrains": int(retrain), "blocked_by": list(blocked_by or []),
-                  "last_action": "open", "last_action_day": day}
+        opened = _opened_episode(severity=severity, day=day, now=now, retrain=retrain,
+                                 blocked_by=blocked_by)
         return {"action": "open", "episode": opened, "open": True}
     current = dict(episode)
     current.update(last_seen_day=day, days=int(current.get("days", 1)) + 1)
@@ -416,6 +452,27 @@ def alert_episode(
         current.update(closed_day=day, closed_at=stamp, severity=severity,
                        last_action="resolved", last_action_day=day)
         return {"action": "resolved", "episode": current, "open": False}
+    action = _continue_episode(current, severity=severity, day=day, now=now, cfg=cfg,
+                               retrain=retrain, blocked_by=blocked_by)
+    return {"action": action, "episode": current, "open": True}
+
+
+def _opened_episode(*, severity: str, day: str | None, now: datetime, retrain: bool,
+                    blocked_by: list[str] | None) -> dict[str, Any]:
+    """Step: a new alert episode, opened (and alerted) by this check."""
+    stamp = now.isoformat()
+    return {"episode_id": f"episode-{day or f'{now:%Y%m%dT%H%M%S}'}", "opened_day": day,
+            "opened_at": stamp, "severity": severity, "max_severity": severity,
+            "last_alert_at": stamp, "last_seen_day": day, "days": 1, "alerts": 1,
+            "retrains": int(retrain), "blocked_by": list(blocked_by or []),
+            "last_action": "open", "last_action_day": day}
+
+
+def _continue_episode(current: dict[str, Any], *, severity: str, day: str | None,
+                      now: datetime, cfg: PolicyConfig, retrain: bool,
+                      blocked_by: list[str] | None) -> str | None:
+    """Step: an alerting check of an open episode: updates ``current`` and returns the action
+    (``escalated``, ``reminder`` or None: quiet)."""
     current["severity"] = severity
     current["retrains"] = int(current.get("retrains", 0)) + int(retrain)
     if blocked_by:
@@ -428,9 +485,9 @@ def alert_episode(
     elif last is None or now - last >= timedelta(days=cfg.alert_reminder_days):
         action = "reminder"
     if action:
-        current.update(last_alert_at=stamp, alerts=int(current.get("alerts", 0)) + 1,
+        current.update(last_alert_at=now.isoformat(), alerts=int(current.get("alerts", 0)) + 1,
                        last_action=action, last_action_day=day)
-    return {"action": action, "episode": current, "open": True}
+    return action
 
 
 def record_decision(

@@ -260,21 +260,7 @@ def build_profile(
         c: build_categorical_reference(frame[c], c, max_categories=s.max_profile_categories)
         for c in categorical
     }
-    scores = None
-    class_scores: dict[str, NumericReference] = {}
-    class_shares: dict[str, float] = {}
-    if validation_scores is not None and len(validation_scores):
-        values = np.asarray(validation_scores, dtype=float)
-        if values.ndim == 2:  # multiclass: one reference per class probability
-            names = [str(c) for c in (classes or range(values.shape[1]))]
-            class_scores = {name: build_numeric_reference(values[:, k], f"__score_{name}__",
-                                                          **options)
-                            for k, name in enumerate(names)}
-            predicted = np.bincount(values.argmax(axis=1), minlength=values.shape[1])
-            class_shares = {name: float(predicted[k] / len(values))
-                            for k, name in enumerate(names)}
-        else:
-            scores = build_numeric_reference(values, "__score__", **options)
+    scores, class_scores, class_shares = _score_references(validation_scores, classes, options)
     return ReferenceProfile(
         task=task,
         numeric=num_refs,
@@ -293,6 +279,28 @@ def build_profile(
                                              "seed")},
         created_at=datetime.now(UTC).isoformat(),
     )
+
+
+def _score_references(
+    validation_scores: np.ndarray | None, classes: list[Any] | None, options: dict[str, Any]
+) -> tuple[NumericReference | None, dict[str, NumericReference], dict[str, float]]:
+    """Step: the prediction-drift references (the score's, or per class and predicted shares)."""
+    scores = None
+    class_scores: dict[str, NumericReference] = {}
+    class_shares: dict[str, float] = {}
+    if validation_scores is not None and len(validation_scores):
+        values = np.asarray(validation_scores, dtype=float)
+        if values.ndim == 2:  # multiclass: one reference per class probability
+            names = [str(c) for c in (classes or range(values.shape[1]))]
+            class_scores = {name: build_numeric_reference(values[:, k], f"__score_{name}__",
+                                                          **options)
+                            for k, name in enumerate(names)}
+            predicted = np.bincount(values.argmax(axis=1), minlength=values.shape[1])
+            class_shares = {name: float(predicted[k] / len(values))
+                            for k, name in enumerate(names)}
+        else:
+            scores = build_numeric_reference(values, "__score__", **options)
+    return scores, class_scores, class_shares
 
 
 def build_reference_profile(
