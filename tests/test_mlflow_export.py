@@ -100,8 +100,16 @@ def check_a_lifecycle(tmp_path: Path, uri: str) -> None:
 
 
 def test_a_sqlite_tracking_store_gets_runs_versions_and_the_champion_alias(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # run from another folder, as a worker does: artifacts go beside the database, never into
+    # the working directory (MLflow's own default for a SQLite store is ./mlruns)
+    workdir = tmp_path / "worker-cwd"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
     check_a_lifecycle(tmp_path, f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert list(workdir.iterdir()) == []
+    stored = {p.name for p in (tmp_path / "mlruns").rglob("*") if p.is_file()}
+    assert {"model_card.json", "gate.json", "MLmodel"} <= stored
 
 
 def free_port() -> int:

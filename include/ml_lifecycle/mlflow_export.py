@@ -85,6 +85,21 @@ def _session(cfg: Config) -> Iterator[Any]:
         yield mlflow
 
 
+def artifact_location(uri: str) -> str | None:
+    """Where a new experiment keeps its artifacts: beside the database for a SQLite store
+    (MLflow's own default, ``./mlruns``, would land in whatever folder the worker runs in);
+    the server's default for anything else."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return (Path(uri[len("sqlite:///"):]).resolve().parent / "mlruns").as_uri()
+
+
+def _use_experiment(mlflow: Any, name: str, uri: str) -> None:
+    if mlflow.get_experiment_by_name(name) is None:
+        mlflow.create_experiment(name, artifact_location=artifact_location(uri))
+    mlflow.set_experiment(name)
+
+
 def _failed(exc: BaseException, step: str) -> dict[str, Any]:
     return {"status": "failed", "step": step, "error": f"{type(exc).__name__}: {exc}"[:2000],
             "warning": f"MLflow {step} failed; the lifecycle went on without it "
@@ -136,7 +151,7 @@ def log_training(cfg: Config, card: dict[str, Any], pipeline: Any, example: pd.D
     try:
         with _session(cfg) as mlflow:
             experiment = settings.experiment or f"ml-lifecycle/{cfg.name}"
-            mlflow.set_experiment(experiment)
+            _use_experiment(mlflow, experiment, tracking_uri(cfg))
             reason = str((card.get("trigger") or {}).get("reason", ""))
             with mlflow.start_run(run_name=f"{cfg.name} {card.get('created_at', '')}") as run:
                 mlflow.log_params(_flat_params(cfg, card))
