@@ -8,7 +8,7 @@ export PYTHONPATH := $(CURDIR)/include
 # OpenMP busy-waits when cores are shared (pytest + Airflow workers): one thread per process.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: venv venv-dev demo test test-fast test-pythons test-mlflow lint airflow bench clean
+.PHONY: venv venv-dev demo test test-fast test-pythons test-mlflow docs lint airflow bench clean
 
 # The core's unit tests (no Airflow, no services), also run on the other Python versions that
 # Airflow 3 supports, where installed (python3.X on PATH or ~/.pyenv/versions/3.X*).
@@ -41,15 +41,16 @@ demo: venv
 # chromium-driver (.ci/run installs them); elsewhere it is skipped, saying so.
 test: venv-dev
 	$(VENV)/bin/ruff check .
+	$(MAKE) --no-print-directory docs
 	$(VENV)/bin/pytest -q
 	$(MAKE) --no-print-directory test-pythons
 	$(MAKE) --no-print-directory test-mlflow
 
-# Day-to-day: lint + the unit and integration tests that need no embedded Airflow run,
-# cluster or browser (pytest -m "not slow", about 2.5 minutes on 2 cores).
+# Day-to-day: lint + the unit tests (no embedded Airflow run, cluster, browser, S3 server or
+# end-to-end training of several models: pytest -m "not slow and not integration").
 test-fast: venv-dev
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/pytest -q -m "not slow"
+	$(VENV)/bin/pytest -q -p no:cacheprovider -m "not slow and not integration"
 
 # .venv-3.X: the core's locked dependencies only (scripts/core_requirements.py), no Airflow.
 test-pythons: venv-dev
@@ -81,6 +82,15 @@ test-mlflow: venv-dev
 	ML_LIFECYCLE_MLFLOW_SERVER=$(CURDIR)/$(VENV)-mlflow-server/bin/mlflow \
 	  $(VENV)-mlflow/bin/python -m pytest -q -p no:cacheprovider tests/test_mlflow_export.py
 
+# The documentation site (mkdocs.yml) in its own venv from the locked requirements-docs.txt:
+# generated pages must be current (scripts/gen_docs.py --check), and --strict fails the build on
+# a broken link, a missing snippet or a docstring the API reference cannot read.
+docs: venv
+	@test -x $(VENV)-docs/bin/python || $(PYTHON) -m venv $(VENV)-docs
+	$(VENV)-docs/bin/pip install --quiet --disable-pip-version-check -r requirements-docs.txt
+	$(PY) scripts/gen_docs.py --check
+	NO_MKDOCS_2_WARNING=1 $(VENV)-docs/bin/mkdocs build --strict --quiet --site-dir site
+
 lint: venv-dev
 	$(VENV)/bin/ruff check .
 
@@ -91,4 +101,4 @@ bench: venv
 	$(PY) benchmarks/run_all.py
 
 clean:
-	rm -rf .airflow var demo-summary.json test-output .pytest_cache .ruff_cache
+	rm -rf .airflow var demo-summary.json test-output site .pytest_cache .ruff_cache

@@ -1,16 +1,16 @@
 """Whole-decision false-alarm rate: how often does a clean day reach the retrain severity?
 
-A monitoring decision is judged by its false alarms on clean data (and its delay on harmful
-change: ``docs/backtest.md``). This benchmark simulates a long run of **clean days** (the demo's
-world without any shift or concept change: ``simulate(..., shift_day=days, concept_day=days)``),
-trains the demo model once, and replays every day through the backtest's ``never`` schedule of
-checks: each day the drift check runs with **all signals together** (data drift with the
-missing-share test, prediction drift, the label-free performance estimate, the realized metric
-and the realized calibration on the labels that have arrived, data quality) and the policy
-grades the day. A day is a false alarm when its severity reaches ``policy.min_severity`` (the
-retrain severity), whatever the
-cooldown or the budget would do with it. Every policy strategy of the backtest runs on the same
-days: ``performance`` (the default), ``performance+escalate`` and ``drift`` (the earlier rule).
+A monitoring decision is judged by its false alarms on clean data (and its delay on harmful change:
+``docs/how-to/tuning-the-policy.md``). This benchmark simulates a long run of **clean days** (the
+demo's world without any shift or concept change: ``simulate(..., shift_day=days,
+concept_day=days)``), trains the demo model once, and replays every day through the backtest's
+``never`` schedule of checks: each day the drift check runs with **all signals together** (data
+drift with the missing-share test, prediction drift, the label-free performance estimate, the
+realized metric and the realized calibration on the labels that have arrived, data quality) and the
+policy grades the day. A day is a false alarm when its severity reaches ``policy.min_severity``
+(the retrain severity), whatever the cooldown or the budget would do with it. Every policy strategy
+of the backtest runs on the same days: ``performance`` (the default), ``performance+escalate`` and
+``drift`` (the earlier rule).
 
 Reproduce::
 

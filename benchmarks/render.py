@@ -564,13 +564,13 @@ def _load_span(results: dict[str, Any]) -> str:
 
 
 def render_performance(results: dict[str, Any]) -> str:
-    """docs/performance.md: the README's "Performance" section, quoting RESULTS.md."""
+    """docs/operations/performance.md: the site's performance page, quoting RESULTS.md."""
     meta = results.get("meta", {})
     m = meta.get("machine", {})
     lines = [
         "# Performance",
         "",
-        "Figures from [`benchmarks/RESULTS.md`](../benchmarks/RESULTS.md) (full tables, every run "
+        "Figures from `benchmarks/RESULTS.md` (full tables, every run "
         "in `benchmarks/results.json`), measured by `make bench`, every tool side by side on "
         f"the same data in the same run, on {(meta.get('started_at') or '')[:10]}: "
         f"{m.get('cores_usable')} cores, "

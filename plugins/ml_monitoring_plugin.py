@@ -11,7 +11,7 @@ row per checked day, effect sizes over time, performance once labels arrive, eac
   ``/plugin/ml-monitoring`` (the app's URL needs its trailing slash).
 
 This file stays cheap to import (Airflow imports it in every component): the app itself is
-built on the first request (:class:`ml_monitoring.LazyApp`). See ``docs/ui.md``.
+built on the first request (:class:`ml_monitoring.LazyApp`). See ``docs/how-to/ui.md``.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Trains ``configs/adult.yaml`` (the project's own ``run_training``, in a temporary registry),
 explains the person among the first 200 of ``adult.test`` whose predicted probability is
-closest to 0.75, and draws each input's contribution (log-odds) with its value. The README shows the
-picture; rerun this script to regenerate it::
+closest to 0.75, and draws each input's contribution (log-odds) with its value.
+``docs/how-to/explanations.md`` shows the picture; rerun this script to regenerate it::
 
     PYTHONPATH=include .venv/bin/python scripts/shap_example.py
 """

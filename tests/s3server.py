@@ -2,7 +2,7 @@
 patching: s3fs/botocore talk HTTP to it exactly as they would to MinIO or AWS).
 
 The connection settings are the standard AWS environment variables, which is also how a
-deployment configures S3-compatible storage (see README "Run on a cluster").
+deployment configures S3-compatible storage (see docs/how-to/s3.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The layering written in ``docs/ARCHITECTURE.md`` holds in the code.
+"""The layering written in ``docs/architecture.md`` holds in the code.
 
 The module map there is the one source: this test reads its table (module -> may import) and
 checks every import statement of the core, including those inside functions, against it; the
@@ -16,7 +16,7 @@ import pytest
 from conftest import PROJECT_ROOT
 
 CORE = PROJECT_ROOT / "include"
-DOC = PROJECT_ROOT / "docs" / "ARCHITECTURE.md"
+DOC = PROJECT_ROOT / "docs" / "architecture.md"
 FORBIDDEN = ("airflow", "ml_lifecycle_airflow", "ml_monitoring", "fastapi")
 
 

@@ -44,6 +44,8 @@ from native_compose import (  # noqa: E402
     write_env_from_example,
 )
 
+pytestmark = pytest.mark.integration
+
 EXAMPLE_ENV = PROJECT_ROOT / ".env.example"
 SECRET_VARS = ("POSTGRES_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET",
                "AIRFLOW_API_SECRET_KEY", "_AIRFLOW_WWW_USER_PASSWORD")

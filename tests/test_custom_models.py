@@ -25,6 +25,8 @@ from ml_lifecycle.lifecycle import score_file
 from ml_lifecycle.registry import Registry
 from ml_lifecycle.train import run_training
 
+pytestmark = pytest.mark.integration
+
 NOW = datetime(2026, 7, 2, tzinfo=UTC)
 FEATURES = ["x1", "x2", "cat", "merchant"]
 

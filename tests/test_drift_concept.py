@@ -154,6 +154,7 @@ def test_labels_and_predictions_are_joined_by_id_in_a_trailing_window(tmp_path: 
         load_labelled(cfg, labels)  # a labelled frame without scores
 
 
+@pytest.mark.integration
 def test_the_test_splits_own_error_enters_the_interval_of_the_drop() -> None:
     """Before: the test-split metric was treated as exact. On a 400-row test split its own
     sampling error is as large as the tolerance, so the interval of the drop was too narrow:

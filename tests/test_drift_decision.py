@@ -78,6 +78,7 @@ def test_a_shift_of_a_fifth_of_a_standard_deviation_at_5000_rows_is_drift() -> N
     assert x2["effect_size"] == pytest.approx(0.2, abs=0.04)
 
 
+@pytest.mark.integration
 def test_false_alarms_over_200_days_of_25_features_stay_below_two_percent() -> None:
     """200 daily batches of 10,000 rows drawn from the reference distribution itself."""
     rng = np.random.default_rng(2024)

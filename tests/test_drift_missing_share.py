@@ -295,6 +295,7 @@ def test_value_and_missing_share_p_values_share_one_bh_family(profile) -> None:
 # --------------------------------------------------------------------------- (e) false positives
 
 
+@pytest.mark.integration
 def test_missing_share_false_positives_stay_rare_and_p_values_uniform() -> None:
     """(e) 250 clean batches: the reference's own distribution, missing shares unchanged.
 

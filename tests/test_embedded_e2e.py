@@ -36,7 +36,7 @@ FAST = ["model.max_iter=60", "model.patience=5", "evaluation.bootstrap=20",
         "policy.min_severity=high", "policy.cooldown_days=3", "policy.budget_max_retrains=4",
         # The wiring is under test, not the decision: the drift-led rule makes "shifted day ->
         # retrain" certain here (the simulated covariate shift costs the model ~3 % of ROC-AUC,
-        # within the performance-led default's 5 % tolerance: see docs/backtest.md).
+        # within the performance-led default's 5 % tolerance: see docs/how-to/tuning-the-policy.md).
         "policy.trigger=drift",
         # No label of the two days has arrived when the retrain runs: do not wait for any.
         "lifecycle.min_new_labels=0"]

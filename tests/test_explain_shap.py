@@ -16,6 +16,8 @@ from ml_lifecycle.registry import Registry
 from ml_lifecycle.shap_explain import BACKGROUND_FILE, ShapExplainer
 from ml_lifecycle.train import run_training
 
+pytestmark = pytest.mark.integration
+
 FEATURES = ["x1", "x2", "cat", "merchant"]
 
 

@@ -26,6 +26,8 @@ from ml_lifecycle.registry import Registry, open_registry
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from s3server import new_bucket, s3_server, s3fs_client
 
+pytestmark = pytest.mark.integration
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 

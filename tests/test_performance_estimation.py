@@ -175,6 +175,7 @@ def test_fit_calibration_fixes_badly_calibrated_scores(distort: str) -> None:
 # --------------------------------------------------------------------------- the done-criterion
 
 
+@pytest.mark.integration
 def test_estimate_covers_the_realized_metric_under_covariate_shift() -> None:
     result = coverage_under_covariate_shift(seed=1)
     coverage = result["coverage"]
@@ -304,6 +305,7 @@ def test_dle_matches_the_realized_error_and_sees_noisier_regions(regression) -> 
         assert noisy[metric]["value"] == pytest.approx(truth_noisy[metric], rel=0.08)
 
 
+@pytest.mark.integration
 def test_dle_intervals_cover_the_realized_error(regression) -> None:
     rng, pipeline, estimator = regression
     inside = {"mae": 0, "rmse": 0}
@@ -467,6 +469,7 @@ def _labelled_batch(rng: np.random.Generator, model: LogisticRegression, n: int,
     return y, model.predict_proba(x)[:, 1]
 
 
+@pytest.mark.integration
 def test_realized_calibration_stays_quiet_on_a_calibrated_model_at_every_batch_size() -> None:
     """Minimum-effect test: flagged only when the whole O/E interval is beyond the tolerance,
     so clean batches of 300 rows alarm no more than batches of 5,000 (the daily-noise false

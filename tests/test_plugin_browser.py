@@ -10,7 +10,8 @@ screenshots under ``test-output/plugin_browser/``. The api-server and the browse
 stopped, and the test verifies that none of their processes is left.
 
 ``UPDATE_DOCS_SCREENSHOT=1`` (or a missing picture) also copies the Models and Drift history
-screenshots to ``docs/img/monitoring.png`` and ``docs/img/monitoring-drift.png`` (docs/ui.md).
+screenshots to ``docs/img/monitoring.png`` and ``docs/img/monitoring-drift.png``
+(docs/how-to/ui.md).
 """
 
 from __future__ import annotations
@@ -190,7 +191,7 @@ def snap(driver: Any, name: str) -> Path:
 
 
 def update_docs(shot: Path, target: Path) -> None:
-    """Copy a screenshot into docs/img/ (asked for, or missing): the pictures of docs/ui.md."""
+    """Copy a screenshot into docs/img/ (asked for, or missing): docs/how-to/ui.md shows them."""
     if os.environ.get("UPDATE_DOCS_SCREENSHOT") != "1" and target.exists():
         return
     size = shot.stat().st_size

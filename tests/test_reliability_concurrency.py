@@ -11,7 +11,7 @@ The locks are ``fcntl.flock`` on ``<registry.root>/.lock`` (registry writers) an
 their holder dies, so a SIGKILLed holder never leaves a stale lock (tested below). They hold on a
 local disk and on NFS/EFS-style shared volumes whose clients emulate flock with byte-range locks;
 they do not exist on S3-compatible object storage, which is why the registry refuses object-store
-roots for now (``config.RegistryConfig``) - see docs/reliability.md.
+roots for now (``config.RegistryConfig``) - see docs/operations/reliability.md.
 """
 
 from __future__ import annotations

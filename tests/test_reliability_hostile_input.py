@@ -7,8 +7,8 @@ changes the champion or any stored artifact (the registry tree is hashed before 
 Property-based (hypothesis) where the input space is large: every config key with hostile values
 (NaN, inf, huge, negative, wrong types, long strings), arbitrary YAML documents, arbitrary cell
 values in data files, and mutated drift-check batches. A one-off sweep of *every* config key
-with 16 hostile values each (3,232 CLI runs, see docs/reliability.md) found the bugs fixed with
-these tests: unknown id column, unknown encoding, negative or huge seeds, invalid
+with 16 hostile values each (3,232 CLI runs, recorded in CHANGELOG.md) found the bugs fixed
+with these tests: unknown id column, unknown encoding, negative or huge seeds, invalid
 ``preprocess.min_frequency``, unknown ``evaluation.primary_metric``, a huge ``data.skip_rows``
 (MemoryError), a huge ``evaluation.importance_repeats`` (hang), huge day counts in the policy
 (OverflowError), YAML alias bombs (MemoryError) and deep nesting (RecursionError), and feature

@@ -1,7 +1,7 @@
 """Trust boundaries: tampered artifacts are refused and never unpickled, run input stays inside
 the data roots, no secret leaks into what the lifecycle writes, example secrets are refused.
 
-Already covered elsewhere (referenced in docs/reliability.md, not repeated here):
+Already covered elsewhere (referenced in docs/operations/reliability.md, not repeated here):
 ``test_registry.py::test_tampered_model_is_never_unpickled`` (registry API),
 ``test_training.py::test_tampered_champion_is_never_loaded_and_training_stops``,
 ``test_data.py::test_paths_from_run_input_must_stay_inside_roots``,

@@ -30,6 +30,8 @@ from ml_lifecycle.metrics import compute_metric
 from ml_lifecycle.registry import Registry
 from ml_lifecycle.train import run_training
 
+pytestmark = pytest.mark.integration
+
 FAMILIES = [("classification", "hist_gradient_boosting"), ("classification", "logistic_regression"),
             ("classification", "sgd"), ("regression", "hist_gradient_boosting"),
             ("regression", "ridge"), ("regression", "lasso"), ("regression", "sgd")]

@@ -234,6 +234,7 @@ def _cli(*args: str, cwd: Path = PROJECT_ROOT) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.integration
 def test_cli_exit_codes_and_models_commands(tmp_path: Path, table_csv: Path) -> None:
     import yaml
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import shlex
 import shutil
 import sys
 import tempfile
@@ -565,6 +566,22 @@ def _plan(cfg: Config, raw: dict[str, Any], config_path: str, every: list[int] |
     return plan
 
 
+def relative_to_daily(summary: dict[str, Any], daily: dict[str, Any],
+                      metric: str) -> dict[str, Any]:
+    """One strategy relative to retraining every batch (``daily``, the ``every_1`` summary).
+
+    Returns:
+        ``{"metric_ratio", "retrain_share"}``: its share of ``daily``'s mean live metric (above
+        1 is better, for either direction of the metric) and of its retrains (``None`` when
+        either is undefined).
+    """
+    mean, daily_mean = summary["mean_live_metric"], daily["mean_live_metric"]
+    num, den = (mean, daily_mean) if higher_is_better(metric) else (daily_mean, mean)
+    ratio = num / den if num is not None and den else None
+    share = summary["retrains"] / daily["retrains"] if daily["retrains"] else None
+    return {"metric_ratio": ratio, "retrain_share": share}
+
+
 def compare(summaries: list[dict[str, Any]], metric: str) -> dict[str, Any]:
     """Each policy strategy relative to retraining every batch: metric ratio, retrain share.
 
@@ -581,12 +598,7 @@ def compare(summaries: list[dict[str, Any]], metric: str) -> dict[str, Any]:
         if s["strategy"] in ("never",) or s["strategy"].startswith("every_") \
                 or s["mean_live_metric"] is None:
             continue
-        if higher_is_better(metric):
-            ratio = s["mean_live_metric"] / daily["mean_live_metric"]
-        else:
-            ratio = daily["mean_live_metric"] / s["mean_live_metric"]
-        share = s["retrains"] / daily["retrains"] if daily["retrains"] else None
-        out[s["strategy"]] = {"metric_ratio": ratio, "retrain_share": share}
+        out[s["strategy"]] = relative_to_daily(s, daily, metric)
     return out
 
 
@@ -602,33 +614,117 @@ def _parse_grid(items: list[str]) -> dict[str, list[Any]]:
     return grid
 
 
-def format_table(result: dict[str, Any]) -> str:
-    metric = result["metric"]
-    head = (f"{'strategy':<28} {'retrains':>8} {'promoted':>8} {'mean ' + metric:>14} "
-            f"{'worst':>8} {'<floor':>6} {'delay (days)':>16} {'harmless':>8} {'alerts':>6} "
-            f"{'seconds':>8}")
-    lines = [head, "-" * len(head)]
+def _percent(value: float | None, digits: int) -> str:
+    return "n/a" if value is None else f"{value:.{digits}%}"
+
+
+def comparison_lines(result: dict[str, Any]) -> list[str]:
+    """One sentence per policy strategy of ``result["comparison"]`` (empty without one)."""
+    return [f"{name} vs retraining every batch: {_percent(comp['metric_ratio'], 1)}"
+            f" of its mean live {result['metric']}, "
+            f"{_percent(comp['retrain_share'], 0)} of its retrains"
+            for name, comp in (result.get("comparison") or {}).items()]
+
+
+def table_columns(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """The comparison table's columns, ``(key, heading)``, in order: shared by the text table
+    (:func:`format_table`) and the markdown one (:func:`format_markdown`)."""
+    return [("strategy", "strategy"), ("retrains", "retrains"), ("promoted", "promoted"),
+            ("mean", f"mean {result['metric']}"), ("worst", "worst"), ("below", "<floor"),
+            ("delay", "delay (days)"), ("harmless", "harmless retrains"), ("alerts", "alerts"),
+            ("metric_ratio", "vs every_1 mean"), ("retrain_share", "vs every_1 retrains"),
+            ("seconds", "seconds")]
+
+
+def table_rows(result: dict[str, Any]) -> list[dict[str, str]]:
+    """Each strategy's cells, as text, by :func:`table_columns` key: the one rendering of the
+    rows. ``metric_ratio`` and ``retrain_share`` (relative to ``every_1``) are present only when
+    the result has a comparison."""
+    by = {s["strategy"]: s for s in result["strategies"]}
+    daily = by.get("every_1") if result.get("comparison") else None
+    rows = []
     for s in result["strategies"]:
-        mean = "n/a" if s["mean_live_metric"] is None else f"{s['mean_live_metric']:.4f}"
-        worst = "n/a" if s["worst_live_metric"] is None else f"{s['worst_live_metric']:.4f}"
         delay = ",".join("-" if v is None else str(v) for v in s["detection_delay_days"].values())
-        lines.append(f"{s['strategy']:<28} {s['retrains']:>8} {s['promotions']:>8} {mean:>14} "
-                     f"{worst:>8} {_fmt(s['days_below_floor']):>6} {delay or '-':>16} "
-                     f"{_fmt(s.get('harmless_retrains')):>8} {s.get('alerts', 0):>6} "
-                     f"{s['compute_seconds']:>8.1f}")
-    for name, comp in (result.get("comparison") or {}).items():
-        share = comp["retrain_share"]
-        lines.append(f"{name} vs retraining every batch: {comp['metric_ratio']:.1%}"
-                     f" of its mean live {metric}, "
-                     f"{'n/a' if share is None else f'{share:.0%}'} of its retrains")
-    return "\n".join(lines)
+        row = {"strategy": s["strategy"], "retrains": str(s["retrains"]),
+               "promoted": str(s["promotions"]),
+               "mean": "n/a" if s["mean_live_metric"] is None else f"{s['mean_live_metric']:.4f}",
+               "worst": ("n/a" if s["worst_live_metric"] is None
+                         else f"{s['worst_live_metric']:.4f}"),
+               "below": _fmt(s["days_below_floor"]), "delay": delay or "-",
+               "harmless": _fmt(s.get("harmless_retrains")), "alerts": str(s.get("alerts", 0)),
+               "seconds": f"{s['compute_seconds']:.1f}"}
+        if daily is not None:
+            rel = relative_to_daily(s, daily, result["metric"])
+            row.update(metric_ratio=_percent(rel["metric_ratio"], 1),
+                       retrain_share=_percent(rel["retrain_share"], 0))
+        rows.append(row)
+    return rows
 
 
-def cli_main(argv: list[str]) -> int:
+#: The text table's column widths (the strategy column is left-aligned, the others right).
+_TEXT_WIDTHS = {"strategy": -28, "retrains": 8, "promoted": 8, "mean": 14, "worst": 8,
+                "below": 6, "delay": 16, "harmless": 8, "alerts": 6, "seconds": 8}
+_TEXT_HEADINGS = {"harmless": "harmless"}
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The comparison as a plain-text table, then the comparison lines."""
+    columns = [(k, _TEXT_HEADINGS.get(k, h)) for k, h in table_columns(result)
+               if k in _TEXT_WIDTHS]
+
+    def line(cells: dict[str, str]) -> str:
+        return " ".join(f"{cells[k]:<{-_TEXT_WIDTHS[k]}}" if _TEXT_WIDTHS[k] < 0
+                        else f"{cells[k]:>{_TEXT_WIDTHS[k]}}" for k, _ in columns)
+
+    head = line(dict(columns))
+    lines = [head, "-" * len(head)]
+    lines += [line(row) for row in table_rows(result)]
+    return "\n".join(lines + comparison_lines(result))
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace("|", "\\|")
+
+
+def format_markdown(result: dict[str, Any], command: str, today: str | None = None) -> str:
+    """The comparison as a markdown file a docs page includes: a first-line comment (generated,
+    by which command, on which day), a line on the run, the table (no compute time: it is not
+    reproducible) and the comparison lines."""
+    today = today or date.today().isoformat()
+    rows = table_rows(result)
+    columns = [(k, h) for k, h in table_columns(result)
+               if k != "seconds" and (not rows or k in rows[0])]
+    direction = "higher" if result["higher_is_better"] else "lower"
+    about = (f"{result['batches']} batches from {result['first_day']} to {result['last_day']}; "
+             f"live metric: {result['metric']} ({direction} is better)")
+    if result.get("change_points"):
+        about += ("; delay (days) after each change point: "
+                  + ", ".join(result["change_points"]))
+    if result.get("harmless_shift"):
+        first, end = result["harmless_shift"]
+        about += (f"; harmless shift from {first} until (not including) {end}: harmless "
+                  "retrains counts the retrains on those days")
+    if "metric_ratio" in (rows[0] if rows else {}):
+        about += (f"; vs every_1: the share of every_1's mean {result['metric']} (inverted when "
+                  "lower is better: above 100% is better either way) and of its retrains")
+    lines = [f"<!-- generated by `{command}` on {today}; do not edit -->",
+             f"`{command}`, run on {today}: {about}.", "",
+             "| " + " | ".join(_md_cell(h) for _, h in columns) + " |",
+             "|" + "|".join("---" if k == "strategy" else "--:" for k, _ in columns) + "|"]
+    lines += ["| " + " | ".join(_md_cell(row[k]) for k, _ in columns) + " |" for row in rows]
+    comparison = comparison_lines(result)
+    if comparison:
+        lines += [""] + [f"* {c}" for c in comparison]
+    return "\n".join(lines) + "\n"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Arguments of ``backtest``."""
     parser = argparse.ArgumentParser(prog="python -m ml_lifecycle backtest",
                                      description="replay past batches under retrain strategies")
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--config", required=True, help="YAML config file")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a config value (repeatable; YAML)")
     parser.add_argument("--batches", help="folder or glob of YYYY-MM-DD batch files "
                         "(default lifecycle.batches; ignored when backtest.period is set)")
     parser.add_argument("--labels", help="folder of the labels files (default lifecycle.labels)")
@@ -642,19 +738,32 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument("--work-dir", help="keep the strategies' registries here")
     parser.add_argument("--report-dir", help="write backtest.json and backtest.html here")
     parser.add_argument("--json", action="store_true", help="print the JSON result on stdout")
-    args = parser.parse_args(argv)
+    parser.add_argument("--markdown", metavar="FILE",
+                        help="also write the comparison table as a markdown file (atomically; "
+                             "its first line names this command and the date), for a docs page "
+                             "to include; nothing is written when the backtest fails")
+    return parser
+
+
+def cli_main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    command = "python -m ml_lifecycle backtest " + shlex.join(argv)
     result = run_backtest(
         args.config, overrides=args.overrides, batches=args.batches, labels=args.labels,
         every=args.every, grid=_parse_grid(args.grid) if args.grid else None,
         strategies=args.strategies.split(",") if args.strategies else None,
         work_dir=args.work_dir, report_dir=args.report_dir,
         log=None if args.json else (lambda m: print(m, file=sys.stderr)),
-        command="python -m ml_lifecycle backtest " + " ".join(argv),
+        command=command,
     )
+    if args.markdown:
+        atomic_write_text(args.markdown, format_markdown(result, command))
     if args.json:
         sys.stdout.write(dumps_json(result) + "\n")
     else:
         print(format_table(result))
         if result.get("report_paths"):
             print(f"report: {result['report_paths']['html']}")
+        if args.markdown:
+            print(f"markdown: {args.markdown}")
     return EXIT_OK

@@ -1,9 +1,10 @@
 """Command line: ``python -m ml_lifecycle <command>``.
 
 Commands: ``train``, ``models list|show|promote|rollback``, ``simulate``, ``check-drift``,
-``backtest``. Exit codes (see README): 0 ok / no action; 2 invalid input, config or failed
-quality gate; 3 gate rejected the candidate (champion unchanged); 4 drift check recommends a
-retrain; 5 a stored artifact failed its integrity check; 1 an unexpected internal error.
+``backtest``. Exit codes (``EXIT_CODES``; docs/reference/cli.md is generated from it): 0 ok / no
+action; 2 invalid input, config or failed quality gate; 3 gate rejected the candidate (champion
+unchanged); 4 drift check recommends a retrain; 5 a stored artifact failed its integrity check;
+1 an unexpected internal error.
 """
 
 from __future__ import annotations
@@ -12,9 +13,33 @@ import argparse
 import sys
 from typing import Any
 
-from .errors import EXIT_INVALID_INPUT, EXIT_OK, MLLifecycleError
+from .errors import (
+    EXIT_GATE_REJECTED,
+    EXIT_INTEGRITY,
+    EXIT_INVALID_INPUT,
+    EXIT_OK,
+    EXIT_RETRAIN_RECOMMENDED,
+    MLLifecycleError,
+)
 
 EXIT_INTERNAL = 1
+EXIT_INTERRUPTED = 130
+
+#: Every exit code of the CLI and its meaning (the CLI reference is generated from it).
+EXIT_CODES: dict[int, str] = {
+    EXIT_OK: 'success: trained (promoted, or the champion kept), or drift check "no action"',
+    EXIT_INVALID_INPUT: "invalid input: config, arguments, data, or a failed data-quality gate",
+    EXIT_GATE_REJECTED: "`train`: the gate rejected the candidate (registered, not promoted; "
+                        "champion unchanged)",
+    EXIT_RETRAIN_RECOMMENDED: "`check-drift`: the retrain policy recommends a retrain",
+    EXIT_INTEGRITY: "integrity: a stored model file does not match the sha256 in its card "
+                    "(never loaded)",
+    EXIT_INTERNAL: "an unexpected internal error (a bug: please report it)",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+}
+
+#: Commands whose arguments are parsed by their own module's ``build_parser()``.
+DELEGATED = ("simulate", "check-drift", "backtest")
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -289,15 +314,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-promote", action="store_true", help="register without promoting")
     p.set_defaults(func=_train)
     m = sub.add_parser("models", help="list, show, promote or roll back model versions")
-    m.add_argument("action", choices=["list", "show", "promote", "rollback"])
-    m.add_argument("version", nargs="?", type=int)
-    m.add_argument("--config")
-    m.add_argument("--set", dest="overrides", action="append", default=[])
+    m.add_argument("action", choices=["list", "show", "promote", "rollback"],
+                   help="list the versions; show a version's card; promote a version to "
+                        "champion; roll back to an earlier champion")
+    m.add_argument("version", nargs="?", type=int,
+                   help="version number (show: default the champion; promote: required; "
+                        "rollback: default the champion before the current one)")
+    m.add_argument("--config", help="YAML config file: its registry.root (and, after promote or "
+                                    "rollback, its MLflow champion alias)")
+    m.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value (repeatable; YAML)")
     m.add_argument("--registry", help="registry root (instead of --config)")
-    m.add_argument("--reason", default="")
+    m.add_argument("--reason", default="",
+                   help="why (recorded in the history; promote --force needs it)")
     m.add_argument("--force", action="store_true",
                    help="promote a version the gate rejected (needs --reason; recorded)")
-    m.add_argument("--json", action="store_true")
+    m.add_argument("--json", action="store_true", help="print JSON on stdout")
     m.set_defaults(func=_models)
     sc = sub.add_parser("score", help="score a batch file with the champion (what the scoring "
                                       "DAG writes: id, score, prediction, model_version)")
@@ -316,9 +348,19 @@ def build_parser() -> argparse.ArgumentParser:
                          "digits: 1,797 8x8 images of handwritten digits, 10 classes")
     ds.add_argument("--out", required=True, help="CSV file to write (atomically)")
     ds.set_defaults(func=_sample_data)
-    for name in ("simulate", "check-drift", "backtest"):
+    for name in DELEGATED:
         sub.add_parser(name, help=f"see: python -m ml_lifecycle {name} --help", add_help=False)
     return parser
+
+
+def delegated_parsers() -> dict[str, argparse.ArgumentParser]:
+    """The parsers of the ``DELEGATED`` commands, built by their own modules."""
+    from .backtest import build_parser as backtest_parser
+    from .drift.check import build_parser as check_drift_parser
+    from .simulate import build_parser as simulate_parser
+
+    return {"simulate": simulate_parser(), "check-drift": check_drift_parser(),
+            "backtest": backtest_parser()}
 
 
 def _delegate(command: str, argv: list[str]) -> int:
@@ -334,7 +376,7 @@ def _delegate(command: str, argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        if argv and argv[0] in ("simulate", "check-drift", "backtest"):
+        if argv and argv[0] in DELEGATED:
             return _delegate(argv[0], argv[1:])
         args = build_parser().parse_args(argv)
         return int(args.func(args))
@@ -346,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INVALID_INPUT if code not in (0,) else 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:
         if type(exc).__module__.split(".")[0] in ("botocore", "aiobotocore", "aiohttp", "s3fs"):
             # a storage call outside the wrapped primitives: still a settings problem

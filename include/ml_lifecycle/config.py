@@ -42,8 +42,19 @@ class _Strict(BaseModel):
 
 
 class FeaturesConfig(_Strict):
-    numeric: list[str] = Field(default_factory=list)
-    categorical: list[str] = Field(default_factory=list)
+    """The declared feature columns; their types are enforced on every file read, and at least
+    one feature is required (a column is either numeric or categorical, never both)."""
+
+    numeric: list[str] = Field(
+        default_factory=list,
+        description="numeric feature columns (text that does not parse as a number is an error); "
+                    "imputed, optionally with missing indicators, and scaled",
+    )
+    categorical: list[str] = Field(
+        default_factory=list,
+        description="categorical feature columns (read as text); imputed and one-hot encoded, "
+                    "rare categories grouped",
+    )
 
     @model_validator(mode="after")
     def _some_features(self) -> FeaturesConfig:
@@ -63,26 +74,44 @@ class FeaturesConfig(_Strict):
 
 
 class DataConfig(_Strict):
-    path: str = Field(description="CSV/Parquet file, a folder of batch files, or a glob")
-    format: Literal["auto", "csv", "parquet"] = "auto"
+    """The training table: where it is, how to read it, and which columns play which role."""
+
+    path: str = Field(description="CSV/Parquet file, a folder of batch files, or a glob; a local "
+                                  "path (relative to the config file) or an s3:// URL")
+    format: Literal["auto", "csv", "parquet"] = Field(
+        default="auto",
+        description="file format; auto: Parquet for a .parquet/.pq suffix, CSV otherwise",
+    )
     columns: list[str] | None = Field(
         default=None, description="column names for a headerless file (like UCI Adult)"
     )
-    target: str
+    target: str = Field(description="the target column (the label the model learns)")
     positive_label: str | int | None = Field(
         default=None, description="classification: the positive class (default: the minority class)"
     )
     label_map: dict[str, str] = Field(
         default_factory=dict, description="rewrite raw target values, e.g. {'>50K.': '>50K'}"
     )
-    id_column: str | None = None
-    time_column: str | None = None
+    id_column: str | None = Field(
+        default=None,
+        description="row id column: joins delayed labels to predictions (needed for retraining "
+                    "on labelled batches and for concept drift), names the rows of the split "
+                    "assignment and of predictions files; not a feature",
+    )
+    time_column: str | None = Field(
+        default=None,
+        description="date/time column: needed by split.strategy time and "
+                    "derived_time_features, gives the model card its time range; not a feature",
+    )
     derived_time_features: list[Literal["hour", "day_of_week", "month", "day_of_year"]] = Field(
         default_factory=list,
         description="numeric features computed from time_column (list them in features.numeric)",
     )
-    features: FeaturesConfig
-    na_values: list[str] = Field(default_factory=lambda: ["", "NA", "NaN", "nan", "null"])
+    features: FeaturesConfig = Field(description="the declared feature columns")
+    na_values: list[str] = Field(
+        default_factory=lambda: ["", "NA", "NaN", "nan", "null"],
+        description="strings read as missing in CSV files (pandas na_values)",
+    )
     keep_default_na: bool = Field(
         default=True,
         description="also treat pandas' default NA strings ('None', 'N/A', ...) as missing",
@@ -95,7 +124,9 @@ class DataConfig(_Strict):
     comment: str | None = Field(
         default=None, description="a line starting with this character is ignored"
     )
-    encoding: str = "utf-8"
+    encoding: str = Field(
+        default="utf-8", description="text encoding of CSV files (e.g. utf-8, latin-1)"
+    )
     data_roots: list[str] = Field(
         default_factory=list,
         description="folders that paths from trigger forms/DAG conf must resolve inside",
@@ -134,34 +165,85 @@ class DataConfig(_Strict):
 
 
 class QualityConfig(_Strict):
-    min_rows: int = Field(default=50, ge=1)
-    max_missing_rate: float = Field(default=0.5, ge=0.0, le=1.0)
-    warn_missing_rate: float = Field(default=0.05, ge=0.0, le=1.0)
+    """The data quality gate run on the training table before any model is trained: an error
+    stops training, a warning is recorded in ``quality_report.json``."""
+
+    min_rows: int = Field(default=50, ge=1, description="fewer rows than this is an error")
+    max_missing_rate: float = Field(
+        default=0.5, ge=0.0, le=1.0,
+        description="a feature (or the target) missing in more than this share of rows is an "
+                    "error",
+    )
+    warn_missing_rate: float = Field(
+        default=0.05, ge=0.0, le=1.0,
+        description="a feature missing in more than this share of rows is a warning",
+    )
     spike_ratio: float = Field(
         default=10.0, gt=1.0, description="a value holding this many times its neighbours' mass"
     )
-    spike_min_share: float = Field(default=0.02, ge=0.0, le=1.0)
-    max_duplicate_rate: float = Field(default=0.2, ge=0.0, le=1.0)
-    min_class_rate: float = Field(default=0.005, ge=0.0, le=0.5)
-    fail_on_constant: bool = False
+    spike_min_share: float = Field(
+        default=0.02, ge=0.0, le=1.0,
+        description="... and at least this share of a numeric feature's finite values is a "
+                    "spike (warning: an undeclared sentinel?)",
+    )
+    max_duplicate_rate: float = Field(
+        default=0.2, ge=0.0, le=1.0,
+        description="exact duplicate rows are a warning, an error above this share",
+    )
+    min_class_rate: float = Field(
+        default=0.005, ge=0.0, le=0.5,
+        description="classification: a minority class below this share of rows is an error",
+    )
+    fail_on_constant: bool = Field(
+        default=False,
+        description="a feature with a single distinct value is an error (false: a warning)",
+    )
 
 
 class LeakScreenConfig(_Strict):
+    """The target-leak screen: each feature alone predicts the target (bin/category means
+    learned on train, scored on validation); a near-perfect one is a leak suspect."""
+
     threshold: float = Field(
         default=0.98, gt=0.5, le=1.0,
         description="single-feature ROC-AUC (or R^2) that flags a leak",
     )
-    fail: bool = False
+    fail: bool = Field(
+        default=False,
+        description="stop training when a feature is a leak suspect (false: a warning in the "
+                    "model card)",
+    )
 
 
 class SplitConfig(_Strict):
-    strategy: Literal["stratified", "time", "group", "random"]
-    train: float = Field(default=0.6, gt=0.0, lt=1.0)
-    validation: float = Field(default=0.2, gt=0.0, lt=1.0)
-    test: float = Field(default=0.2, gt=0.0, lt=1.0)
-    seed: int = Field(default=42, ge=0, le=MAX_SEED)
-    group_column: str | None = None
-    leak_screen: LeakScreenConfig = Field(default_factory=LeakScreenConfig)
+    """How the training table is cut into train, validation and test splits (before any
+    fitting, so nothing is learned from validation or test rows)."""
+
+    strategy: Literal["stratified", "time", "group", "random"] = Field(
+        description="stratified: random, keeping the class rates (classification); time: the "
+                    "oldest rows train, the newest test (needs data.time_column); group: whole "
+                    "groups of split.group_column per split; random: plain random",
+    )
+    train: float = Field(default=0.6, gt=0.0, lt=1.0,
+                         description="share of rows the model is fitted on")
+    validation: float = Field(
+        default=0.2, gt=0.0, lt=1.0,
+        description="share of rows for early stopping, the search, the decision threshold and "
+                    "the permutation importance",
+    )
+    test: float = Field(
+        default=0.2, gt=0.0, lt=1.0,
+        description="share of rows held out for the final metrics and the gate "
+                    "(train + validation + test = 1)",
+    )
+    seed: int = Field(default=42, ge=0, le=MAX_SEED,
+                      description="seed of the random and group splits")
+    group_column: str | None = Field(
+        default=None,
+        description="strategy group: rows sharing a value of this column stay in one split",
+    )
+    leak_screen: LeakScreenConfig = Field(default_factory=LeakScreenConfig,
+                                          description="the single-feature target-leak screen")
 
     @model_validator(mode="after")
     def _fractions(self) -> SplitConfig:
@@ -176,14 +258,31 @@ class SplitConfig(_Strict):
 
 
 class PreprocessConfig(_Strict):
-    numeric_imputer: Literal["median", "mean"] = "median"
-    add_missing_indicator: bool = True
-    scale: bool = True
-    categorical_imputer: Literal["most_frequent", "constant"] = "constant"
+    """The built-in preprocessing (model.preprocessing builtin), fitted on the training split
+    only and stored with the model in one pipeline."""
+
+    numeric_imputer: Literal["median", "mean"] = Field(
+        default="median", description="value that replaces a missing numeric value"
+    )
+    add_missing_indicator: bool = Field(
+        default=True,
+        description="add a 0/1 column per numeric feature that had missing values in training",
+    )
+    scale: bool = Field(default=True,
+                        description="standardise numeric features (zero mean, unit variance)")
+    categorical_imputer: Literal["most_frequent", "constant"] = Field(
+        default="constant",
+        description="constant: a missing category becomes a category of its own; "
+                    "most_frequent: the most frequent category",
+    )
     min_frequency: float | int = Field(
         default=0.005, description="categories rarer than this are grouped as 'infrequent'"
     )
-    max_categories: int | None = Field(default=30, ge=2)
+    max_categories: int | None = Field(
+        default=30, ge=2,
+        description="at most this many one-hot columns per categorical feature (the rarest "
+                    "categories grouped as 'infrequent'); None: no limit",
+    )
 
     @field_validator("min_frequency")
     @classmethod
@@ -199,16 +298,38 @@ class PreprocessConfig(_Strict):
 
 
 class SearchConfig(_Strict):
-    method: Literal["none", "grid", "random"] = "none"
-    space: dict[str, list[Any]] = Field(default_factory=dict)
-    n_iter: int = Field(default=8, ge=1)
+    """Hyper-parameter search: each candidate is fitted on train and scored on validation by
+    the primary metric; the best one is kept."""
+
+    method: Literal["none", "grid", "random"] = Field(
+        default="none",
+        description="none: model.params only; grid: every combination of search.space; random: "
+                    "search.n_iter combinations drawn from it (seeded by model.seed)",
+    )
+    space: dict[str, list[Any]] = Field(
+        default_factory=dict,
+        description="estimator parameter -> values to try, on top of model.params",
+    )
+    n_iter: int = Field(default=8, ge=1,
+                        description="method random: the number of combinations tried")
 
 
 class ThresholdConfig(_Strict):
-    strategy: Literal["max_f1", "cost", "fixed"] = "max_f1"
-    cost_false_negative: float = Field(default=1.0, gt=0)
-    cost_false_positive: float = Field(default=1.0, gt=0)
-    fixed: float = Field(default=0.5, gt=0.0, lt=1.0)
+    """The decision threshold of a binary classifier (a score at or above it predicts the
+    positive class), chosen on the validation split."""
+
+    strategy: Literal["max_f1", "cost", "fixed"] = Field(
+        default="max_f1",
+        description="max_f1: the threshold of the best validation F1; cost: of the lowest "
+                    "validation cost (cost_false_negative x FN + cost_false_positive x FP); "
+                    "fixed: threshold.fixed",
+    )
+    cost_false_negative: float = Field(default=1.0, gt=0,
+                                       description="strategy cost: the cost of a missed positive")
+    cost_false_positive: float = Field(default=1.0, gt=0,
+                                       description="strategy cost: the cost of a false alarm")
+    fixed: float = Field(default=0.5, gt=0.0, lt=1.0,
+                         description="strategy fixed: the threshold")
 
 
 ModelFamily = Literal[
@@ -217,6 +338,9 @@ ModelFamily = Literal[
 
 
 class ModelConfig(_Strict):
+    """The estimator: a built-in family or any scikit-learn-API estimator, its parameters,
+    early stopping, search and decision threshold."""
+
     family: ModelFamily = Field(
         default="hist_gradient_boosting",
         description="a built-in family, or custom: any scikit-learn-API estimator named by "
@@ -236,24 +360,52 @@ class ModelConfig(_Strict):
                     "the raw feature columns as a DataFrame and brings its own preprocessing, "
                     "still fitted on the training split only",
     )
-    params: dict[str, Any] = Field(default_factory=dict)
-    class_weight: Literal["balanced"] | None = "balanced"
-    max_iter: int = Field(default=500, ge=1)
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="keyword arguments of the estimator (they override the package's choices)",
+    )
+    class_weight: Literal["balanced"] | None = Field(
+        default="balanced",
+        description="classification: balanced weighs classes inversely to their frequency (in "
+                    "training and in the early-stopping loss); None: unweighted",
+    )
+    max_iter: int = Field(
+        default=500, ge=1,
+        description="most boosting iterations / epochs / solver iterations of the built-in "
+                    "families",
+    )
     patience: int = Field(default=20, ge=1, description="early-stopping patience on validation")
-    search: SearchConfig = Field(default_factory=SearchConfig)
-    threshold: ThresholdConfig = Field(default_factory=ThresholdConfig)
-    seed: int = Field(default=42, ge=0, le=MAX_SEED)
+    search: SearchConfig = Field(default_factory=SearchConfig,
+                                 description="the hyper-parameter search")
+    threshold: ThresholdConfig = Field(default_factory=ThresholdConfig,
+                                       description="binary classification: the decision threshold")
+    seed: int = Field(
+        default=42, ge=0, le=MAX_SEED,
+        description="random_state of the estimator (and of a custom one's unset random_state "
+                    "parameters) and seed of the random search",
+    )
 
 
 class EvaluationConfig(_Strict):
+    """Evaluation of the chosen model, once, on the test split (and the permutation importance,
+    on validation)."""
+
     primary_metric: str | None = Field(
         default=None,
         description="default: pr_auc (classification), macro_f1 (multiclass) or rmse "
                     "(regression)"
     )
-    bootstrap: int = Field(default=200, ge=0, le=10000)
-    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
-    slices: list[str] = Field(default_factory=list)
+    bootstrap: int = Field(
+        default=200, ge=0, le=10000,
+        description="bootstrap replicates of the test metrics' intervals; 0: point estimates only",
+    )
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0,
+                              description="two-sided level of the test metrics' intervals")
+    slices: list[str] = Field(
+        default_factory=list,
+        description="columns whose most frequent values get metrics of their own (values with "
+                    "at least 30 test rows)",
+    )
     importance_repeats: int = Field(
         default=5, ge=1, le=1000, description="shuffles per feature of the permutation importance"
     )
@@ -264,7 +416,8 @@ class EvaluationConfig(_Strict):
                     "and repeat. 2,500 (was 5,000) halves it; on UCI Adult the ranking of the "
                     "14 features kept a Spearman correlation of 0.99 with 5,000",
     )
-    seed: int = Field(default=42, ge=0, le=MAX_SEED)
+    seed: int = Field(default=42, ge=0, le=MAX_SEED,
+                      description="seed of the bootstrap, the importance and the SHAP samples")
 
 
 class PromotionConfig(_Strict):
@@ -329,28 +482,52 @@ class MlflowConfig(_Strict):
 
 
 class TrackingConfig(_Strict):
+    """Export to experiment trackers (optional)."""
+
     mlflow: MlflowConfig | None = Field(
         default=None, description="set (even to {}) to export to MLflow; unset: off")
 
 
 class GateConfig(_Strict):
+    """The gate a trained candidate must pass to be promoted: every floor, the naive baseline
+    beaten, and not worse than the champion (a paired bootstrap on the same test rows)."""
+
     floors: dict[str, float] = Field(
         default_factory=dict, description="minimum (or maximum for error metrics) per metric"
     )
-    baseline_margin: float = Field(default=0.02, ge=0.0)
-    champion_tolerance: float = Field(default=0.01, ge=0.0)
-    bootstrap: int = Field(default=500, ge=50, le=20000)
+    baseline_margin: float = Field(
+        default=0.02, ge=0.0,
+        description="the primary metric must beat the naive baseline's by this much (metric "
+                    "units; error metrics: a relative improvement, candidate <= baseline x "
+                    "(1 - margin))",
+    )
+    champion_tolerance: float = Field(
+        default=0.01, ge=0.0,
+        description="non-inferiority margin: the lower bound of candidate - champion on the "
+                    "primary metric must stay above -tolerance",
+    )
+    bootstrap: int = Field(default=500, ge=50, le=20000,
+                           description="paired bootstrap replicates of the champion comparison")
     confidence: float = Field(
         default=0.8, gt=0.5, lt=1.0,
         description="one-sided level of the champion comparison: the candidate is rejected "
                     "unless P(candidate worse than champion by > tolerance) < 1 - confidence",
     )
-    seed: int = Field(default=42, ge=0, le=MAX_SEED)
+    seed: int = Field(default=42, ge=0, le=MAX_SEED,
+                      description="seed of the paired bootstrap")
 
 
 class RegistryConfig(_Strict):
-    root: str
-    keep_split_assignment: bool = True
+    """The model registry: every version's model, card and artifacts, and the champion."""
+
+    root: str = Field(description="registry folder (relative to the config file), or an "
+                                  "s3://bucket/prefix URL")
+    keep_split_assignment: bool = Field(
+        default=True,
+        description="store each version's split_assignment.parquet (row id -> split); a later "
+                    "candidate is compared with the champion only on test rows the champion "
+                    "was not trained or tuned on, which needs it",
+    )
     model_format: Literal["skops", "joblib"] = Field(
         default="skops",
         description="skops: models load without running code (an allowlist of types); "
@@ -388,7 +565,9 @@ class LifecycleConfig(_Strict):
                                 "unset: var/<name>/reports")
     alerts: str | None = Field(default=None, description="JSON alert files; "
                                "unset: var/<name>/alerts")
-    file_suffix: Literal[".csv", ".parquet"] = ".csv"
+    file_suffix: Literal[".csv", ".parquet"] = Field(
+        default=".csv", description="suffix of the daily batch and label files"
+    )
     label_delay_days: int = Field(
         default=3, ge=0, le=36_500,
         description="labels of day D may be used from day D + delay on",
@@ -410,7 +589,7 @@ class LifecycleConfig(_Strict):
         default=0, ge=0, le=100,
         description="the scoring DAG (and `score` without --explain) adds each row's K largest "
                     "SHAP contributions: explain_<r>_feature/_value/_contribution; 0: none. "
-                    "Costs time: see docs/performance.md",
+                    "Costs time: see docs/operations/performance.md",
     )
 
     @model_validator(mode="after")
@@ -464,27 +643,47 @@ class BacktestConfig(_Strict):
 
 
 class Config(_Strict):
+    """The whole configuration of one model (one YAML file). ``data``, ``split`` and
+    ``registry`` are required sections; every other section has defaults."""
+
     task: Literal["classification", "multiclass", "regression"] = Field(
         description="classification: a binary target (scores are P(positive class)); "
                     "multiclass: three or more classes (class probabilities, the most "
                     "probable class predicted); regression: a numeric target",
     )
-    name: str = "model"
-    seed: int = Field(default=42, ge=0, le=MAX_SEED)
-    data: DataConfig
-    quality: QualityConfig = Field(default_factory=QualityConfig)
-    split: SplitConfig
-    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
-    gate: GateConfig = Field(default_factory=GateConfig)
-    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
-    registry: RegistryConfig
-    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
-    drift: DriftConfig = Field(default_factory=DriftConfig)
-    policy: PolicyConfig = Field(default_factory=PolicyConfig)
-    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
-    backtest: BacktestConfig = Field(default_factory=BacktestConfig)
+    name: str = Field(
+        default="model",
+        description="the model's name: its DAG ids (<name>__training, ...), its default "
+                    "lifecycle folders (var/<name>/...) and its MLflow names",
+    )
+    seed: int = Field(
+        default=42, ge=0, le=MAX_SEED,
+        description="recorded with the resolved config; no step reads it: the seeds in effect "
+                    "are split.seed, model.seed, evaluation.seed, gate.seed and drift.seed",
+    )
+    data: DataConfig = Field(description="the training table and its columns")
+    quality: QualityConfig = Field(default_factory=QualityConfig,
+                                   description="the data quality gate")
+    split: SplitConfig = Field(description="the train/validation/test split")
+    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig,
+                                         description="the built-in preprocessing")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="the estimator")
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig,
+                                         description="test metrics, intervals and importance")
+    gate: GateConfig = Field(default_factory=GateConfig, description="the promotion gate")
+    promotion: PromotionConfig = Field(default_factory=PromotionConfig,
+                                       description="how a passing candidate becomes champion")
+    registry: RegistryConfig = Field(description="the model registry")
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig,
+                                     description="optional export to MLflow")
+    drift: DriftConfig = Field(default_factory=DriftConfig,
+                               description="the drift checks and batch quality")
+    policy: PolicyConfig = Field(default_factory=PolicyConfig,
+                                 description="the retrain policy, alerts, shadow and rollback")
+    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig,
+                                       description="the daily files of the running lifecycle")
+    backtest: BacktestConfig = Field(default_factory=BacktestConfig,
+                                     description="replaying past batches (backtest command)")
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:

@@ -6,7 +6,7 @@ expected; the CLI prints the message (never a bare traceback) and exits with ``e
 
 from __future__ import annotations
 
-# CLI exit codes (documented in README "CLI and exit codes").
+# CLI exit codes (cli.EXIT_CODES; docs/reference/cli.md is generated from it).
 EXIT_OK = 0  # trained (promoted or champion kept) / drift check: no action
 EXIT_GATE_REJECTED = 3  # train: the candidate failed the gate; champion unchanged
 EXIT_RETRAIN_RECOMMENDED = 4  # check-drift: the retrain policy says retrain

@@ -2,7 +2,7 @@
 
 Every threshold the drift check and the retrain policy use lives here, with a default that is
 sensible for daily batches of a few thousand rows and still right on batches of a million rows
-(significance AND effect size, see ``docs/monitoring.md``).
+(significance AND effect size, see ``docs/concepts/drift.md``).
 """
 
 from __future__ import annotations
@@ -99,7 +99,11 @@ class DriftConfig(_Strict):
         default=1, ge=1, le=64, description="threads used to test features in parallel"
     )
     # -- prediction drift (the model's scores on the batch vs on validation)
-    prediction_drift: bool = True
+    prediction_drift: bool = Field(
+        default=True,
+        description="test the model's scores on the batch against its scores on the "
+                    "validation split (same rule as a feature: p-value <= fdr_q and effect size)",
+    )
     # -- concept drift (delayed labels of past batches)
     performance_metric: str | None = Field(
         default=None,
@@ -141,8 +145,16 @@ class DriftConfig(_Strict):
                     "1/(1+t) .. 1+t (the model is wrong about how often the positive class "
                     "happens, even if its ranking holds); None: not checked",
     )
-    performance_bootstrap: int = Field(default=300, ge=50, le=10_000)
-    performance_confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    performance_bootstrap: int = Field(
+        default=300, ge=50, le=10_000,
+        description="bootstrap replicates of the interval of the realized metric's drop (and "
+                    "of the realized calibration)",
+    )
+    performance_confidence: float = Field(
+        default=0.95, gt=0.5, lt=1.0,
+        description="level of the intervals of the realized drop, the realized calibration and "
+                    "the label-free estimate",
+    )
     # -- label-free performance estimation (calibrated scores / direct loss estimation)
     estimate_performance: bool = Field(
         default=True,
@@ -200,7 +212,11 @@ class DriftConfig(_Strict):
                     "(a common value that grows, like month=1 in a January batch, is drift)",
     )
     # -- reports
-    report_top_categories: int = Field(default=15, ge=3, le=100)
+    report_top_categories: int = Field(
+        default=15, ge=3, le=100,
+        description="categories shown per categorical feature in the report plots (the most "
+                    "frequent in the reference or the batch)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> DriftConfig:
@@ -255,8 +271,13 @@ class PolicyConfig(_Strict):
     budget_max_retrains: int = Field(
         default=4, ge=0, description="at most this many retrains triggered per budget period"
     )
-    budget_period_days: float = Field(default=30, gt=0, le=MAX_DAYS)
-    critical_overrides_budget: bool = False
+    budget_period_days: float = Field(
+        default=30, gt=0, le=MAX_DAYS,
+        description="the budget period: the last this many days before the check",
+    )
+    critical_overrides_budget: bool = Field(
+        default=False, description="a critical severity retrains even when the budget is spent"
+    )
     pending_timeout_hours: float = Field(
         default=48, gt=0, le=24 * MAX_DAYS,
         description="a triggered retrain not finished after this long no longer blocks",
