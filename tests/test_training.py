@@ -434,20 +434,44 @@ def _fitted(cfg) -> tuple[pd.DataFrame, np.ndarray, object, object]:
     return x, y, parts, fit
 
 
-def test_importance_falls_back_when_column_names_are_ambiguous() -> None:
-    """A categorical ``a`` with category ``b`` and a numeric ``a_b`` both explain the output
-    column ``a_b``: the fast path cannot group by name and is not taken."""
+def _two_column_pipeline(x: pd.DataFrame, transformers: list) -> object:
     from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
+
+    y = (np.arange(len(x)) % 3 == 0).astype(int)
+    return Pipeline([("prep", ColumnTransformer(transformers)),
+                     ("model", LogisticRegression())]).fit(x, y)
+
+
+def test_the_transformer_prefix_tells_a_numeric_a_b_from_category_b_of_a() -> None:
+    """A numeric ``a_b`` and a categorical ``a`` with category ``b`` both fit the name ``a_b``
+    (as UCI Adult's ``education_num`` and ``education``): the ColumnTransformer's prefix says
+    which one made each output, so the fast path is taken, and the groups are right."""
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     from ml_lifecycle.explain import _transformed_groups
 
     rng = np.random.default_rng(0)
     x = pd.DataFrame({"a": rng.choice(["b", "c"], 400), "a_b": rng.normal(size=400)})
-    y = (x["a_b"] > 0).astype(int)
-    prep = ColumnTransformer([("numeric", StandardScaler(), ["a_b"]),
-                              ("categorical", OneHotEncoder(), ["a"])])
-    pipe = Pipeline([("prep", prep), ("model", LogisticRegression())]).fit(x, y)
-    assert _transformed_groups(pipe, x, ["a_b", "a"], 0) is None
+    pipe = _two_column_pipeline(x, [("numeric", StandardScaler(), ["a_b"]),
+                                    ("categorical", OneHotEncoder(), ["a"])])
+    found = _transformed_groups(pipe, x, ["a_b", "a"], 0)
+    assert found is not None
+    groups = found[2]
+    names = list(pipe[:-1].get_feature_names_out())
+    assert [names[i] for i in groups["a_b"]] == ["numeric__a_b"]
+    assert [names[i] for i in groups["a"]] == ["categorical__a_b", "categorical__a_c"]
+
+
+def test_importance_falls_back_when_column_names_are_ambiguous() -> None:
+    """Two categoricals of one transformer, ``a`` with category ``b_c`` and ``a_b`` with category
+    ``c``, both explain the output ``categorical__a_b_c``: not groupable by name, no fast path."""
+    from sklearn.preprocessing import OneHotEncoder
+
+    from ml_lifecycle.explain import _transformed_groups
+
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame({"a": rng.choice(["b_c", "d"], 400), "a_b": rng.choice(["c", "e"], 400)})
+    pipe = _two_column_pipeline(x, [("categorical", OneHotEncoder(), ["a", "a_b"])])
+    assert _transformed_groups(pipe, x, ["a", "a_b"], 0) is None

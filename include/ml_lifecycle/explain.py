@@ -28,13 +28,34 @@ def input_feature_of(output_name: str, features: list[str]) -> str:
     return name
 
 
-def _ambiguous(output_name: str, features: list[str]) -> bool:
-    """Whether an output column's name could come from two input features (``a`` with
-    category ``b`` and a feature ``a_b``): then the columns cannot be grouped by name."""
-    name = output_name.split("__", 1)[1] if "__" in output_name else output_name
+def _transformer_columns(prep: Any) -> dict[str, list[str]]:
+    """Input columns of each named transformer of the preprocessing's ColumnTransformer (empty
+    when there is none): an output ``<transformer>__<rest>`` can only come from those."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    steps = [s for _, s in prep.steps] if isinstance(prep, Pipeline) else [prep]
+    ct = next((s for s in reversed(steps) if isinstance(s, ColumnTransformer)), None)
+    out: dict[str, list[str]] = {}
+    for name, _, columns in getattr(ct, "transformers_", None) or []:
+        if isinstance(columns, list | tuple | np.ndarray | pd.Index) and all(
+                isinstance(c, str) for c in columns):
+            out[str(name)] = [str(c) for c in columns]
+    return out
+
+
+def _unambiguous_owner(output_name: str, features: list[str],
+                       columns: dict[str, list[str]]) -> str | None:
+    """The one input feature an output column's name can come from, or None when two can (a
+    categorical ``a`` with category ``b_c`` and a categorical ``a_b`` with category ``c`` in the
+    same transformer) or none does. The transformer prefix narrows the candidates, so a numeric
+    ``education_num`` and the category ``num`` of ``education`` are told apart."""
+    prefix, name = output_name.split("__", 1) if "__" in output_name else ("", output_name)
     if name.startswith("missingindicator_"):
         name = name[len("missingindicator_"):]
-    return sum(name == f or name.startswith(f + "_") for f in features) > 1
+    candidates = [f for f in columns[prefix] if f in features] if prefix in columns else features
+    hits = [f for f in candidates if name == f or name.startswith(f + "_")]
+    return hits[0] if len(hits) == 1 else None
 
 
 def _transformed_groups(pipeline: Any, x: pd.DataFrame, features: list[str],
@@ -58,9 +79,11 @@ def _transformed_groups(pipeline: Any, x: pd.DataFrame, features: list[str],
         return None
     if not isinstance(z, np.ndarray) or z.ndim != 2 or z.shape[1] != len(names):
         return None
-    owners = np.array([input_feature_of(n, features) for n in names])
-    if not set(owners) <= set(features) or any(_ambiguous(n, features) for n in names):
+    columns = _transformer_columns(prep)
+    found = [_unambiguous_owner(n, features, columns) for n in names]
+    if any(o is None for o in found):
         return None
+    owners = np.array(found)
     groups = {f: np.flatnonzero(owners == f) for f in features}
     rng = np.random.default_rng([seed, 3])  # its own stream: the shuffles measured stay the same
     m = min(len(x), 300)
