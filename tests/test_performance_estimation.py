@@ -32,9 +32,11 @@ from ml_lifecycle.drift.estimate import (
     PerformanceEstimator,
     apply_calibration,
     calibration_error,
+    calibration_replicates,
     estimate_classification,
     estimated_drift,
     fit_calibration,
+    fit_sigmoid,
     realized_calibration,
     reliability,
 )
@@ -170,6 +172,59 @@ def test_fit_calibration_fixes_badly_calibrated_scores(distort: str) -> None:
                                 else logit_new + 1.6)))
     fixed = calibration_error(y_new, apply_calibration(calibration, raw_new))
     assert fixed < 0.02 < calibration_error(y_new, raw_new)
+
+
+def _sklearn_sigmoid(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    lr = LogisticRegression(C=1e6, tol=1e-12, max_iter=100_000).fit(x[:, None], y)
+    return float(lr.coef_[0, 0]), float(lr.intercept_[0])
+
+
+@pytest.mark.parametrize("case", ["calibrated", "overconfident", "shifted", "nearly_separable",
+                                  "tiny"])
+def test_fit_sigmoid_finds_scikit_learns_logistic_regression(case: str) -> None:
+    rng = np.random.default_rng(len(case))
+    n = 30 if case == "tiny" else 4000
+    x = rng.normal(0.0, 2.0, n)
+    true = {"calibrated": x, "overconfident": x / 3, "shifted": 0.8 * x - 1.5,
+            "nearly_separable": 8 * x, "tiny": x}[case]
+    y = (rng.random(n) < 1 / (1 + np.exp(-true))).astype(float)
+    a, b = fit_sigmoid(x, y)
+    want_a, want_b = _sklearn_sigmoid(x, y)
+    assert a.shape == b.shape == (1,)
+    assert a[0] == pytest.approx(want_a, rel=1e-5, abs=1e-6)
+    assert b[0] == pytest.approx(want_b, rel=1e-5, abs=1e-6)
+
+
+def test_fit_sigmoid_with_bootstrap_counts_is_the_fit_on_the_resampled_rows() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(0.0, 1.5, 1500)
+    y = (rng.random(1500) < 1 / (1 + np.exp(-(0.7 * x + 0.4)))).astype(float)
+    draws = [rng.integers(0, 1500, 1500) for _ in range(6)]
+    counts = np.stack([np.bincount(idx, minlength=1500) for idx in draws])
+    a, b = fit_sigmoid(x, y, counts)
+    for r, idx in enumerate(draws):  # each replicate on its own, and in a batch of six
+        want_a, want_b = _sklearn_sigmoid(x[idx], y[idx])
+        assert (a[r], b[r]) == (pytest.approx(want_a, rel=1e-5), pytest.approx(want_b, rel=1e-5))
+    assert len(set(np.round(a, 6))) == 6  # six different resamples, six different maps
+
+
+def test_calibration_replicates_are_the_sigmoid_maps_of_bootstrap_resamples() -> None:
+    rng = np.random.default_rng(8)
+    x, y = draw(rng, 3000)
+    scores = 1 / (1 + np.exp(-(INTERCEPT + x @ BETA + 1.0)))  # miscalibrated
+    out = calibration_replicates(y, scores, "none", replicates=20, seed=4)
+    assert out is not None and out["method"] == "sigmoid"
+    grid, deltas = np.asarray(out["grid"]), np.asarray(out["deltas"])
+    assert deltas.shape == (20, len(grid))
+    # the same resamples, each refitted by scikit-learn: the deltas agree to the rounding
+    logit = np.log(scores / (1 - scores))
+    draws = np.random.default_rng([4, 7])
+    for r in range(20):
+        idx = draws.integers(0, len(y), len(y))
+        a, b = _sklearn_sigmoid(logit[idx], y[idx])
+        want = apply_calibration({"method": "sigmoid", "a": a, "b": b}, grid) - np.clip(grid, 0, 1)
+        np.testing.assert_allclose(deltas[r], want, atol=2e-6)
+    assert deltas.std(axis=0).max() > 0.005  # the resamples do move the map
 
 
 # --------------------------------------------------------------------------- the done-criterion
@@ -338,6 +393,17 @@ def _stored(directory: Path) -> tuple[dict, dict[str, np.ndarray], object]:
     path = directory / LOSS_MODEL_FILE  # the safe format: no pickle
     return meta, arrays, (loads(path.read_bytes(), "skops", allow_pickle=False, where=str(path))
                           if path.is_file() else None)
+
+
+def test_the_reference_estimate_is_the_estimate_of_the_test_scores() -> None:
+    rng, model, estimator = trained(9, n_train=4000, n_val=2000)
+    x_test, y_test = draw(rng, 1500)
+    scores = model.predict_proba(x_test)[:, 1]
+    estimator.set_reference(y_test, scores)
+    full = estimator.estimate(scores)
+    assert {m: r["estimated"] for m, r in estimator.reference_.items()} == {
+        m: full[m]["value"] for m in estimator.metrics}
+    assert all(r["estimated"] is not None for r in estimator.reference_.values())
 
 
 def test_classification_estimator_round_trips_through_its_files(tmp_path: Path) -> None:
