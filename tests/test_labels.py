@@ -12,6 +12,7 @@ from ml_lifecycle.labels import (
     label_keys,
     positive_class,
     text_key,
+    text_keys,
 )
 
 
@@ -58,3 +59,24 @@ def test_training_drift_and_backtest_encode_labels_alike(tmp_path) -> None:
     assert encode_labels(values.astype(str).str.replace(".0", ""), cfg).tolist() == \
         trained.astype(float).tolist()
     assert _encode(cfg, values.astype(int)).tolist() == trained.astype(float).tolist()
+
+
+@pytest.mark.parametrize("values", [
+    pd.Series(["yes", "no", "yes"]),
+    pd.Series(["a", None, "b"]),  # object with a missing value: keyed row by row
+    pd.Series([1.0, 2.0, np.nan, 3.5]),
+    pd.Series([1, 0, 1], dtype="int64"),
+    pd.Series([True, False, True]),
+    pd.Series([1, True, "x", 2.0, None, np.nan], dtype=object),  # 1 and True hash alike
+    pd.Series(["x", "y", None], dtype="category"),
+    pd.Series(["x", pd.NA], dtype="string"),
+    pd.Series([], dtype=object),
+])
+def test_text_keys_equal_text_key_row_by_row(values: pd.Series) -> None:
+    assert text_keys(values).tolist() == values.map(text_key).tolist()
+
+
+def test_positive_class_is_the_minority_and_the_first_name_on_a_tie() -> None:
+    assert positive_class(pd.Series(["no", "yes", "no", None])) == "yes"
+    assert positive_class(["b", "a", "a", "b"]) == "a"
+    assert positive_class(["x"], configured=1.0) == "1"

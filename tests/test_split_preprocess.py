@@ -16,7 +16,7 @@ from ml_lifecycle.data import load_table
 from ml_lifecycle.errors import ConfigError, DataError
 from ml_lifecycle.models import train_model
 from ml_lifecycle.preprocess import MISSING_CATEGORY
-from ml_lifecycle.split import leakage_audit, split_frame
+from ml_lifecycle.split import SPLITS, _hex_ids, leakage_audit, split_frame
 from ml_lifecycle.train import encode_target
 
 
@@ -95,6 +95,59 @@ def test_duplicate_feature_rows_across_splits_are_counted(tmp_path: Path) -> Non
     s = split_frame(frame, y, cfg)
     dup = leakage_audit(frame, y, s, cfg)["duplicate_feature_rows_across_splits"]
     assert sum(dup.values()) > 0
+
+
+def _shared_by_sets(values: np.ndarray, s) -> dict[str, int]:
+    """The audit's pair counts the slow, obvious way: distinct values per split, intersected."""
+    per = {name: {str(v) for v in values[s.indices(name)]} for name in SPLITS}
+    return {f"{a}_{b}": len(per[a] & per[b])
+            for a, b in (("train", "validation"), ("train", "test"), ("validation", "test"))}
+
+
+def test_audit_counts_equal_the_set_intersections(tmp_path: Path) -> None:
+    cfg, frame, y = _setup(tmp_path)
+    rng = np.random.default_rng(4)
+    frame = pd.concat([frame, frame.iloc[rng.choice(len(frame), 150)]], ignore_index=True)
+    y = np.concatenate([y, y[-150:]])
+    frame["account"] = rng.integers(0, 300, len(frame)).astype(str)
+    cfg.data.id_column = "account"
+    s = split_frame(frame, y, cfg)
+    audit = leakage_audit(frame, y, s, cfg)
+    hashes = pd.util.hash_pandas_object(frame[cfg.data.features.all], index=False).to_numpy()
+    want = _shared_by_sets(hashes, s)
+    assert audit["duplicate_feature_rows_across_splits"] == want and sum(want.values()) > 0
+    assert audit["ids_in_two_splits"] == sum(_shared_by_sets(frame["account"].to_numpy(),
+                                                             s).values()) > 0
+    # a row in two splits is counted by position, and refused
+    s.validation = np.concatenate([s.validation, s.train[:7]])
+    with pytest.raises(DataError, match="7 rows are in two splits"):
+        leakage_audit(frame, y, s, cfg)
+
+
+def test_leak_screen_auc_from_key_counts_equals_the_auc_on_the_rows() -> None:
+    from ml_lifecycle.metrics import compute_metric
+    from ml_lifecycle.split import _auc_by_key
+
+    rng = np.random.default_rng(2)
+    for trial in range(30):
+        k = int(rng.integers(2, 25))
+        keys = rng.integers(0, k, int(rng.integers(20, 2000)))
+        means = np.round(rng.random(k), 1)  # equal means of different keys: ties
+        y = (rng.random(len(keys)) < means[keys]).astype(float)
+        if trial == 0:
+            y[:] = 1.0  # one class: undefined on both
+        want = compute_metric("classification", "roc_auc", y, means[keys])
+        got = _auc_by_key(keys, y, means)
+        assert (np.isnan(want) and np.isnan(got)) or got == pytest.approx(want, abs=1e-12)
+
+
+def test_row_ids_are_the_hex_of_the_row_hash() -> None:
+    hashes = np.array([0, 1, 255, 2**63, 2**64 - 1, 0xDEADBEEF12345678], dtype=np.uint64)
+    hashes = np.concatenate([hashes, np.random.default_rng(0).integers(
+        0, 2**63, 1000, dtype=np.uint64) * np.uint64(2) + np.uint64(1)])
+    got = _hex_ids(hashes)
+    assert got.dtype == np.dtype("<U17")
+    assert got.tolist() == [f"h{int(v):016x}" for v in hashes]
 
 
 @pytest.mark.parametrize("family", ["hist_gradient_boosting", "logistic_regression", "sgd"])

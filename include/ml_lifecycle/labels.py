@@ -30,6 +30,24 @@ def text_key(value: Any) -> str:
     return str(value)
 
 
+def text_keys(values: pd.Series) -> np.ndarray:
+    """:func:`text_key` of every value, as an object array; the same as
+    ``values.map(text_key)``, without a Python call per row where that is safe: a column of
+    strings is its own keys, and a numeric, boolean or categorical column is keyed once per
+    distinct value. A mixed object column (``1`` and ``True`` hash alike) is keyed row by row."""
+    if values.dtype == object:
+        if pd.api.types.infer_dtype(values, skipna=False) == "string":
+            return values.to_numpy(dtype=object)
+        return values.map(text_key).to_numpy(dtype=object)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    keys = np.array([text_key(u) for u in np.asarray(uniques, dtype=object)] + [None],
+                    dtype=object)[codes]  # code -1 (missing) picks the None, replaced below
+    missing = codes < 0
+    if missing.any():
+        keys[missing] = [text_key(v) for v in values.to_numpy(dtype=object)[missing]]
+    return keys
+
+
 def apply_label_map(values: pd.Series, label_map: Mapping[str, Any] | None) -> pd.Series:
     """Raw target values with ``data.label_map`` applied (keys are the values' text)."""
     if not label_map:
@@ -46,11 +64,11 @@ def positive_class(keys: pd.Series | np.ndarray, configured: Any = None) -> str:
     """The positive class: ``configured`` (as a key) or else the minority class of ``keys``."""
     if configured is not None:
         return text_key(configured)
-    present = pd.Series(keys).dropna().to_numpy()
+    present = pd.Series(keys).dropna()
     if not len(present):
         raise ValueError("no labels to choose a positive class from")
-    classes, counts = np.unique(present.astype(str), return_counts=True)
-    return str(classes[int(np.argmin(counts))])
+    counts = present.astype(str).value_counts().sort_index()  # ties: the first name wins
+    return str(counts.index[int(np.argmin(counts.to_numpy()))])
 
 
 def binary_labels(values: pd.Series, positive: Any, *,

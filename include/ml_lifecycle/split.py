@@ -57,7 +57,21 @@ def row_ids(frame: pd.DataFrame, cfg: Config) -> np.ndarray:
         return frame[cfg.data.id_column].astype(str).to_numpy()
     cols = [c for c in [*cfg.data.features.all, cfg.data.target] if c in frame.columns]
     hashed = pd.util.hash_pandas_object(frame[cols], index=False).to_numpy()
-    return np.char.mod("h%016x", hashed.astype(np.uint64))
+    return _hex_ids(hashed.astype(np.uint64))
+
+
+_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+
+
+def _hex_ids(hashed: np.ndarray) -> np.ndarray:
+    """``"h%016x"`` of each 64-bit hash (a ``<U17`` array), built from the hash's bytes at once:
+    ``np.char.mod`` formats one value per Python call (2.4 s of a 1M-row training)."""
+    digits = hashed.astype(">u8").view(np.uint8).reshape(-1, 8)  # most significant byte first
+    text = np.empty((len(hashed), 17), dtype=np.uint8)
+    text[:, 0] = ord("h")
+    text[:, 1::2] = _HEX_DIGITS[digits >> 4]
+    text[:, 2::2] = _HEX_DIGITS[digits & 15]
+    return text.view("S17").ravel().astype("U17")
 
 
 def _fraction_counts(n: int, cfg: Config) -> tuple[int, int]:
@@ -240,18 +254,26 @@ def leakage_audit(
     features = cfg.data.features.all
     pairs = (("train", "validation"), ("train", "test"), ("validation", "test"))
 
-    def shared(values: np.ndarray) -> dict[str, int]:  # distinct values in both splits
-        per = {name: np.unique(values[split.indices(name)]) for name in SPLITS}
-        return {f"{a}_{b}": int(np.intersect1d(per[a], per[b], assume_unique=True).size)
-                for a, b in pairs}
+    def shared(codes: np.ndarray, distinct: int) -> dict[str, int]:
+        """Distinct values (codes ``0..distinct-1``) found in both splits of each pair: one
+        bit per split marks where each value occurs (a pass over the rows, no sorting)."""
+        seen = np.zeros(distinct, dtype=np.uint8)
+        for bit, name in enumerate(SPLITS):
+            seen[codes[split.indices(name)]] |= np.uint8(1 << bit)
+        bits = {name: 1 << i for i, name in enumerate(SPLITS)}
+        return {f"{a}_{b}": int(np.count_nonzero((seen & (bits[a] | bits[b]))
+                                                 == (bits[a] | bits[b]))) for a, b in pairs}
 
-    overlap_positions = sum(shared(np.arange(len(frame))).values())
+    def shared_values(values: Any) -> dict[str, int]:
+        codes, uniques = pd.factorize(values, use_na_sentinel=False)
+        return shared(codes, len(uniques))
+
+    overlap_positions = sum(shared(np.arange(len(frame)), len(frame)).values())
     audit: dict[str, Any] = {"rows_in_two_splits": overlap_positions, "checks": []}
     id_col = cfg.data.id_column
     if id_col:
-        codes = pd.factorize(frame[id_col].astype(str))[0]
-        audit["ids_in_two_splits"] = sum(shared(codes).values())
-    audit["duplicate_feature_rows_across_splits"] = shared(_row_hashes(frame, features))
+        audit["ids_in_two_splits"] = sum(shared_values(frame[id_col].astype(str)).values())
+    audit["duplicate_feature_rows_across_splits"] = shared_values(_row_hashes(frame, features))
     if split.strategy == "time" and cfg.data.time_column:
         times = pd.to_datetime(frame[cfg.data.time_column])
         t = {name: times.iloc[split.indices(name)] for name in SPLITS}
@@ -275,6 +297,22 @@ def leakage_audit(
         raise DataError(f"leakage audit: {overlap_positions} rows are in two splits")
     audit["target_leak_screen"] = target_leak_screen(frame, y, split, cfg)
     return audit
+
+
+def _auc_by_key(keys: np.ndarray, y: np.ndarray, score_of_key: np.ndarray) -> float:
+    """ROC-AUC of scores that take one value per key (a bin's or a category's training mean),
+    from each key's positive and negative counts: the number ``roc_auc`` gives on the rows
+    (equal scores count as half-ordered pairs there too), in one pass instead of a sort of
+    every validation row per feature."""
+    from .metrics import weighted_metric
+
+    pos = np.bincount(keys, weights=y, minlength=len(score_of_key))
+    neg = np.bincount(keys, minlength=len(score_of_key)) - pos
+    present = np.flatnonzero(pos + neg > 0)
+    labels = np.concatenate([np.ones(len(present)), np.zeros(len(present))])
+    weights = np.concatenate([pos[present], neg[present]])[None, :]
+    scores = np.concatenate([score_of_key[present], score_of_key[present]])
+    return float(weighted_metric("roc_auc", labels, scores, weights)[0])
 
 
 def target_leak_screen(
@@ -317,7 +355,7 @@ def target_leak_screen(
         if multiclass:
             scores[column] = compute_metric("multiclass", "roc_auc_ovr", y_va, pred)
         elif cfg.task == "classification":
-            auc = compute_metric("classification", "roc_auc", y_va, pred)
+            auc = _auc_by_key(keys[va], y_va, means[:, 0])
             scores[column] = max(auc, 1.0 - auc)
         else:
             scores[column] = compute_metric("regression", "r2", y_va, pred)

@@ -26,7 +26,7 @@ import pandas as pd
 
 from .errors import EXIT_GATE_REJECTED, EXIT_OK, DataError, RegistryError
 from .io import atomic_write_bytes, atomic_write_json
-from .labels import apply_label_map, positive_class, text_key
+from .labels import apply_label_map, positive_class, text_keys
 from .model_format import file_name as model_file_name
 from .model_format import pickles_allowed
 from .storage import as_path, is_file
@@ -78,13 +78,13 @@ def encode_target(frame: pd.DataFrame, cfg: Config,
         if not np.isfinite(y).all():
             raise DataError(f"target '{cfg.data.target}' has non-numeric or non-finite values")
         return y, {"mean": float(y.mean()), "std": float(y.std())}
-    labels = target.map(text_key).to_numpy()
-    classes = np.unique(labels)
+    labels = text_keys(target)
+    classes = np.unique(pd.unique(labels))  # sorted: one sort of the distinct labels
     if cfg.task == "multiclass":
         if len(classes) < 2:
             raise DataError(f"target '{cfg.data.target}' has {len(classes)} class(es) "
                             f"{classes.tolist()[:10]}; a classifier needs at least 2")
-        codes = np.searchsorted(classes, labels)  # class i of the sorted class names
+        codes = pd.Categorical(labels, categories=classes).codes  # class i of the sorted names
         counts = np.bincount(codes, minlength=len(classes))
         return codes.astype(int), {
             "classes": classes.tolist(),
