@@ -355,6 +355,46 @@ def test_permutation_importance_preprocesses_once_with_the_same_result(cfg, monk
         assert abs(fast[name]["mean"] - mean) <= 3 * std + 0.01, name
 
 
+@pytest.mark.parametrize("path", ["preprocessed", "pipeline"])
+def test_permutation_importance_predicts_only_the_rows_a_shuffle_changed(cfg, monkeypatch,
+                                                                         path: str) -> None:
+    """A row a shuffle left as it was keeps its score: skipping its prediction changes no
+    number, and on a column with few distinct values most rows are skipped."""
+    from ml_lifecycle import explain, scoring
+
+    x, y, parts, fit = _fitted(cfg)
+    x_val, y_val = x.iloc[parts.validation].copy(), y[parts.validation]
+    if path == "pipeline":
+        monkeypatch.setattr(explain, "_transformed_groups", lambda *a: None)
+    predicted: list[int] = []
+    real_predict = scoring.predict_scores
+    monkeypatch.setattr(scoring, "predict_scores",
+                        lambda m, rows, task: predicted.append(len(rows)) or real_predict(
+                            m, rows, task))
+    skipping = explain.permutation_importances(cfg, fit.pipeline, x_val, y_val)
+    rows_skipping = sum(predicted)
+    predicted.clear()
+    monkeypatch.setattr(explain, "_changed_rows", lambda before, after: np.ones(len(before),
+                                                                                 dtype=bool))
+    every_row = explain.permutation_importances(cfg, fit.pipeline, x_val, y_val)
+    assert skipping == every_row  # the same floats, not just close
+    n = min(len(x_val), cfg.evaluation.importance_max_rows)
+    shuffles = cfg.evaluation.importance_repeats * len(cfg.data.features.all)
+    assert sum(predicted) >= n * shuffles
+    assert rows_skipping < sum(predicted)  # fewer rows predicted, for the same numbers
+
+
+def test_changed_rows_treat_missing_as_unchanged() -> None:
+    from ml_lifecycle.explain import _changed_rows
+
+    before = np.array([[1.0, np.nan], [np.nan, 2.0], [3.0, 4.0]])
+    after = np.array([[1.0, np.nan], [np.nan, 5.0], [3.0, 4.0]])
+    assert _changed_rows(before, after).tolist() == [False, True, False]
+    text = np.array([["a"], [None], ["b"]], dtype=object)
+    assert _changed_rows(text, np.array([["a"], [None], ["c"]], dtype=object)).tolist() == [
+        False, False, True]
+
+
 def test_a_pipeline_that_mixes_columns_falls_back_to_shuffling_inputs() -> None:
     from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression
