@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 
 BACKGROUND_FILE = "shap_background.parquet"
 BACKGROUND_ROWS = 200  # training rows: the linear and model-agnostic explainers' expectation
-GLOBAL_ROWS = 1000  # validation rows behind the card's mean |SHAP|
 PERMUTATION_EVALS = 4  # model-agnostic budget: this many x (2 x features + 1) calls per row
 TREE_MODELS = (
     "HistGradientBoostingClassifier", "HistGradientBoostingRegressor",
@@ -254,12 +253,14 @@ class ShapExplainer:
 
 def global_importance(cfg: Config, pipeline: Any, background: pd.DataFrame,
                       rows: pd.DataFrame) -> dict[str, Any]:
-    """Mean |SHAP| per input feature on (a sample of) ``rows`` (the validation split), for the
-    card; ``{"status": "unavailable", "reason"}`` when the model cannot be explained."""
+    """Mean |SHAP| per input feature on (at most ``evaluation.shap_rows`` of) ``rows`` (the
+    validation split), for the card; ``{"status": "unavailable", "reason"}`` when the model
+    cannot be explained."""
     try:
         explainer = ShapExplainer(cfg, pipeline, background).fit()
-        sample = rows.sample(n=min(GLOBAL_ROWS, len(rows)), random_state=cfg.evaluation.seed) \
-            if len(rows) > GLOBAL_ROWS else rows
+        limit = cfg.evaluation.shap_rows
+        sample = rows.sample(n=limit, random_state=cfg.evaluation.seed) \
+            if len(rows) > limit else rows
         explanation = explainer.explain(sample)
     except Exception as exc:  # an explanation must never fail a training
         return {"status": "unavailable", "reason": f"{type(exc).__name__}: {exc}"[:500]}
