@@ -8,15 +8,18 @@ from common import loglog_exponent
 from drift_compare import LABELS
 
 DRIFT_ORDER = ("ours", "ours_nX", "plain", "nannyml", "evidently")
-STAGES = ("load", "quality", "split", "train", "evaluate", "gate", "explain", "register",
-          "promote")
+STAGES = ("load", "quality", "split", "train", "evaluate", "gate", "performance_estimator",
+          "explain", "register", "promote", "tracking")
 STAGE_NOTES = {
     "quality": "quality gate over the whole table",
     "split": "stratified split + leakage audit (row hashes, single-feature leak screen)",
     "train": "preprocessing fit + early-stopped HistGradientBoosting + threshold choice",
     "evaluate": "test scoring, bootstrap intervals, baseline, slices",
     "gate": "gate rules (+ paired bootstrap vs a champion when there is one)",
-    "explain": "permutation importance on validation rows",
+    "performance_estimator": "label-free estimator: calibration on validation, reference on "
+                             "test",
+    "explain": "permutation importance and mean |SHAP| on validation rows",
+    "tracking": "MLflow export (off unless configured)",
     "register": "model, split assignment, reference profile, card (staged, renamed)",
     "promote": "champion alias + history",
 }
@@ -104,6 +107,20 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
                         "at 1M rows", f"ours {m:,.0f} MB vs {detail}",
                         all(m < c[p]["peak_mb"]["median"] for p in peers)
                         and len(peers) == 2))
+    adult = results.get("training", {}).get("by_dataset", {}).get("adult")
+    if adult and "ratio_vs_plain_same_trees" in adult:
+        cold = adult.get("ratio_new_process_vs_plain_same_trees")
+        out.append(("training overhead <= 2x a plain pipeline on UCI Adult (same model)",
+                    f"{adult['ratio_vs_plain_same_trees']}x"
+                    + (f"; {cold}x counting the loading of skops and shap in a new process"
+                       if cold else ""), adult["ratio_vs_plain_same_trees"] <= 2.0))
+    if adult and "ours_retrain" in adult:
+        gate = adult["ours_retrain"]["stages"].get("gate", {}).get("median")
+        ratio = adult.get("retrain_vs_first")
+        out.append(("a retrain with a champion on UCI Adult: the gate's paired comparison "
+                    "< 1 s and the retrain <= 2x the first training",
+                    f"gate {gate:.2f} s, retrain / first {ratio}x",
+                    gate is not None and gate < 1.0 and ratio is not None and ratio <= 2.0))
     train = results.get("training", {}).get("by_dataset", {}).get("synthetic_1000000")
     if train and "ratio_vs_plain_same_trees" in train:
         out.append(("training overhead <= 1.25x a plain pipeline at 1M rows (same model: same "
@@ -247,12 +264,14 @@ def _training(results: dict[str, Any]) -> list[str]:
         "stopping (validation_fraction 0.25, so 60/20/20 like ours) + `predict_proba` on the "
         "test rows. *plain, same trees* = early stopping off and `max_iter` = the trees our run "
         "kept, fitted on the same 60 % share: the same model, so *ours / same trees* is the "
-        "overhead. Fresh process per run, table already in memory, empty registry (no champion "
-        "to compare with).",
+        "overhead (it includes early stopping's own cost: the 20 patience trees grown past the "
+        "best one and the validation scoring). Fresh process per run, table already in memory, "
+        "libraries loaded, empty registry (no champion to compare with). *new process* counts "
+        "the loading of skops and shap too, which only our run needs (once per process).",
         "",
         "| data | ours | plain (own early stopping) | plain, same trees | ours / same trees | "
-        "ours / plain | trees: ours / plain | test ROC-AUC ours / plain |",
-        "|---|---|---|---|---|---|---|---|",
+        "same, new process | ours / plain | trees: ours / plain | test ROC-AUC ours / plain |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for label, r in res["by_dataset"].items():
         name = _dataset(label, r)
@@ -263,6 +282,7 @@ def _training(results: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {name} ({r['rows']:,} rows) | {_t(o and o['seconds'])} | {_t(p and p['seconds'])}"
             f" | {_t(s and s['seconds'])} | {_x(r.get('ratio_vs_plain_same_trees'))} | "
+            f"{_x(r.get('ratio_new_process_vs_plain_same_trees'))} | "
             f"{_x(r.get('ratio_vs_plain'))} | {trees} | {auc} |")
     lines += ["", "### Where our time goes, by stage (`timings_seconds`, median)", "",
               "| stage | what | " + " | ".join(
@@ -475,19 +495,23 @@ def _findings(results: dict[str, Any]) -> list[str]:
             f"- **Training overhead at 1M rows ({big['ratio_vs_plain_same_trees']}x, target "
             f"1.25x)**: ours {big['ours']['seconds']['median']:.0f} s vs {same:.0f} s for the "
             f"same model in a plain pipeline. Our `train` stage alone (preprocessing + fit + "
-            f"validation scoring + threshold) took {st.get('train', 0):.0f} s; the stages a plain "
+            f"validation scoring + threshold) took {st.get('train', 0):.0f} s, early stopping's "
+            f"own cost included: the fit grows the {_trees(big['ours'])} trees kept plus the 20 "
+            f"patience trees that show the best was the best; the stages a plain "
             f"pipeline does not have took {sum(extra.values()):.0f} s: " + ", ".join(
                 f"{k} {v:.1f} s" for k, v in sorted(extra.items(), key=lambda kv: -kv[1])
                 if v >= 0.05) + ". The cProfile table in section 2 breaks them down further.")
-    for label in ("adult", "synthetic_10000"):
-        r = train.get(label)
-        if r and "ours" in r and r.get("ratio_vs_plain_same_trees", 0) > 1.25:
-            st = {k: v["median"] or 0.0 for k, v in r["ours"]["stages"].items()}
-            out.append(f"- **{_dataset(label, r)}** ({r['ratio_vs_plain_same_trees']}x the same "
-                       f"model): permutation importance (`explain`) {st.get('explain', 0):.1f} s "
-                       f"of {st.get('total', 0):.1f} s; it scores the whole pipeline on up to "
-                       "5,000 validation rows n_features x 5 times, a fixed cost that dominates "
-                       "small tables.")
+    r = train.get("adult")
+    if r and "ours" in r and r.get("ratio_vs_plain_same_trees", 0) > 2.0:
+        st = {k: v["median"] or 0.0 for k, v in r["ours"]["stages"].items()}
+        extra = {k: st.get(k, 0.0) for k in STAGES if k != "train"}
+        out.append(f"- **{_dataset('adult', r)}** ({r['ratio_vs_plain_same_trees']}x the same "
+                   f"model, target 2x): our `train` stage {st.get('train', 0):.2f} s vs "
+                   f"{r['plain_same_trees']['seconds']['median']:.2f} s for the whole plain "
+                   "run; the stages a plain pipeline does not have, fixed costs that dominate "
+                   "a small table: " + ", ".join(
+                       f"{k} {v:.2f} s" for k, v in sorted(extra.items(), key=lambda kv: -kv[1])
+                       if v >= 0.05) + ".")
     adult = train.get("adult")
     if adult and "ours" in adult and "plain" in adult:
         t_ours, t_plain = _trees(adult["ours"]), _trees(adult["plain"])
@@ -599,15 +623,18 @@ def render_performance(results: dict[str, Any]) -> str:
     train = results.get("training", {}).get("by_dataset", {})
     if train:
         lines += ["**Training** (our `train` with quality gate, leakage audit, early stopping, "
-                  "evaluation, gate, permutation importance and registry write, vs a plain "
-                  "scikit-learn pipeline with the same preprocessing and model):", "",
-                  "| data | ours | plain pipeline, same trees | ratio | plain pipeline, own "
-                  "early stopping | ratio |", "|---|---|---|---|---|---|"]
+                  "evaluation, gate, performance estimator, permutation importance, SHAP "
+                  "summary and registry write, vs a plain scikit-learn pipeline with the same "
+                  "preprocessing and model; libraries loaded before the clock, and *new "
+                  "process* also counts loading skops and shap, which only our run needs):", "",
+                  "| data | ours | plain pipeline, same trees | ratio | ratio, new process | "
+                  "plain pipeline, own early stopping | ratio |", "|---|---|---|---|---|---|---|"]
         for label, r in train.items():
             name = _dataset(label, r)
             o, p, s = r.get("ours"), r.get("plain"), r.get("plain_same_trees")
             lines.append(f"| {name} | {_t(o and o['seconds'])} | {_t(s and s['seconds'])} | "
                          f"{_x(r.get('ratio_vs_plain_same_trees'))} | "
+                         f"{_x(r.get('ratio_new_process_vs_plain_same_trees'))} | "
                          f"{_t(p and p['seconds'])} | {_x(r.get('ratio_vs_plain'))} |")
         lines.append("")
     dag = results.get("dag")
