@@ -140,10 +140,11 @@ def fit_sigmoid(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None,
     one weighting of ones) it minimises ``sum_i w_i logloss_i + a^2 / (2 c)``, the objective of
     scikit-learn's ``LogisticRegression(C=c)`` on the one feature ``x`` with an unpenalised
     intercept (checked against it in ``tests/test_performance_estimation.py``), by Newton steps
-    on the two parameters, halved where a step would raise the loss (the loss is convex, so
-    this converges). Each step is a few array operations over replicates x rows: the
-    :data:`CALIBRATION_REPLICATES` bootstrap refits behind an estimate's interval cost about one
-    fit instead of one scikit-learn fit each (about 0.6 s of a training on UCI Adult).
+    on the two parameters; a step is halved where the loss's slope at its end shows it went far
+    past the minimum along it (the loss is convex). Each step is a few array operations over
+    replicates x rows: the :data:`CALIBRATION_REPLICATES` bootstrap refits behind an estimate's
+    interval cost about one fit instead of one scikit-learn fit each (on UCI Adult's 6,500
+    validation rows 0.06 s instead of 0.2-0.4 s).
 
     Args:
         x: the feature (the logit of the model's score), shape (n,).
@@ -307,8 +308,8 @@ def calibration_replicates(y: np.ndarray, scores: np.ndarray, method: str, *,
         counts = np.stack([np.bincount(idx, minlength=len(y)) for idx in draws])
         a0, b0 = fit_sigmoid(_logit(s), y)
         a, b = fit_sigmoid(_logit(s), y, counts, start=(a0[0], b0[0]))
-        z = a[:, None] * _logit(grid)[None, :] + b[:, None]
-        deltas = 1.0 / (1.0 + np.exp(-z)) - base
+        deltas = apply_calibration({"method": "sigmoid", "a": a[:, None], "b": b[:, None]},
+                                   grid) - base  # (replicates, grid points)
     else:
         deltas = np.stack([apply_calibration(_fit_map(fit_method, y[idx], s[idx]), grid) - base
                            for idx in draws])
